@@ -1,0 +1,148 @@
+/// Tree traversal. Exact: the same comparisons, in the same precision, as the producing library.
+/// No allocation per row: the only scratch buffer (float32 rounding) is allocated once per call.
+extension TreeEnsemble {
+    /// Raw margins for `rows` rows of `featureCount` values each (row-major, NaN = missing),
+    /// written to `out` as `rows x outputCount`.
+    public func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+        let k = outputCount
+        let f = featureCount
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: inputPrecision == .double ? 0 : f)
+        defer { scratch.deallocate() }
+        nodes.withUnsafeBufferPointer { nodeBuf in
+            categoryBits.withUnsafeBufferPointer { bits in
+                categorySets.withUnsafeBufferPointer { sets in
+                    roots.withUnsafeBufferPointer { rootBuf in
+                        treeOutput.withUnsafeBufferPointer { outBuf in
+                            let walker = Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
+                            for r in 0..<rows {
+                                let row = canonicalRow(x + r * f, scratch: scratch)
+                                let o = out + r * k
+                                if inputPrecision == .float32 {
+                                    // XGBoost: float32 running sums from the base margin.
+                                    for c in 0..<k {
+                                        var acc = Float(baseMargin[c])
+                                        for t in 0..<rootBuf.count where Int(outBuf[t]) == c {
+                                            acc += Float(nodeBuf[walker.leaf(from: Int(rootBuf[t]), row: row)].value)
+                                        }
+                                        o[c] = Double(acc)
+                                    }
+                                    continue
+                                }
+                                for c in 0..<k { o[c] = 0 }
+                                for t in 0..<rootBuf.count {
+                                    let leaf = walker.leaf(from: Int(rootBuf[t]), row: row)
+                                    o[Int(outBuf[t])] += nodeBuf[leaf].value
+                                }
+                                for c in 0..<k { o[c] = baseMargin[c] + o[c] / divisor }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `row` as the trees see it (`inputPrecision`): either `row` itself or `scratch` filled with
+    /// the canonical values. `scratch` must hold `featureCount` values unless the precision is `.double`.
+    @inline(__always)
+    public func canonicalRow(_ row: UnsafePointer<Double>, scratch: UnsafeMutablePointer<Double>) -> UnsafePointer<Double> {
+        switch inputPrecision {
+        case .double:
+            return row
+        case .doubleFlushingTinyToZero:
+            let z = InputPrecision.lightGBMZeroThreshold
+            for j in 0..<featureCount {
+                let v = row[j]
+                scratch[j] = (v >= -z && v <= z) ? 0 : v
+            }
+            return UnsafePointer(scratch)
+        case .float32:
+            for j in 0..<featureCount { scratch[j] = Double(Float(row[j])) }
+            return UnsafePointer(scratch)
+        }
+    }
+
+    /// The leaf node index that tree `t` routes `row` to (row already in `inputPrecision`).
+    public func leafIndex(tree t: Int, row: UnsafePointer<Double>) -> Int {
+        nodes.withUnsafeBufferPointer { nodeBuf in
+            categoryBits.withUnsafeBufferPointer { bits in
+                categorySets.withUnsafeBufferPointer { sets in
+                    Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
+                        .leaf(from: Int(roots[t]), row: row)
+                }
+            }
+        }
+    }
+
+    /// Whether `node` sends value `x` to its left child (the routing rule, shared by traversal
+    /// and by TreeSHAP).
+    public func goesLeft(node: Int, value x: Double) -> Bool {
+        nodes.withUnsafeBufferPointer { nodeBuf in
+            categoryBits.withUnsafeBufferPointer { bits in
+                categorySets.withUnsafeBufferPointer { sets in
+                    Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
+                        .goesLeft(nodeBuf[node], x)
+                }
+            }
+        }
+    }
+}
+
+/// The traversal kernel over raw pointers.
+@usableFromInline
+struct Walker {
+    let nodes: UnsafePointer<TreeNode>
+    let sets: UnsafePointer<CategorySet>?
+    let bits: UnsafePointer<UInt32>?
+    let decoding: CategoryDecoding
+
+    /// LightGBM's `kZeroThreshold`: |x| <= 1e-35 counts as zero for missing type Zero.
+    static let zeroThreshold = 1e-35
+
+    @inline(__always)
+    func leaf(from root: Int, row: UnsafePointer<Double>) -> Int {
+        var i = root
+        while true {
+            let node = nodes[i]
+            if node.feature < 0 { return i }
+            i = Int(goesLeft(node, row[Int(node.feature)]) ? node.left : node.right)
+        }
+    }
+
+    @inline(__always)
+    func goesLeft(_ node: TreeNode, _ value: Double) -> Bool {
+        var x = value
+        let flags = node.flags
+        if flags.isCategorical {
+            if x.isNaN { return flags.defaultLeft }
+            return categoryMatch(setIndex: Int(node.value), x) == flags.categoryMatchGoesLeft
+        }
+        switch flags.missingBits {
+        case 0:  // asZero
+            if x.isNaN { x = 0 }
+        case 1:  // defaultChild
+            if x.isNaN { return flags.defaultLeft }
+        default:  // zeroOrNaNDefault
+            if x.isNaN || (x >= -Walker.zeroThreshold && x <= Walker.zeroThreshold) { return flags.defaultLeft }
+        }
+        return x <= node.value
+    }
+
+    @inline(__always)
+    func categoryMatch(setIndex: Int, _ x: Double) -> Bool {
+        guard x.isFinite else { return false }
+        switch decoding {
+        case .truncate:
+            break
+        case .nonNegativeThenTruncate:
+            if x < 0 || x >= 16_777_216 { return false }
+        }
+        let c = x.rounded(.towardZero)
+        guard c >= 0, c < 2_147_483_648 else { return false }
+        let id = Int(c)
+        let set = sets![setIndex]
+        let word = id >> 5
+        guard word < Int(set.words) else { return false }
+        return (bits![Int(set.offset) + word] >> UInt32(id & 31)) & 1 == 1
+    }
+}

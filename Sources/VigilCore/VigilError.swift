@@ -1,0 +1,43 @@
+/// Every error Vigil reports. The message names the thing that is wrong, the value and the rule,
+/// so that a user can fix the input without reading code. Never a trap: loaders and parsers throw.
+public struct VigilError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        /// A model file that cannot be read as its format (truncated, corrupt, unknown value).
+        case modelFormat
+        /// A model that parses but breaks a rule of the IR (a split on a missing feature, a cycle).
+        case modelInvalid
+        /// A manifest or policy that is malformed or disagrees with the model.
+        case package
+        /// Input data that breaks a rule (a missing column, text in a numeric field).
+        case input
+        /// A file that cannot be opened, read or written.
+        case io
+        /// A command-line usage error.
+        case usage
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// `file: location: message`, e.g. `model.txt: line 41 (Tree=3, decision_type): value 16 ...`.
+    public static func modelFormat(_ file: String, at location: String, _ message: String) -> VigilError {
+        VigilError(.modelFormat, "\(file): \(location): \(message)")
+    }
+
+    public static func modelInvalid(_ message: String) -> VigilError {
+        VigilError(.modelInvalid, message)
+    }
+
+    /// Names the row, the field, the value and the rule.
+    public static func input(row: Int?, field: String, value: String, rule: String) -> VigilError {
+        let place = row.map { "row \($0)" } ?? "input"
+        return VigilError(.input, "\(place), field '\(field)': value '\(value)' \(rule)")
+    }
+}
