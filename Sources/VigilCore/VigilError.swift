@@ -35,9 +35,9 @@ public struct VigilError: Error, CustomStringConvertible, Sendable, Equatable {
         VigilError(.modelInvalid, message)
     }
 
-    /// Names the row, the field, the value and the rule.
-    public static func input(row: Int?, field: String, value: String, rule: String) -> VigilError {
-        let place = row.map { "row \($0)" } ?? "input"
-        return VigilError(.input, "\(place), field '\(field)': value '\(value)' \(rule)")
+    /// Names the place (file and line, or request), the field, the value and the rule:
+    /// `cohort.csv: line 6, field 'chol': value 'abc' is not a number`.
+    public static func input(at place: String, field: String, value: String, rule: String) -> VigilError {
+        VigilError(.input, "\(place), field '\(field)': value '\(value)' \(rule)")
     }
 }

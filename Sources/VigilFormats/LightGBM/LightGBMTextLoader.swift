@@ -270,7 +270,7 @@ public struct LightGBMTextLoader: Sendable {
         do {
             try builder.addTree(nodes: nodes, cover: cover, output: output)
         } catch let e as VigilError {
-            throw error(line: treeLine, "Tree=\(t): \(e.message)")
+            throw error(line: treeLine, e.message)
         }
     }
 

@@ -118,7 +118,7 @@ public struct XGBoostJSONLoader: Sendable {
         for (t, tree) in trees.enumerated() {
             let output = treeInfo[t]
             guard output >= 0, output < k else {
-                throw JSONNode(value: output, path: "\(treeInfoNode.path)[\(t)]", file: fileName).fail("tree \(t) belongs to output \(output) but the model has \(k)")
+                throw JSONNode(value: .number(Double(output)), path: "\(treeInfoNode.path)[\(t)]", file: fileName).fail("tree \(t) belongs to output \(output) but the model has \(k)")
             }
             try addTree(t, tree, weight: treeWeights?[t] ?? 1, output: output, into: &builder)
         }

@@ -1,0 +1,167 @@
+public import Foundation
+@_exported public import VigilCore
+@_exported public import VigilGuardrails
+@_exported public import VigilFormats
+
+/// A model package's `manifest.json` (docs/FORMATS.md), checked strictly: unknown keys, wrong
+/// types, bad ranges and duplicate names are refused with the key's path.
+public struct Manifest: Sendable {
+    public struct Histogram: Sendable, Equatable {
+        public let edges: [Double]
+        public let counts: [Double]
+        public let missing: Double
+    }
+
+    public let name: String
+    public let version: String
+    public let outcome: String?
+    public let task: String
+    public let modelFile: String
+    public let modelFormat: ModelFormat
+    public let modelSHA256: String
+    public let idField: String?
+    public let features: FeatureSchema
+    public let groups: [GroupField]
+    public let referenceRows: Int?
+    public let featureReference: [String: Histogram]
+    public let scoreReference: Histogram?
+    /// Whether the manifest declares an image input (CNN models).
+    public let hasImageInput: Bool
+
+    public static let fileName = "manifest.json"
+
+    public init(data: Data, file: String = fileName) throws {
+        let root: JSONNode
+        do {
+            root = try JSONNode.parse(data, file: file)
+        } catch let e as VigilError {
+            throw VigilError(.package, e.message)
+        }
+        do {
+            try self.init(root: root)
+        } catch let e as VigilError where e.kind == .modelFormat {
+            throw VigilError(.package, e.message)
+        }
+    }
+
+    private init(root: JSONNode) throws {
+        try root.requireKeys(in: ["schema", "name", "version", "outcome", "task", "model", "id_field", "features", "groups", "reference", "input", "description"])
+        let schema = try root["schema"].string()
+        guard schema == "vigil.manifest/1" else { throw try root["schema"].fail("'\(schema)' is not a supported manifest schema (vigil.manifest/1 is)") }
+        name = try root["name"].string()
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw try root["name"].fail("'\(name)' must be non-empty letters, digits, '-', '_' or '.' (it names the model in URLs and metrics)")
+        }
+        version = try root["version"].string()
+        outcome = try root.optional("outcome")?.string()
+        task = try root["task"].string()
+        guard ["binary", "multiclass", "regression"].contains(task) else {
+            throw try root["task"].fail("'\(task)' is not a task (binary, multiclass, regression)")
+        }
+        let model = try root["model"]
+        try model.requireKeys(in: ["file", "format", "sha256"])
+        modelFile = try model["file"].string()
+        guard !modelFile.contains("/"), !modelFile.hasPrefix(".") else {
+            throw try model["file"].fail("'\(modelFile)' must be a file name inside the package folder")
+        }
+        let formatText = try model["format"].string()
+        guard let format = ModelFormat(rawValue: formatText) else {
+            throw try model["format"].fail("'\(formatText)' is not a model format (\(ModelFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        modelFormat = format
+        modelSHA256 = try model["sha256"].string().lowercased()
+        guard modelSHA256.count == 64, modelSHA256.allSatisfy(\.isHexDigit) else {
+            throw try model["sha256"].fail("must be 64 hexadecimal digits")
+        }
+        idField = try root.optional("id_field")?.string()
+
+        var specs: [FeatureSpec] = []
+        for f in try root["features"].array() {
+            try f.requireKeys(in: ["name", "type", "unit", "description", "range", "missing_allowed", "mean", "shape", "categories"])
+            let kindText = try f["type"].string()
+            guard let kind = FeatureSpec.Kind(rawValue: kindText) else {
+                throw try f["type"].fail("'\(kindText)' is not a feature type (numeric, integer, binary, categorical, image)")
+            }
+            var range: ClosedRange<Double>?
+            if let r = f.optional("range"), !r.isNull {
+                let v = try r.doubles()
+                guard v.count == 2, !v[0].isNaN, !v[1].isNaN, v[0] <= v[1] else { throw r.fail("range must be [min, max] with min <= max") }
+                range = v[0]...v[1]
+            }
+            specs.append(FeatureSpec(
+                name: try f["name"].string(), kind: kind, unit: try f.optional("unit").flatMap { $0.isNull ? nil : try $0.string() },
+                description: try f.optional("description").flatMap { $0.isNull ? nil : try $0.string() }, range: range,
+                missingAllowed: try f.optional("missing_allowed").map { try $0.double() != 0 } ?? true,
+                mean: try f.optional("mean").flatMap { $0.isNull ? nil : try $0.double() }))
+        }
+        do {
+            features = try FeatureSchema(specs)
+        } catch {
+            throw try root["features"].fail(error.message)
+        }
+
+        var groups: [GroupField] = []
+        for g in try root.optional("groups")?.array() ?? [] {
+            try g.requireKeys(in: ["name", "source", "field", "map", "other", "missing", "bins", "description"])
+            let sourceText = try g["source"].string()
+            guard let source = GroupField.Source(rawValue: sourceText) else {
+                throw try g["source"].fail("'\(sourceText)' is not a group source (field, feature)")
+            }
+            let field = try g["field"].string()
+            if source == .feature, features.index(of: field) == nil {
+                throw try g["field"].fail("group source is feature '\(field)', which is not in features")
+            }
+            var map: [String: String]?
+            if let m = g.optional("map") {
+                map = try Dictionary(uniqueKeysWithValues: m.keys.map { ($0, try m[$0].string()) })
+            }
+            var bins: GroupField.Bins?
+            if let b = g.optional("bins") {
+                try b.requireKeys(in: ["edges", "labels"])
+                do {
+                    bins = try GroupField.Bins(edges: try b["edges"].doubles(), labels: try b["labels"].array().map { try $0.string() })
+                } catch let e as VigilError where e.kind == .package {
+                    throw b.fail(e.message)
+                }
+            }
+            let name = try g["name"].string()
+            guard !groups.contains(where: { $0.name == name }) else { throw try g["name"].fail("group '\(name)' appears twice") }
+            groups.append(GroupField(
+                name: name, source: source, field: field, map: map, other: try g.optional("other")?.string(),
+                missingLabel: try g.optional("missing")?.string() ?? "Unknown", bins: bins))
+        }
+        self.groups = groups
+
+        var featureReference: [String: Histogram] = [:]
+        var scoreReference: Histogram?
+        var referenceRows: Int?
+        if let ref = root.optional("reference") {
+            try ref.requireKeys(in: ["rows", "features", "score"])
+            referenceRows = try ref.optional("rows")?.int()
+            if let fr = ref.optional("features") {
+                for key in fr.keys {
+                    guard features.index(of: key) != nil else { throw try fr[key].fail("reference for unknown feature '\(key)'") }
+                    featureReference[key] = try Self.histogram(try fr[key])
+                }
+            }
+            if let s = ref.optional("score") { scoreReference = try Self.histogram(s) }
+        }
+        self.featureReference = featureReference
+        self.scoreReference = scoreReference
+        self.referenceRows = referenceRows
+        hasImageInput = root.optional("input") != nil
+    }
+
+    private static func histogram(_ node: JSONNode) throws -> Histogram {
+        try node.requireKeys(in: ["edges", "counts", "missing"])
+        let edges = try node["edges"].doubles()
+        let counts = try node["counts"].doubles()
+        guard counts.count == edges.count + 1 else { throw node.fail("\(edges.count) edges need \(edges.count + 1) counts, got \(counts.count)") }
+        guard zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }) else { throw node.fail("edges must be strictly increasing") }
+        return Histogram(edges: edges, counts: counts, missing: try node.optional("missing")?.double() ?? 0)
+    }
+}
+
+extension Error {
+    var message: String { (self as? VigilError)?.message ?? "\(self)" }
+}

@@ -1,0 +1,120 @@
+public import Foundation
+internal import VigilKernels
+
+/// Rows to score, as parsed from a file or a request: features in the model's order (NaN =
+/// missing), the raw text of each `field`-sourced group, an id and where the row came from.
+public struct RowBatch: Sendable {
+    public var count: Int
+    public var ids: [String]
+    /// `count x featureCount`, row-major.
+    public var features: [Double]
+    /// `count x model.fieldGroupCount`, row-major; nil = absent or missing.
+    public var groupRaw: [String?]
+    /// Where each row came from, for messages (e.g. `line 18`).
+    public var origins: [String]
+
+    public init(count: Int, ids: [String], features: [Double], groupRaw: [String?], origins: [String]) {
+        self.count = count
+        self.ids = ids
+        self.features = features
+        self.groupRaw = groupRaw
+        self.origins = origins
+    }
+}
+
+/// One scored row: the record every mode of use returns (../shared/DESIGN.md).
+public struct PredictionRecord: Sendable {
+    public var id: String
+    /// `risk` (binary), one probability per class (multiclass) or the prediction (regression).
+    public var outputs: [Double]
+    /// One label per manifest group field, in the manifest's order.
+    public var groupLabels: [String]
+    /// The policy's group key (labels of its group fields joined by `|`), empty for a global policy.
+    public var groupKey: String
+    public var threshold: Double?
+    public var thresholdSource: GuardrailPolicy.Source?
+    public var decision: Bool?
+    public var warnings: [String]
+}
+
+extension VigilModel {
+    /// Group fields read from input fields (not features), in manifest order.
+    public var fieldGroups: [GroupField] { groups.filter { $0.source == .field } }
+
+    /// Scores a batch: margins through the model's kernels (all cores for large batches), the
+    /// link, range checks, groups, the policy's threshold and the decision. Throws on a value
+    /// the model cannot score (a missing value for a linear model), naming the row and field.
+    public func score(_ batch: RowBatch) throws -> [PredictionRecord] {
+        let f = schema.count
+        let k = ir.outputCount
+        let n = batch.count
+        precondition(batch.features.count == n * f, "RowBatch features must be count x featureCount")
+        if !ir.acceptsMissing, let bad = batch.features.firstIndex(where: \.isNaN) {
+            let r = bad / f
+            throw VigilError.input(
+                at: batch.origins[r], field: schema.features[bad % f].name, value: "",
+                rule: "is missing; a linear model cannot score a missing value (Vigil does not impute)")
+        }
+        var outputs = [Double](repeating: 0, count: n * k)
+        batch.features.withUnsafeBufferPointer { x in
+            outputs.withUnsafeMutableBufferPointer { out in
+                let xb = UncheckedSendable(x.baseAddress!)
+                let ob = UncheckedSendable(out.baseAddress!)
+                Parallel.forEachChunk(count: n, minChunk: ir.isLinear ? 8192 : 64) { range in
+                    let rows = range.count
+                    ir.predictRaw(xb.value + range.lowerBound * f, rows: rows, into: ob.value + range.lowerBound * k)
+                    ir.transform(ob.value + range.lowerBound * k, rows: rows)
+                }
+            }
+        }
+        var records: [PredictionRecord] = []
+        records.reserveCapacity(n)
+        let fieldGroupSlots = groups.indices.map { i in groups[i].source == .field ? groups[..<i].filter { $0.source == .field }.count : -1 }
+        let fieldGroupCount = fieldGroups.count
+        for r in 0..<n {
+            var warnings: [String] = []
+            let row = r * f
+            for (j, spec) in schema.features.enumerated() {
+                let v = batch.features[row + j]
+                if v.isNaN {
+                    if !spec.missingAllowed {
+                        warnings.append("\(spec.name) is missing (not expected by the manifest); scored with the model's missing-value routing")
+                    }
+                } else if let range = spec.range, !range.contains(v) {
+                    warnings.append("\(spec.name)=\(MissingValues.canonicalText(v)) is outside the valid range [\(MissingValues.canonicalText(range.lowerBound)), \(MissingValues.canonicalText(range.upperBound))]")
+                }
+            }
+            let labels = groups.indices.map { i -> String in
+                let g = groups[i]
+                if g.source == .feature {
+                    return g.label(value: batch.features[row + schema.index(of: g.field)!])
+                }
+                return g.label(raw: batch.groupRaw[r * fieldGroupCount + fieldGroupSlots[i]])
+            }
+            let o = Array(outputs[(r * k)..<(r * k + k)])
+            var record = PredictionRecord(
+                id: batch.ids[r], outputs: o, groupLabels: labels, groupKey: "", threshold: nil,
+                thresholdSource: nil, decision: nil, warnings: warnings)
+            if makesDecisions {
+                let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
+                let (threshold, source) = policy.threshold(forKey: key)
+                record.groupKey = key
+                record.threshold = threshold
+                record.thresholdSource = source
+                record.decision = GuardrailPolicy.decide(risk: o[0], threshold: threshold)
+                if case .fallback(let reason) = source {
+                    record.warnings.append("fallback threshold \(threshold): \(reason)")
+                }
+            }
+            records.append(record)
+        }
+        return records
+    }
+}
+
+extension ModelIR {
+    var isLinear: Bool {
+        if case .linear = self { return true }
+        return false
+    }
+}

@@ -1,0 +1,143 @@
+public import Foundation
+internal import VigilKernels
+
+/// A model ready to score: the IR, its feature schema, group fields and guardrail policy.
+/// The public entry point of the engine: `VigilModel.load(path:)`, then `score(_:)`.
+public final class VigilModel: Sendable {
+    public let name: String
+    public let version: String
+    public let format: ModelFormat
+    /// SHA-256 of the model file, checked against the manifest on load.
+    public let sha256: String
+    public let modelURL: URL
+    public let ir: ModelIR
+    public let schema: FeatureSchema
+    public let groups: [GroupField]
+    public let policy: GuardrailPolicy
+    public let manifest: Manifest?
+    /// Things the user should know about how the model was loaded (no manifest, no policy).
+    public let loadWarnings: [String]
+    /// The input column that identifies a row (`id_field` in the manifest, else `id`).
+    public let idField: String
+    /// For each policy group field, its index in `groups`.
+    let policyGroupIndices: [Int]
+
+    init(
+        name: String, version: String, format: ModelFormat, sha256: String, modelURL: URL, ir: ModelIR,
+        schema: FeatureSchema, groups: [GroupField], policy: GuardrailPolicy, manifest: Manifest?,
+        loadWarnings: [String], idField: String
+    ) throws {
+        self.name = name
+        self.version = version
+        self.format = format
+        self.sha256 = sha256
+        self.modelURL = modelURL
+        self.ir = ir
+        self.schema = schema
+        self.groups = groups
+        self.policy = policy
+        self.manifest = manifest
+        self.loadWarnings = loadWarnings
+        self.idField = idField
+        policyGroupIndices = try policy.groupFields.map { field in
+            guard let i = groups.firstIndex(where: { $0.name == field }) else {
+                throw VigilError(.package, "policy.json: group field '\(field)' is not one of the manifest's groups (\(groups.map(\.name).joined(separator: ", ")))")
+            }
+            return i
+        }
+    }
+
+    /// Loads a model package folder (manifest.json + model file + policy.json) or a bare model file.
+    public static func load(path: String) throws -> VigilModel {
+        BLAS.setThreads(1)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw VigilError(.io, "\(path): no such file or folder")
+        }
+        return isDir.boolValue ? try loadPackage(URL(fileURLWithPath: path)) : try loadBare(URL(fileURLWithPath: path))
+    }
+
+    private static func read(_ url: URL) throws -> Data {
+        do {
+            return try Data(contentsOf: url)
+        } catch {
+            throw VigilError(.io, "\(url.path): cannot read the file (\(error.localizedDescription))")
+        }
+    }
+
+    private static func loadPackage(_ dir: URL) throws -> VigilModel {
+        let manifestURL = dir.appendingPathComponent(Manifest.fileName)
+        guard FileManager.default.fileExists(atPath: manifestURL.path) else {
+            throw VigilError(.package, "\(dir.path): a model package folder needs a manifest.json (or pass the model file itself)")
+        }
+        let manifest = try Manifest(data: try read(manifestURL), file: manifestURL.path)
+        let modelURL = dir.appendingPathComponent(manifest.modelFile)
+        let data = try read(modelURL)
+        let digest = SHA256Digest.hex(of: data)
+        guard digest == manifest.modelSHA256 else {
+            throw VigilError(.package, "\(modelURL.path): SHA-256 is \(digest) but manifest.json says \(manifest.modelSHA256); the model file is not the one the manifest describes")
+        }
+        let (ir, format) = try ModelFileLoader.load(data: data, fileName: modelURL.path, expected: manifest.modelFormat)
+        guard ir.objective.taskName == manifest.task else {
+            throw VigilError(.package, "manifest.json: task '\(manifest.task)' but the model file is \(ir.objective.summary)")
+        }
+        guard manifest.features.count == ir.featureCount else {
+            throw VigilError(.package, "manifest.json lists \(manifest.features.count) features but the model file has \(ir.featureCount)")
+        }
+        if let names = ir.featureNames {
+            for (i, (a, b)) in zip(manifest.features.names, names).enumerated() where a != b {
+                throw VigilError(.package, "manifest.json feature \(i) is '\(a)' but the model file names it '\(b)'; the order must match the model's")
+            }
+        }
+        var warnings: [String] = []
+        let policyURL = dir.appendingPathComponent("policy.json")
+        let policy: GuardrailPolicy
+        if FileManager.default.fileExists(atPath: policyURL.path) {
+            policy = try GuardrailPolicy.load(data: try read(policyURL), file: policyURL.path)
+        } else {
+            policy = .defaultHalf
+            if case .binaryLogistic = ir.objective {
+                warnings.append("no policy.json in \(dir.path): a single global threshold of 0.5 applies")
+            }
+        }
+        return try VigilModel(
+            name: manifest.name, version: manifest.version, format: format, sha256: digest, modelURL: modelURL,
+            ir: ir, schema: manifest.features, groups: manifest.groups, policy: policy, manifest: manifest,
+            loadWarnings: warnings, idField: manifest.idField ?? "id")
+    }
+
+    private static func loadBare(_ url: URL) throws -> VigilModel {
+        let data = try read(url)
+        let (ir, format) = try ModelFileLoader.load(data: data, fileName: url.path)
+        let schema: FeatureSchema
+        var warnings = ["no manifest: features are \(ir.featureNames == nil ? "positional (f0, f1, ...)" : "named by the model file"), no valid ranges are checked, no groups are assigned"]
+        if let names = ir.featureNames {
+            schema = try FeatureSchema(names.map { FeatureSpec(name: $0) })
+        } else {
+            schema = .positional(count: ir.featureCount)
+        }
+        if case .binaryLogistic = ir.objective {
+            warnings.append("no policy: a single global threshold of 0.5 applies")
+        }
+        let stem = url.deletingPathExtension().lastPathComponent
+        return try VigilModel(
+            name: stem, version: "unversioned", format: format, sha256: SHA256Digest.hex(of: data), modelURL: url,
+            ir: ir, schema: schema, groups: [], policy: .defaultHalf, manifest: nil, loadWarnings: warnings,
+            idField: "id")
+    }
+
+    /// Whether records carry a threshold and decision (binary models).
+    public var makesDecisions: Bool {
+        if case .binaryLogistic = ir.objective { return true }
+        return false
+    }
+
+    /// Output column names: `risk`, `risk_<k>` per class, or `prediction`.
+    public var outputNames: [String] {
+        switch ir.objective {
+        case .binaryLogistic: return ["risk"]
+        case .multiclassSoftmax(let k): return (0..<k).map { "risk_\($0)" }
+        case .regression: return ["prediction"]
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import VigilEngine
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a model: format, objective, trees and leaves or coefficients, features, SHA-256, policy.")
+
+    @Option(name: .long, help: "Model package folder or bare model file.")
+    var model: String
+
+    @Flag(name: .long, help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        try runReportingErrors {
+            let m = try VigilModel.load(path: model)
+            var facts: [(String, String)] = [
+                ("name", m.name), ("version", m.version), ("file", m.modelURL.path),
+                ("format", m.format.displayName), ("sha256", m.sha256), ("objective", m.ir.objective.summary),
+                ("features", String(m.schema.count)),
+            ]
+            switch m.ir {
+            case .trees(let t):
+                facts += [("trees", String(t.treeCount)), ("leaves", String(t.leafCount)), ("max depth", String(t.maxDepth)),
+                          ("base margin", t.baseMargin.map { "\($0)" }.joined(separator: ", "))]
+                if t.divisor != 1 { facts.append(("averaging", "sum / \(Int(t.divisor))")) }
+                facts += t.notes.sorted { $0.key < $1.key }.map { ("\($0.key)", $0.value) }
+            case .linear(let l):
+                facts.append(("outputs", String(l.outputCount)))
+                facts.append(("intercepts", l.intercepts.map { "\($0)" }.joined(separator: ", ")))
+            }
+            facts.append(("policy", "\(m.policy.version) (\(m.policy.rule.isEmpty ? m.policy.constraint : m.policy.rule))"))
+            facts.append(("fallback threshold", "\(m.policy.fallbackThreshold)"))
+            if !m.groups.isEmpty { facts.append(("groups", m.groups.map { "\($0.name) (from \($0.source.rawValue) '\($0.field)')" }.joined(separator: ", "))) }
+            var featureRows: [[String]] = []
+            for (j, f) in m.schema.features.enumerated() {
+                var row = [f.name, f.kind.rawValue, f.unit ?? "", f.range.map { "[\($0.lowerBound), \($0.upperBound)]" } ?? "", f.missingAllowed ? "yes" : "no"]
+                if case .linear(let l) = m.ir { row.append("\(l.weights[j])") }
+                featureRows.append(row)
+            }
+            if json {
+                var obj: [String: Any] = Dictionary(uniqueKeysWithValues: facts)
+                obj["feature_list"] = featureRows.map { ["name": $0[0], "type": $0[1], "unit": $0[2], "range": $0[3], "missing_allowed": $0[4]] }
+                obj["warnings"] = m.loadWarnings
+                let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            let width = facts.map(\.0.count).max() ?? 0
+            for (k, v) in facts { print("\(k.padding(toLength: width, withPad: " ", startingAt: 0))  \(v)") }
+            for w in m.loadWarnings { print("warning: \(w)") }
+            print("")
+            var header = ["feature", "type", "unit", "valid range", "missing ok"]
+            if case .linear = m.ir { header.append("coefficient") }
+            printTable(header: header, rows: featureRows)
+        }
+    }
+}
+
+func printTable(header: [String], rows: [[String]]) {
+    let widths = header.indices.map { c in max(header[c].count, rows.map { $0[c].count }.max() ?? 0) }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+    print(line(header))
+    for r in rows { print(line(r)) }
+}

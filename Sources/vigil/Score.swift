@@ -1,0 +1,71 @@
+public import ArgumentParser
+import Foundation
+public import VigilEngine
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a cohort file (CSV or JSON Lines) and write one prediction record per row.",
+        discussion: """
+            The input's header names the features (extra columns are ignored; every model \
+            feature must be present). Empty, NaN, NA and ? are missing values. The id column \
+            (the manifest's id_field, else 'id') passes through. A value outside the manifest's \
+            valid range is scored and flagged in the row's warnings. Memory stays flat whatever \
+            the row count; progress shows on a terminal.
+
+            Output (CSV): id, risk (risk_<k> per class, or prediction), group, threshold, \
+            threshold_source, decision, warnings. JSON Lines output holds full records.
+            """)
+
+    @Option(name: .long, help: "Model package folder or bare model file.")
+    var model: String
+
+    @Option(name: .long, help: "Cohort file: CSV with a header, or JSON Lines (.jsonl).")
+    var input: String
+
+    @Option(name: .long, help: "Output file (default: standard output).")
+    var output: String?
+
+    @Option(name: .long, help: "Input format: csv or jsonl (default: from the file name).")
+    var inputFormat: CohortFormat?
+
+    @Option(name: .long, help: "Output format: csv or jsonl (default: from the output name; csv on standard output).")
+    var outputFormat: CohortFormat?
+
+    @Option(name: .long, help: "Rows per batch.")
+    var batchSize: Int = 8192
+
+    @Flag(name: .long, help: "No progress or summary on standard error.")
+    var quiet = false
+
+    func run() throws {
+        try runReportingErrors {
+            guard batchSize > 0 else { throw VigilError(.usage, "--batch-size must be > 0, got \(batchSize)") }
+            let model = try VigilModel.load(path: self.model)
+            let log = StandardError(quiet: quiet)
+            for w in model.loadWarnings { log.line("warning: \(w)") }
+            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat)
+            for note in reader.notes { log.line("warning: \(note)") }
+            let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
+            let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat)
+            let progress = Progress(total: reader.totalBytes, log: log)
+            var rows = 0
+            var warned = 0
+            var positives = 0
+            while let batch = try reader.nextBatch(maxRows: batchSize) {
+                let records = try model.score(batch)
+                try writer.write(records)
+                rows += records.count
+                warned += records.reduce(0) { $0 + ($1.warnings.isEmpty ? 0 : 1) }
+                positives += records.reduce(0) { $0 + ($1.decision == true ? 1 : 0) }
+                progress.update(rows: rows, bytes: reader.bytesRead)
+            }
+            progress.finish(rows: rows)
+            var summary = "scored \(rows) rows with \(model.name) \(model.version) (\(model.format.displayName), sha256 \(model.sha256.prefix(12)))"
+            if model.makesDecisions { summary += "; \(positives) positive decisions" }
+            summary += "; \(warned) rows with warnings"
+            log.line(summary)
+        }
+    }
+}
+
+extension CohortFormat: ExpressibleByArgument {}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Vigil: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Inference for clinical risk models with fairness guardrails.",
+        discussion: """
+            Models load from the files their training tools write (LightGBM text, XGBoost JSON, \
+            ONNX logistic regression, Vigil linear JSON), as a model package folder \
+            (manifest.json + model file + policy.json) or a bare model file.
+            """,
+        version: "0.1.0",
+        subcommands: [Score.self, Inspect.self])
+}
