@@ -68,6 +68,6 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),
-        .testTarget(name: "CLITests", dependencies: ["VigilTesting"], swiftSettings: strictSettings),
+        .testTarget(name: "CLITests", dependencies: ["VigilTesting", "vigil"], swiftSettings: strictSettings),
     ]
 )

@@ -44,7 +44,7 @@ extension VigilModel {
     /// Scores a batch: margins through the model's kernels (all cores for large batches), the
     /// link, range checks, groups, the policy's threshold and the decision. Throws on a value
     /// the model cannot score (a missing value for a linear model), naming the row and field.
-    public func score(_ batch: RowBatch) throws -> [PredictionRecord] {
+    public func score(_ batch: RowBatch, threads: Int? = nil) throws -> [PredictionRecord] {
         let f = schema.count
         let k = ir.outputCount
         let n = batch.count
@@ -60,7 +60,7 @@ extension VigilModel {
             outputs.withUnsafeMutableBufferPointer { out in
                 let xb = UncheckedSendable(x.baseAddress!)
                 let ob = UncheckedSendable(out.baseAddress!)
-                Parallel.forEachChunk(count: n, minChunk: ir.isLinear ? 8192 : 64) { range in
+                Parallel.forEachChunk(count: n, minChunk: ir.isLinear ? 8192 : 64, threads: threads ?? Parallel.cores) { range in
                     let rows = range.count
                     ir.predictRaw(xb.value + range.lowerBound * f, rows: rows, into: ob.value + range.lowerBound * k)
                     ir.transform(ob.value + range.lowerBound * k, rows: rows)
@@ -110,6 +110,28 @@ extension VigilModel {
         }
         return records
     }
+}
+
+extension VigilModel {
+    /// Margins and outputs only (no records, checks or guardrails), `rows x outputCount`, spread
+    /// over `threads` partitions: the raw kernel path that `vigil bench` measures.
+    public func predict(_ features: [Double], rows: Int, threads: Int = 1) -> [Double] {
+        let f = schema.count, k = ir.outputCount
+        var out = [Double](repeating: 0, count: rows * k)
+        features.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                let xb = UncheckedSendable(x.baseAddress!), ob = UncheckedSendable(o.baseAddress!)
+                Parallel.forEachChunk(count: rows, minChunk: 64, threads: threads) { range in
+                    ir.predictRaw(xb.value + range.lowerBound * f, rows: range.count, into: ob.value + range.lowerBound * k)
+                    ir.transform(ob.value + range.lowerBound * k, rows: range.count)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The cores this process can use.
+    public static var availableCores: Int { Parallel.cores }
 }
 
 extension ModelIR {
