@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One-command set-up on Debian with Swift 6.x on PATH: installs the system libraries Vigil links
+# (OpenBLAS, LAPACKE, SQLite, libpng, libjpeg-turbo), builds the release binary, and scores the
+# shipped readmission test cohort as a smoke test. Re-running is safe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq libopenblas-dev liblapacke-dev libsqlite3-dev libpng-dev libjpeg62-turbo-dev pkg-config >/dev/null
+swift build -c release --product vigil
+mkdir -p out
+.build/release/vigil score --model models/readmission --input models/readmission/test_cohort.csv --output out/readmission_scores.csv
+.build/release/vigil score --model models/sepsis --input models/sepsis/test_cohort.csv --output out/sepsis_scores.jsonl
+echo "vigil is at .build/release/vigil; scores written to out/readmission_scores.csv and out/sepsis_scores.jsonl"
+head -n 4 out/readmission_scores.csv
