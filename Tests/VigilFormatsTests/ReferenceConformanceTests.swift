@@ -35,6 +35,14 @@ struct ReferenceConformanceTests {
         x.withUnsafeBufferPointer { xp in
             raw.withUnsafeMutableBufferPointer { model.predictRaw(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
         }
+        if case .trees(let ensemble) = model {
+            // The blocked traversal kernel is bit-identical to its one-row-at-a-time twin.
+            var reference = [Double](repeating: .nan, count: rows * k)
+            x.withUnsafeBufferPointer { xp in
+                reference.withUnsafeMutableBufferPointer { ensemble.predictRawReference(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
+            }
+            #expect(reference == raw, "\(caseName): blocked and reference traversal differ")
+        }
         var out = raw
         out.withUnsafeMutableBufferPointer { model.transform($0.baseAddress!, rows: rows) }
         let expected = try FixtureTable(contentsOf: dir.appendingPathComponent("expected.csv"))
