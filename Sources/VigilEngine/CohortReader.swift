@@ -255,8 +255,9 @@ public final class CohortReader {
             if len == 2, buf[lo] == UInt8(ascii: "N"), buf[lo + 1] == UInt8(ascii: "A") { return .nan }
             if len == 3, c0 == UInt8(ascii: "n"), buf[lo + 1] | 0x20 == UInt8(ascii: "a"), buf[lo + 2] | 0x20 == UInt8(ascii: "n") { return .nan }
         }
+        if len <= 9, let inf = infinity(buf, lo, hi) { return inf }
         // Only characters a decimal number can hold; this also keeps strtod from reading
-        // hexadecimal or `infinity` spellings and from running past the field.
+        // hexadecimal spellings and from running past the field.
         var hasDigit = false
         for i in lo..<hi {
             let c = buf[i]
@@ -276,6 +277,15 @@ public final class CohortReader {
             let v = strtod(p, &endp)
             return endp == p + len ? v : nil
         }
+    }
+
+    /// `inf`, `infinity` (any case, optionally signed), as numpy and Python write them.
+    private static func infinity(_ buf: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> Double? {
+        var i = lo
+        var sign = 1.0
+        if buf[i] == UInt8(ascii: "-") { sign = -1; i += 1 } else if buf[i] == UInt8(ascii: "+") { i += 1 }
+        let word = String(decoding: UnsafeBufferPointer(rebasing: buf[i..<hi]), as: UTF8.self).lowercased()
+        return word == "inf" || word == "infinity" ? sign * .infinity : nil
     }
 
     private func parseCSV(

@@ -81,3 +81,26 @@ struct ScoreCommandTests {
         #expect(score.stdout.contains("--model") && score.stdout.contains("--input") && score.stdout.contains("--output"))
     }
 }
+
+/// `vigil bench` runs end to end and reports every figure it promises (no timing assertions:
+/// speed is measured, not asserted).
+struct BenchCommandTests {
+    @Test func benchReportsLatencyPercentilesAndThroughput() throws {
+        let r = try CLI.run(["bench", "--model", "Tests/Fixtures/lightgbm/heart_binary/model.txt",
+                             "--input", "Tests/Fixtures/lightgbm/heart_binary/input.csv",
+                             "--rows", "500", "--single-calls", "50", "--batch", "100", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        for key in ["singleRaw", "singleFull", "batchRawRowsPerSecond", "batchFullRowsPerSecond", "rows", "threads"] {
+            #expect(obj[key] != nil, "bench reports \(key)")
+        }
+        let p = try #require(obj["singleRaw"] as? [String: Double])
+        #expect(p["p50"]! <= p["p99"]! && p["p99"]! <= p["max"]!)
+    }
+
+    @Test func benchRefusesNonPositiveSizes() throws {
+        let r = try CLI.run(["bench", "--model", "Tests/Fixtures/lightgbm/heart_binary/model.txt", "--rows", "0"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("must be > 0"))
+    }
+}

@@ -22,12 +22,14 @@ struct CohortReaderTests {
         let header = "id,extra," + Self.names.joined(separator: ",")
         var cells = Array(repeating: "1", count: 13)
         cells[0] = ""; cells[1] = "NaN"; cells[2] = "NA"; cells[3] = "?"; cells[4] = "nan"; cells[5] = " 2.5 "
+        cells[7] = "-inf"; cells[8] = "Infinity"
         let text = "\(header)\n\"p,1\",ignored,\(row(cells))\r\n"
         let b = try #require(try read(text))
         #expect(b.count == 1)
         #expect(b.ids == ["p,1"])
         #expect(b.features[0..<5].allSatisfy { $0.isNaN })
         #expect(b.features[5] == 2.5 && b.features[6] == 1)
+        #expect(b.features[7] == -.infinity && b.features[8] == .infinity)
     }
 
     @Test func columnsMayComeInAnyOrder() throws {
