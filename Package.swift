@@ -42,7 +42,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "VigilGuardrails", dependencies: ["VigilCore"], swiftSettings: strictSettings),
+        .target(name: "VigilGuardrails", dependencies: ["VigilCore", "VigilKernels"], swiftSettings: strictSettings),
         .target(
             name: "VigilEngine",
             dependencies: [
