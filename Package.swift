@@ -68,6 +68,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "VigilGuardrailsTests",
+            dependencies: ["VigilGuardrails", "VigilEngine", "VigilTesting"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "CLITests", dependencies: ["VigilTesting", "vigil"], swiftSettings: strictSettings),
     ]
 )
