@@ -117,9 +117,14 @@ extension ThresholdFitter.Result {
             if let r = g.fallbackReason { e.append(("fallback", .string(r))) }
             return (g.key, .object(e))
         }
-        let rule = groupFields.isEmpty
+        var rule = groupFields.isEmpty
             ? "one threshold for everyone, best \(options.objective.name) on the fitting cohort; decision risk >= threshold"
             : "per-group thresholds on \(groupFields.joined(separator: "|")) (exact search over each group's distinct risks) maximising pooled \(options.objective.name) subject to \(options.constraint.name)\(violationText); groups below \(options.minGroupSize) rows or without the rates the constraint needs take the fallback, the single best threshold for everyone; decision risk >= threshold"
+        if case .minSensitivity(let s) = options.constraint {
+            rule = groupFields.isEmpty
+                ? "one threshold for everyone: the highest whose TPR on the fitting cohort is >= \(s); decision risk >= threshold"
+                : "per-group thresholds on \(groupFields.joined(separator: "|")): each group's highest threshold whose TPR is >= \(s) (best specificity at that sensitivity; \(options.objective.name) is reported, not optimised); groups below \(options.minGroupSize) rows or without positives take the fallback, the highest threshold whose pooled TPR is >= \(s); decision risk >= threshold"
+        }
         var doc: [(String, JSONOutput)] = [
             ("schema", .string("vigil.policy/1")),
             ("version", .string(provenance.version)),

@@ -101,7 +101,7 @@ struct Audit: ParsableCommand {
             options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)
             let result = try FairnessAudit.run(data, options: options)
             let report = AuditReport(
-                result: result, cohort: cohort, modelDescription: m.map { "\($0.name) \($0.version) (\($0.format.displayName), sha256 \($0.sha256))" },
+                result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map { "\($0.name) \($0.version) (\($0.format.displayName), sha256 \($0.sha256))" },
                 decisionRule: rule, thresholds: thresholds, labelColumn: label)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
             if let html {
@@ -111,8 +111,10 @@ struct Audit: ParsableCommand {
                     throw VigilError(.io, "\(html): cannot write the report (\(error.localizedDescription))")
                 }
             }
-            for (reason, count) in cohort.fallbacks.sorted(by: { $0.key < $1.key }) {
-                log.line("note: \(count) rows took the fallback threshold: \(reason)")
+            if threshold == nil {
+                for (reason, count) in cohort.fallbacks.sorted(by: { $0.key < $1.key }) {
+                    log.line("note: \(count) rows took the fallback threshold: \(reason)")
+                }
             }
             for v in result.views { for w in v.warnings { log.line("warning: \(w)") } }
             log.line("audited \(result.rows) rows (\(cohort.labels.filter { $0 }.count) positive), \(result.views.count) views, \(bootstrap) bootstrap replicates (seed \(seed))")

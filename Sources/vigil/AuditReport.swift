@@ -6,6 +6,8 @@ import VigilEngine
 struct AuditReport {
     let result: FairnessAudit.Result
     let cohort: LabelledCohort
+    /// Whether rows were decided by the model's policy (so its fallbacks matter).
+    let showFallbacks: Bool
     let modelDescription: String?
     let decisionRule: String
     let thresholds: [Double]
@@ -58,7 +60,7 @@ struct AuditReport {
         ])))
         doc.append(("decisions", .object([
             ("rule", .string(decisionRule)),
-            ("fallback_rows", .object(cohort.fallbacks.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+            ("fallback_rows", .object((showFallbacks ? cohort.fallbacks : [:]).sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
         ])))
         doc.append(("bootstrap", .object([
             ("replicates", .int(o.replicates)), ("seed", .string(String(o.seed))), ("confidence", .number(o.confidence)),
@@ -99,7 +101,7 @@ struct AuditReport {
     func cell(_ v: MetricValue, _ ci: Interval?) -> String {
         guard let x = v.value else { return "<td class=\"undef\" title=\"\(Self.esc(v.reason ?? ""))\">undefined</td>" }
         var s = String(format: "%.3f", x)
-        if let ci { s += String(format: "<span class=\"ci\"> [%.3f, %.3f]</span>", ci.lower, ci.upper) }
+        if let ci { s += String(format: "<br><span class=\"ci\">[%.3f, %.3f]</span>", ci.lower, ci.upper) }
         return "<td>\(s)</td>"
     }
 
@@ -118,7 +120,7 @@ struct AuditReport {
             h3 { font-size: 15px; margin: 22px 0 6px; }
             table { border-collapse: collapse; margin: 8px 0; font-size: 12.5px; }
             th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; white-space: nowrap; }
-            th { background: #f3f6f9; } td:first-child, th:first-child { text-align: left; }
+            th { background: #f3f6f9; white-space: normal; vertical-align: bottom; max-width: 110px; } td:first-child, th:first-child { text-align: left; }
             .ci { color: #777; font-size: 11px; } .undef { color: #b00; font-style: italic; }
             .small td { color: #999; } .meta td { text-align: left; white-space: normal; }
             .warn { background: #fff4e5; border-left: 4px solid #E69F00; padding: 6px 10px; margin: 6px 0; }
@@ -139,24 +141,30 @@ struct AuditReport {
             ("minimum group size", "\(o.minGroupSize) (smaller groups are shown greyed and left out of gaps and ratios)"),
         ] { h += "<tr><th>\(k)</th><td>\(Self.esc(v))</td></tr>" }
         h += "</table>\n"
-        for (reason, count) in cohort.fallbacks.sorted(by: { $0.key < $1.key }) {
+        for (reason, count) in (showFallbacks ? cohort.fallbacks : [:]).sorted(by: { $0.key < $1.key }) {
             h += "<div class=\"warn\">\(count) rows took the fallback threshold: \(Self.esc(reason))</div>\n"
         }
-        let shown: [Metric] = Metric.allCases.filter { !$0.isCount }
-        h += "<h2>Overall</h2><div class=\"scroll\"><table><tr>" + shown.map { "<th>\($0.title)</th>" }.joined() + "</tr><tr>"
-        h += shown.map { cell(result.overall.metrics[$0]!, result.overall.intervals[$0]) }.joined() + "</tr></table></div>\n"
+        let decisionMetrics: [Metric] = [.selectionRate, .tpr, .fpr, .fnr, .tnr, .ppv, .npv, .accuracy, .balancedAccuracy]
+        let riskMetrics: [Metric] = [.prevalence, .auroc, .auprc, .brier, .ece, .calibrationSlope, .calibrationIntercept]
+        h += "<h2>Overall</h2>"
+        for (title, list) in [("Decisions", decisionMetrics), ("Risks", riskMetrics)] {
+            h += "<div class=\"scroll\"><table><tr><th>\(title)</th>" + list.map { "<th>\($0.title)</th>" }.joined() + "</tr><tr><td>all rows</td>"
+            h += list.map { cell(result.overall.metrics[$0]!, result.overall.intervals[$0]) }.joined() + "</tr></table></div>\n"
+        }
 
         for v in result.views {
             h += "<h2>By \(Self.esc(v.name.replacingOccurrences(of: "|", with: " × ")))</h2>\n"
             for w in v.warnings { h += "<div class=\"warn\">\(Self.esc(w))</div>\n" }
             // Metrics per group.
-            h += "<h3>Metrics per group</h3><div class=\"scroll\"><table><tr><th>group</th><th>n</th><th>positives</th>"
-            h += shown.map { "<th>\($0.title)</th>" }.joined() + "</tr>\n"
-            for g in v.groups {
-                h += "<tr\(g.eligible ? "" : " class=\"small\"")><td>\(Self.esc(g.key))</td><td>\(g.n)</td><td>\(Int(g.metrics[.positives]!.value!))</td>"
-                h += shown.map { cell(g.metrics[$0]!, g.intervals[$0]) }.joined() + "</tr>\n"
+            for (title, list) in [("Decisions at each row's threshold", decisionMetrics), ("Prevalence, discrimination and calibration of the risks", riskMetrics)] {
+                h += "<h3>\(title)</h3><div class=\"scroll\"><table><tr><th>group</th><th>n</th><th>positives</th>"
+                h += list.map { "<th>\($0.title)</th>" }.joined() + "</tr>\n"
+                for g in v.groups {
+                    h += "<tr\(g.eligible ? "" : " class=\"small\"")><td>\(Self.esc(g.key))</td><td>\(g.n)</td><td>\(Int(g.metrics[.positives]!.value!))</td>"
+                    h += list.map { cell(g.metrics[$0]!, g.intervals[$0]) }.joined() + "</tr>\n"
+                }
+                h += "</table></div>\n"
             }
-            h += "</table></div>\n"
             h += "<p class=\"note\">Hover an <span class=\"undef\">undefined</span> cell for the reason. Brackets: \(Int(o.confidence * 100))% CI.</p>\n"
             // Disparities.
             h += "<h3>Gaps and ratios between groups (Fairlearn)</h3><table><tr><th>metric</th><th>group min</th><th>group max</th><th>difference between groups</th><th>difference to overall</th><th>ratio between groups</th><th>ratio to overall</th></tr>\n"
@@ -209,16 +217,33 @@ struct AuditReport {
         func open(title: String, xLabel: String, yLabel: String, width: Double? = nil) -> String {
             var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width ?? w))\" height=\"\(Int(h))\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"11\">"
             s += "<text x=\"\(left)\" y=\"16\" font-size=\"13\" font-weight=\"bold\">\(AuditReport.esc(title))</text>"
-            for k in 0...5 {
-                let fx = x0 + (x1 - x0) * Double(k) / 5, fy = y0 + (y1 - y0) * Double(k) / 5
+            for fx in Self.ticks(x0, x1) {
                 s += "<line x1=\"\(x(fx))\" y1=\"\(y(y0))\" x2=\"\(x(fx))\" y2=\"\(y(y1))\" stroke=\"#eee\"/>"
+                s += "<text x=\"\(x(fx))\" y=\"\(y(y0) + 14)\" text-anchor=\"middle\">\(Self.label(fx))</text>"
+            }
+            for fy in Self.ticks(y0, y1) {
                 s += "<line x1=\"\(x(x0))\" y1=\"\(y(fy))\" x2=\"\(x(x1))\" y2=\"\(y(fy))\" stroke=\"#eee\"/>"
-                s += "<text x=\"\(x(fx))\" y=\"\(y(y0) + 14)\" text-anchor=\"middle\">\(String(format: "%.2g", fx))</text>"
-                s += "<text x=\"\(left - 4)\" y=\"\(y(fy) + 4)\" text-anchor=\"end\">\(String(format: "%.2g", fy))</text>"
+                s += "<text x=\"\(left - 4)\" y=\"\(y(fy) + 4)\" text-anchor=\"end\">\(Self.label(fy))</text>"
             }
             s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(w - left - right)\" height=\"\(h - top - bottom)\" fill=\"none\" stroke=\"#999\"/>"
             s += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 6)\" text-anchor=\"middle\">\(AuditReport.esc(xLabel))</text>"
             s += "<text transform=\"translate(12 \((top + h - bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">\(AuditReport.esc(yLabel))</text>"
+            return s
+        }
+
+        /// Round tick values: a step of 1, 2, 2.5 or 5 times a power of ten giving 4 to 10 ticks.
+        static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
+            let span = hi - lo
+            guard span > 0 else { return [lo] }
+            let base = pow(10, (log10(span / 5)).rounded(.down))
+            let step = [1.0, 2, 2.5, 5, 10].map { $0 * base }.first { span / $0 <= 8 } ?? span / 5
+            return (0...Int((span / step + 1e-9).rounded(.down))).map { lo + Double($0) * step }
+        }
+
+        static func label(_ v: Double) -> String {
+            var s = String(format: "%.3f", v)
+            while s.hasSuffix("0") { s.removeLast() }
+            if s.hasSuffix(".") { s.removeLast() }
             return s
         }
 
@@ -245,7 +270,7 @@ struct AuditReport {
         for (i, g) in groups.enumerated() where !g.curves.roc.isEmpty {
             s += f.polyline(g.curves.roc.map { ($0.fpr, $0.tpr) }, color: Self.palette[i % Self.palette.count])
         }
-        s += legend(groups, frame: f, x: f.x(0.45), y: f.y(0.38))
+        s += legend(groups, frame: f, x: f.x(0.52), y: f.y(0.32))
         return s + "</svg>"
     }
 
@@ -253,19 +278,22 @@ struct AuditReport {
         // Zoom to the risks present: up to the largest bin edge with data.
         let maxBin = groups.flatMap { g in g.curves.calibration.enumerated().filter { $0.element.n > 0 }.map(\.offset) }.max() ?? 9
         let top = Double(maxBin + 1) / 10
-        let f = Frame(x0: 0, x1: top, y0: 0, y1: top)
+        let observedTop = groups.flatMap { $0.curves.calibration.filter { $0.n > 0 }.map(\.observed) }.max() ?? top
+        let yTop = min(1, max(top, (observedTop * 10).rounded(.up) / 10))
+        let f = Frame(x0: 0, x1: top, y0: 0, y1: yTop)
         var s = f.open(title: "Calibration (10 equal-width bins)", xLabel: "mean predicted risk", yLabel: "observed rate")
-        s += f.polyline([(0, 0), (top, top)], color: "#bbb", width: 1, dash: "4 3")
+        s += f.polyline([(0, 0), (min(top, yTop), min(top, yTop))], color: "#bbb", width: 1, dash: "4 3")
         for (i, g) in groups.enumerated() {
             let c = Self.palette[i % Self.palette.count]
-            let pts = g.curves.calibration.filter { $0.n > 0 }.map { ($0.meanRisk, min($0.observed, top)) }
+            let pts = g.curves.calibration.filter { $0.n > 0 }.map { ($0.meanRisk, $0.observed) }
             s += f.polyline(pts, color: c)
             for (b, p) in zip(g.curves.calibration.filter { $0.n > 0 }, pts) {
                 let r = max(2, min(6, sqrt(Double(b.n)) / 4))
                 s += "<circle cx=\(String(format: "\"%.1f\"", f.x(p.0))) cy=\(String(format: "\"%.1f\"", f.y(p.1))) r=\"\(String(format: "%.1f", r))\" fill=\"\(c)\" fill-opacity=\"0.6\"><title>\(Self.esc(g.key)): \(b.n) rows, mean risk \(String(format: "%.3f", b.meanRisk)), observed \(String(format: "%.3f", b.observed))</title></circle>"
             }
         }
-        s += legend(groups, frame: f, x: f.x(0.02 * top) + 4, y: f.y(top) + 14)
+        s += legend(groups, frame: f, x: f.x(0.02 * top) + 4, y: f.y(yTop) + 14)
+        s += "<text x=\"\(f.x(top * 0.45))\" y=\"\(f.h - f.bottom - 8)\" fill=\"#666\">dot area ~ rows in the bin</text>"
         return s + "</svg>"
     }
 
@@ -319,7 +347,7 @@ struct AuditReport {
         var s = f.open(title: "\(g.key) (n=\(g.n))", xLabel: "threshold", yLabel: "rate", width: nil)
         if t.contains(where: { $0.tpr != nil }) { s += f.polyline(t.compactMap { p in p.tpr.map { (p.threshold, $0) } }, color: color) }
         if t.contains(where: { $0.fpr != nil }) { s += f.polyline(t.compactMap { p in p.fpr.map { (p.threshold, $0) } }, color: color, dash: "6 3") }
-        s += f.polyline(t.map { ($0.threshold, $0.selectionRate) }, color: "#777", width: 1.2, dash: "1 3")
+        s += f.polyline(t.map { ($0.threshold, $0.selectionRate) }, color: "#888", width: 2, dash: "2 4")
         for m in marks.prefix(3) where m <= f.x1 {
             s += "<line x1=\"\(f.x(m))\" y1=\"\(f.y(0))\" x2=\"\(f.x(m))\" y2=\"\(f.y(1))\" stroke=\"#222\" stroke-width=\"1.2\"/>"
             s += "<text x=\"\(f.x(m) + 3)\" y=\"\(f.y(0.95))\">t=\(String(format: "%.3f", m))</text>"
@@ -329,7 +357,7 @@ struct AuditReport {
         let lx = f.x(f.x1 * 0.55), ly = f.y(0.75)
         s += "<line x1=\"\(lx)\" y1=\"\(ly)\" x2=\"\(lx + 18)\" y2=\"\(ly)\" stroke=\"\(color)\" stroke-width=\"1.8\"/><text x=\"\(lx + 22)\" y=\"\(ly + 4)\">TPR</text>"
         s += "<line x1=\"\(lx)\" y1=\"\(ly + 14)\" x2=\"\(lx + 18)\" y2=\"\(ly + 14)\" stroke=\"\(color)\" stroke-width=\"1.8\" stroke-dasharray=\"6 3\"/><text x=\"\(lx + 22)\" y=\"\(ly + 18)\">FPR</text>"
-        s += "<line x1=\"\(lx)\" y1=\"\(ly + 28)\" x2=\"\(lx + 18)\" y2=\"\(ly + 28)\" stroke=\"#777\" stroke-width=\"1.2\" stroke-dasharray=\"1 3\"/><text x=\"\(lx + 22)\" y=\"\(ly + 32)\">selected</text>"
+        s += "<line x1=\"\(lx)\" y1=\"\(ly + 28)\" x2=\"\(lx + 18)\" y2=\"\(ly + 28)\" stroke=\"#888\" stroke-width=\"2\" stroke-dasharray=\"2 4\"/><text x=\"\(lx + 22)\" y=\"\(ly + 32)\">selected</text>"
         return s + "</svg>"
     }
 }

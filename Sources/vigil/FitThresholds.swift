@@ -107,7 +107,13 @@ struct FitThresholds: ParsableCommand {
                 if !quiet { printTable(header: ["group", "n", "pos", "threshold", "TPR", "FPR", "selected", "entry"], rows: rows, to: log) }
             }
             log.line(String(format: "%@ %.6f with the policy; %.6f with one threshold (%.6f) for everyone", objective.name, result.objective, result.baselineObjective, result.fallbackThreshold))
-            if let v = result.violation { log.line(String(format: "constraint gap %.6f (tolerance %.6f)", v, tolerance)) }
+            if let v = result.violation {
+                if case .minSensitivity(let t) = constraint {
+                    log.line(String(format: "lowest group TPR falls %.6f below the target %.4f", v, t))
+                } else {
+                    log.line(String(format: "constraint gap %.6f (tolerance %.6f)", v, tolerance))
+                }
+            }
             log.line("wrote \(output)")
         }
     }
