@@ -12,8 +12,9 @@ struct FitThresholds: ParsableCommand {
             'A|B'); without --model, --group names input columns whose raw text is the label.
 
             The search is exact and deterministic: every group's distinct risks are its candidate \
-            thresholds (decision risk >= threshold), and the policy maximises the pooled \
-            objective subject to the constraint within --tolerance. Groups with fewer than \
+            cut points (decision risk >= threshold; the threshold written sits halfway to the \
+            next lower risk, so last-bit differences in a risk cannot flip a decision), and the \
+            policy maximises the pooled objective subject to the constraint within --tolerance. Groups with fewer than \
             --min-group-size rows, or without the labels the constraint needs (no positives for \
             a TPR constraint), take the fallback: the single best threshold for everyone.
 

@@ -22,17 +22,26 @@ struct FairnessBoundaryTests {
         let fit = try ThresholdFitter.fit(risks: risks, labels: labels, groupKeys: keys,
                                           options: .init(constraint: .none, objective: .accuracy))
         for g in fit.groups {
-            // Thresholds are data risks; the row at the threshold counts as selected.
+            // Fitted thresholds sit halfway between neighbouring risks of the group, so the
+            // fitting rows decide the same way whichever side of an ulp their risk lands.
             let rows = keys.indices.filter { keys[$0] == g.key }
-            #expect(rows.contains { risks[$0] == g.threshold } || g.threshold > rows.map { risks[$0] }.max()!)
-            let selected = rows.filter { risks[$0] >= g.threshold }.count
+            let selected = rows.filter { GuardrailPolicy.decide(risk: risks[$0], threshold: g.threshold) }.count
             #expect(Double(selected) / Double(rows.count) == g.selectionRate)
+            #expect(rows.allSatisfy { abs(risks[$0] - g.threshold) > 1e-3 } || g.threshold == rows.map { risks[$0] }.min()!)
         }
-        #expect(GuardrailPolicy.decide(risk: 0.3, threshold: 0.3))
-        #expect(!GuardrailPolicy.decide(risk: 0.3.nextDown, threshold: 0.3))
-        // The "select none" candidate sits just above the largest risk, still within [0, 1].
-        let curve = OperatingCurve(risks: [0.2, 0.9], labels: [false, true])
-        #expect(curve.thresholds.first == 0.9.nextUp && curve.tp.first == 0)
+        // A risk exactly at a threshold is positive, at serving as in fitting.
+        let policy = try GuardrailPolicy.load(data: Data(fit.policyJSON(groupFields: ["g"], provenance: .init(file: "f", sha256: "0", labelColumn: "y", scores: "s", version: "1")).text().utf8))
+        for g in fit.groups {
+            let t = policy.resolve(key: g.key, recordID: "r").threshold
+            #expect(GuardrailPolicy.decide(risk: t, threshold: t) && !GuardrailPolicy.decide(risk: t.nextDown, threshold: t))
+        }
+        let curve = OperatingCurve(risks: [0.2, 0.9, 0.9, 0.5], labels: [false, true, false, true])
+        #expect(curve.thresholds == [0.95, 0.7, 0.35, 0.2] && curve.tp == [0, 1, 2, 2] && curve.fp == [0, 1, 1, 2])
+        #expect(curve.index(ofThreshold: 0.9) == 1 && curve.index(ofThreshold: 0.5) == 2 && curve.index(ofThreshold: 0.45) == 2)
+        #expect(curve.index(ofThreshold: 0.1) == 3 && curve.index(ofThreshold: 0.95) == 0)
+        // Adjacent doubles have no midpoint: the threshold is the risk itself.
+        #expect(OperatingCurve(risks: [0.5, 0.5.nextDown], labels: [true, false]).thresholds[1] == 0.5)
+        // A group whose largest risk is 1 has no "select none" point.
         #expect(OperatingCurve(risks: [1.0], labels: [true]).thresholds == [1.0])
     }
 
