@@ -175,7 +175,7 @@ struct AuditReport {
                 h += cell(d.differenceBetweenGroups, iv["difference_between_groups"]) + cell(d.differenceToOverall, iv["difference_to_overall"])
                 h += cell(d.ratioBetweenGroups, iv["ratio_between_groups"]) + cell(d.ratioToOverall, iv["ratio_to_overall"]) + "</tr>\n"
             }
-            h += "</table>\n"
+            h += "</table>\n<p class=\"note\">A gap (max &minus; min over groups) only grows when groups scatter, so its resampled values sit above the estimate: read the interval as how large the gap could be on another cohort of this size. When thresholds were fitted on these very rows the interval can lie wholly above the fitted gap.</p>\n"
             if let ref = v.reference {
                 h += "<h3>Against the reference group '\(Self.esc(ref))' (AIF360)</h3><table><tr><th>group</th>" + Self.aifTitles.map { "<th>\($0)</th>" }.joined() + "</tr>\n"
                 for g in v.groups where g.comparison != nil {
