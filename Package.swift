@@ -42,7 +42,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "VigilGuardrails", dependencies: ["VigilCore"], swiftSettings: strictSettings),
+        .target(name: "VigilGuardrails", dependencies: ["VigilCore", "VigilKernels"], swiftSettings: strictSettings),
         .target(
             name: "VigilEngine",
             dependencies: [
@@ -68,6 +68,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "VigilGuardrailsTests",
+            dependencies: ["VigilGuardrails", "VigilEngine", "VigilTesting"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "CLITests", dependencies: ["VigilTesting", "vigil"], swiftSettings: strictSettings),
     ]
 )

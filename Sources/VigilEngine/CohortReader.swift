@@ -32,6 +32,8 @@ public final class CohortReader {
     public let totalBytes: Int
     /// Notes about the input's columns (e.g. a group field absent from the header).
     public private(set) var notes: [String] = []
+    /// Columns kept as raw text in `RowBatch.extra` (labels, score columns), in this order.
+    public let extraColumns: [String]
 
     private let handle: FileHandle
     private var buffer: [UInt8] = []
@@ -46,11 +48,14 @@ public final class CohortReader {
     private var featureColumn: [Int] = []  // per column: feature index or -1
     private var groupColumn: [Int] = []  // per column: field-group slot or -1
     private var idColumn = -1
+    private var extraColumn: [Int] = []  // per column: extra slot or -1
     private var headerNames: [String] = []
 
-    public init(url: URL, model: VigilModel, format: CohortFormat? = nil) throws {
+    /// `extraColumns`: columns to keep as text (CSV: each must be in the header).
+    public init(url: URL, model: VigilModel, format: CohortFormat? = nil, extraColumns: [String] = []) throws {
         self.url = url
         self.model = model
+        self.extraColumns = extraColumns
         self.format = format ?? .guess(path: url.path)
         guard let h = try? FileHandle(forReadingFrom: url) else {
             throw VigilError(.io, "\(url.path): cannot open the input file")
@@ -131,6 +136,7 @@ public final class CohortReader {
         columnCount = headerNames.count
         featureColumn = Array(repeating: -1, count: columnCount)
         groupColumn = Array(repeating: -1, count: columnCount)
+        extraColumn = Array(repeating: -1, count: columnCount)
         var seen: [String: Int] = [:]
         for (c, name) in headerNames.enumerated() {
             if let prev = seen[name] {
@@ -140,6 +146,10 @@ public final class CohortReader {
             if let j = model.schema.index(of: name) { featureColumn[c] = j }
             if name == model.idField { idColumn = c }
             if let slot = model.fieldGroups.firstIndex(where: { $0.field == name }) { groupColumn[c] = slot }
+            if let slot = extraColumns.firstIndex(of: name) { extraColumn[c] = slot }
+        }
+        for name in extraColumns where seen[name] == nil {
+            throw VigilError(.input, "\(url.path): line 1: column '\(name)' is not in the header")
         }
         let missing = model.schema.names.filter { seen[$0] == nil }
         if !missing.isEmpty {
@@ -160,6 +170,8 @@ public final class CohortReader {
         var features = [Double](repeating: .nan, count: n * f)
         var groupRaw = [String?](repeating: nil, count: n * g)
         var ids = [String](repeating: "", count: n)
+        let e = extraColumns.count
+        var extra = [String?](repeating: nil, count: n * e)
         let firstRow = rowNumber
         rowNumber += n
         var firstError: (Int, VigilError)?
@@ -169,17 +181,18 @@ public final class CohortReader {
             features.withUnsafeMutableBufferPointer { fp in
                 groupRaw.withUnsafeMutableBufferPointer { gp in
                     ids.withUnsafeMutableBufferPointer { ip in
-                        let ctx = UncheckedSendable((buf, fp, gp, ip))
+                      extra.withUnsafeMutableBufferPointer { ep in
+                        let ctx = UncheckedSendable((buf, fp, gp, ip, ep))
                         Parallel.forEachChunk(count: n, minChunk: 512) { range in
-                            let (buf, fp, gp, ip) = ctx.value
+                            let (buf, fp, gp, ip, ep) = ctx.value
                             for r in range {
                                 do {
                                     let rec = records[r]
                                     let origin = "line \(rec.line)"
                                     if format == .csv {
-                                        try self.parseCSV(buf, rec.range, origin: origin, features: fp.baseAddress! + r * f, groups: gp.baseAddress! + r * g, id: &ip[r])
+                                        try self.parseCSV(buf, rec.range, origin: origin, features: fp.baseAddress! + r * f, groups: gp.baseAddress! + r * g, extra: ep.baseAddress.map { $0 + r * e }, id: &ip[r])
                                     } else {
-                                        try self.parseJSON(buf, rec.range, origin: origin, features: fp.baseAddress! + r * f, groups: gp.baseAddress! + r * g, id: &ip[r])
+                                        try self.parseJSON(buf, rec.range, origin: origin, features: fp.baseAddress! + r * f, groups: gp.baseAddress! + r * g, extra: ep.baseAddress.map { $0 + r * e }, id: &ip[r])
                                     }
                                     if ip[r].isEmpty { ip[r] = String(firstRow + r + 1) }
                                 } catch let e as VigilError {
@@ -192,13 +205,14 @@ public final class CohortReader {
                                 }
                             }
                         }
+                      }
                     }
                 }
             }
         }
-        if let (_, e) = firstError { throw e }
+        if let (_, err) = firstError { throw err }
         let origins = records.map { "line \($0.line)" }
-        return RowBatch(count: n, ids: ids, features: features, groupRaw: groupRaw, origins: origins)
+        return RowBatch(count: n, ids: ids, features: features, groupRaw: groupRaw, origins: origins, extra: extra)
     }
 
     // MARK: - CSV
@@ -290,7 +304,7 @@ public final class CohortReader {
 
     private func parseCSV(
         _ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, origin: String,
-        features: UnsafeMutablePointer<Double>, groups: UnsafeMutablePointer<String?>, id: inout String
+        features: UnsafeMutablePointer<Double>, groups: UnsafeMutablePointer<String?>, extra: UnsafeMutablePointer<String?>?, id: inout String
     ) throws {
         let fields = try Self.splitCSV(buf, range)
         guard fields.count == columnCount else {
@@ -310,6 +324,10 @@ public final class CohortReader {
                 groups[groupColumn[c]] = t.isEmpty ? nil : t
             }
             if c == idColumn { id = Self.text(buf, field) }
+            if extraColumn[c] >= 0, let extra {
+                let t = Self.text(buf, field)
+                extra[extraColumn[c]] = t.isEmpty ? nil : t
+            }
         }
     }
 
@@ -317,7 +335,7 @@ public final class CohortReader {
 
     private func parseJSON(
         _ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, origin: String,
-        features: UnsafeMutablePointer<Double>, groups: UnsafeMutablePointer<String?>, id: inout String
+        features: UnsafeMutablePointer<Double>, groups: UnsafeMutablePointer<String?>, extra: UnsafeMutablePointer<String?>?, id: inout String
     ) throws {
         let data = Data(UnsafeBufferPointer(rebasing: buf[range]))
         guard case .object(let object)? = try? JSONValue.parse(data) else {
@@ -351,6 +369,14 @@ public final class CohortReader {
             case .number(let d)?: groups[slot] = MissingValues.canonicalText(d)
             case .bool(let b)?: groups[slot] = b ? "true" : "false"
             default: groups[slot] = nil
+            }
+        }
+        for (slot, name) in extraColumns.enumerated() {
+            switch object[name] {
+            case .string(let s)?: extra?[slot] = s.isEmpty ? nil : s
+            case .number(let d)?: extra?[slot] = "\(d)"
+            case .bool(let b)?: extra?[slot] = b ? "1" : "0"
+            default: extra?[slot] = nil
             }
         }
         switch object[model.idField] {

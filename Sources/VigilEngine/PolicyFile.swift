@@ -18,12 +18,19 @@ extension GuardrailPolicy {
             if let g = root.optional("groups") {
                 for key in g.keys {
                     let e = try g[key]
-                    try e.requireKeys(in: ["threshold", "n", "tpr", "fpr", "selection_rate", "positives", "negatives"])
+                    try e.requireKeys(in: ["threshold", "n", "tpr", "fpr", "selection_rate", "positives", "negatives", "fallback", "mixture"])
+                    var mixture: Mixture?
+                    if let m = e.optional("mixture") {
+                        try m.requireKeys(in: ["threshold", "probability"])
+                        mixture = Mixture(threshold: try m["threshold"].double(), probability: try m["probability"].double())
+                    }
                     groups[key] = GroupEntry(
                         threshold: try e["threshold"].double(), n: try e.optional("n")?.int(),
                         tpr: try e.optional("tpr").flatMap { $0.isNull ? nil : try $0.double() },
                         fpr: try e.optional("fpr").flatMap { $0.isNull ? nil : try $0.double() },
-                        selectionRate: try e.optional("selection_rate").flatMap { $0.isNull ? nil : try $0.double() })
+                        selectionRate: try e.optional("selection_rate").flatMap { $0.isNull ? nil : try $0.double() },
+                        positives: try e.optional("positives")?.int(), negatives: try e.optional("negatives")?.int(),
+                        fallbackReason: try e.optional("fallback")?.string(), mixture: mixture)
                 }
             }
             let fallback = try root["fallback"]
@@ -33,8 +40,21 @@ extension GuardrailPolicy {
                 if case .string(let s) = node.value { return s }
                 return try node["kind"].string()
             }
-            if let randomized = root.optional("randomized"), try randomized.double() != 0 {
-                throw randomized.fail("randomized policies are not supported yet; refit with a deterministic policy")
+            // `randomized`: absent or false for a deterministic policy; {"seed": N} enables mixtures.
+            var seed: UInt64?
+            if let randomized = root.optional("randomized") {
+                switch randomized.value {
+                case .bool(false), .null, .number(0): break
+                case .object:
+                    try randomized.requireKeys(in: ["seed"])
+                    let s = try randomized["seed"].double()
+                    guard s >= 0, s < 9_007_199_254_740_992, s == s.rounded() else {
+                        throw try randomized["seed"].fail("seed \(s) must be an integer in [0, 2^53)")
+                    }
+                    seed = UInt64(s)
+                default:
+                    throw randomized.fail("must be false or {\"seed\": N}; a randomized policy needs a seed so that each record's draw is reproducible")
+                }
             }
             return try GuardrailPolicy(
                 version: try root["version"].string(), sha256: SHA256Digest.hex(of: data),
@@ -43,9 +63,95 @@ extension GuardrailPolicy {
                 groupFields: try root.optional("group_fields")?.array().map { try $0.string() } ?? [],
                 minGroupSize: try root.optional("min_group_size")?.int() ?? 0, groups: groups,
                 fallbackThreshold: try fallback["threshold"].double(),
-                fittedRows: try fitted?.optional("rows")?.int(), fittedSHA256: try fitted?.optional("sha256")?.string())
+                fittedRows: try fitted?.optional("rows")?.int(), fittedSHA256: try fitted?.optional("sha256")?.string(),
+                randomizationSeed: seed)
         } catch let e as VigilError where e.kind == .modelFormat {
             throw VigilError(.package, e.message)
+        }
+    }
+}
+
+// MARK: - Writing a fitted policy
+
+extension ThresholdFitter.Result {
+    /// Where a fit came from, for `policy.json`'s `fitted_on`.
+    public struct Provenance: Sendable {
+        public var file: String
+        public var sha256: String
+        public var labelColumn: String
+        /// `model <name> <version> (sha256 ...)` or `column <name>`.
+        public var scores: String
+        public var version: String
+        public var created: String?
+
+        public init(file: String, sha256: String, labelColumn: String, scores: String, version: String, created: String? = nil) {
+            self.file = file
+            self.sha256 = sha256
+            self.labelColumn = labelColumn
+            self.scores = scores
+            self.version = version
+            self.created = created
+        }
+    }
+
+    /// The `policy.json` document for this fit (docs/FORMATS.md), keys in a stable order.
+    public func policyJSON(groupFields: [String], provenance: Provenance) -> JSONOutput {
+        var constraint: [(String, JSONOutput)] = [("kind", .string(options.constraint.name))]
+        switch options.constraint {
+        case .none: break
+        case .minSensitivity(let s): constraint.append(("target", .number(s)))
+        default: constraint.append(("tolerance", .number(options.tolerance)))
+        }
+        constraint.append(("violation", .optional(violation)))
+        var objective: [(String, JSONOutput)] = [("kind", .string(options.objective.name))]
+        if case .cost(let fn, let fp) = options.objective {
+            objective += [("cost_fn", .number(fn)), ("cost_fp", .number(fp))]
+        }
+        objective += [("value", .number(self.objective)), ("single_threshold_value", .number(baselineObjective))]
+        let groupsJSON: [(String, JSONOutput)] = groupFields.isEmpty ? [] : groups.map { g in
+            var e: [(String, JSONOutput)] = [
+                ("threshold", .number(g.threshold)), ("n", .int(g.n)), ("positives", .int(g.positives)),
+                ("negatives", .int(g.negatives)), ("tpr", .optional(g.tpr)), ("fpr", .optional(g.fpr)),
+                ("selection_rate", .number(g.selectionRate)),
+            ]
+            if let r = g.fallbackReason { e.append(("fallback", .string(r))) }
+            return (g.key, .object(e))
+        }
+        var rule = groupFields.isEmpty
+            ? "one threshold for everyone, best \(options.objective.name) on the fitting cohort; decision risk >= threshold"
+            : "per-group thresholds on \(groupFields.joined(separator: "|")) (exact search over each group's distinct risks) maximising pooled \(options.objective.name) subject to \(options.constraint.name)\(violationText); groups below \(options.minGroupSize) rows or without the rates the constraint needs take the fallback, the single best threshold for everyone; decision risk >= threshold"
+        if case .minSensitivity(let s) = options.constraint {
+            rule = groupFields.isEmpty
+                ? "one threshold for everyone: the highest whose TPR on the fitting cohort is >= \(s); decision risk >= threshold"
+                : "per-group thresholds on \(groupFields.joined(separator: "|")): each group's highest threshold whose TPR is >= \(s) (best specificity at that sensitivity; \(options.objective.name) is reported, not optimised); groups below \(options.minGroupSize) rows or without positives take the fallback, the highest threshold whose pooled TPR is >= \(s); decision risk >= threshold"
+        }
+        var doc: [(String, JSONOutput)] = [
+            ("schema", .string("vigil.policy/1")),
+            ("version", .string(provenance.version)),
+        ]
+        if let created = provenance.created { doc.append(("created", .string(created))) }
+        doc += [
+            ("constraint", .object(constraint)),
+            ("objective", .object(objective)),
+            ("rule", .string(rule)),
+            ("group_fields", .array(groupFields.map { .string($0) })),
+            ("min_group_size", .int(options.minGroupSize)),
+            ("randomized", .bool(false)),
+            ("groups", .object(groupsJSON)),
+            ("fallback", .object([("threshold", .number(fallbackThreshold))])),
+            ("fitted_on", .object([
+                ("rows", .int(rows)), ("positives", .int(positives)), ("sha256", .string(provenance.sha256)),
+                ("file", .string(provenance.file)), ("label", .string(provenance.labelColumn)), ("scores", .string(provenance.scores)),
+            ])),
+        ]
+        return .object(doc)
+    }
+
+    private var violationText: String {
+        switch options.constraint {
+        case .none: return ""
+        case .minSensitivity(let s): return " (every group's TPR >= \(s), highest such threshold)"
+        default: return " (gap <= \(options.tolerance))"
         }
     }
 }

@@ -4,7 +4,8 @@ public import Foundation
 ///
 /// CSV columns: the id column (named as the input's), the outputs (`risk`, `risk_<k>` or
 /// `prediction`), `group` (`name=label;...`) when the model has group fields, `threshold`,
-/// `threshold_source` and `decision` (1/0) for binary models, and `warnings` (joined by ` | `).
+/// `threshold_source` and `decision` (1/0) for binary models, `threshold_randomized` (1/0) when the
+/// policy is randomized, and `warnings` (joined by ` | `).
 /// JSON Lines: one full prediction record per line (../shared/DESIGN.md).
 public final class RecordWriter {
     public let format: CohortFormat
@@ -38,6 +39,7 @@ public final class RecordWriter {
             var cols = [model.idField] + model.outputNames
             if !model.groups.isEmpty { cols.append("group") }
             if model.makesDecisions { cols += ["threshold", "threshold_source", "decision"] }
+            if model.makesDecisions, model.policy.randomizationSeed != nil { cols.append("threshold_randomized") }
             cols.append("warnings")
             out += cols.map(Self.csvField).joined(separator: ",") + "\n"
             wroteHeader = true
@@ -60,6 +62,7 @@ public final class RecordWriter {
         }
         if model.makesDecisions {
             out += ",\(r.threshold.map(Self.number) ?? ""),\(r.thresholdSource?.label ?? ""),\(r.decision.map { $0 ? "1" : "0" } ?? "")"
+            if model.policy.randomizationSeed != nil { out += r.randomized ? ",1" : ",0" }
         }
         out += ","
         out += Self.csvField(r.warnings.joined(separator: " | "))
@@ -76,6 +79,7 @@ public final class RecordWriter {
         out += ",\"group\":{\(zip(model.groups, r.groupLabels).map { "\(Self.jsonString($0.name)):\(Self.jsonString($1))" }.joined(separator: ","))}"
         if model.makesDecisions, let t = r.threshold, let s = r.thresholdSource, let d = r.decision {
             out += ",\"threshold\":\(Self.number(t)),\"threshold_source\":\(Self.jsonString(s.label))"
+            if model.policy.randomizationSeed != nil { out += ",\"threshold_randomized\":\(r.randomized)" }
             out += ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
             out += ",\"decision\":\(d)"
         }

@@ -12,13 +12,17 @@ public struct RowBatch: Sendable {
     public var groupRaw: [String?]
     /// Where each row came from, for messages (e.g. `line 18`).
     public var origins: [String]
+    /// `count x extraColumns.count`, row-major: the raw text of columns the reader was asked to
+    /// keep (a label, a score column); nil = missing.
+    public var extra: [String?]
 
-    public init(count: Int, ids: [String], features: [Double], groupRaw: [String?], origins: [String]) {
+    public init(count: Int, ids: [String], features: [Double], groupRaw: [String?], origins: [String], extra: [String?] = []) {
         self.count = count
         self.ids = ids
         self.features = features
         self.groupRaw = groupRaw
         self.origins = origins
+        self.extra = extra
     }
 }
 
@@ -35,6 +39,8 @@ public struct PredictionRecord: Sendable {
     public var thresholdSource: GuardrailPolicy.Source?
     public var decision: Bool?
     public var warnings: [String]
+    /// Whether a randomized policy's seeded draw chose the threshold (see `MixtureDraw`).
+    public var randomized: Bool = false
 }
 
 extension VigilModel {
@@ -97,13 +103,14 @@ extension VigilModel {
                 thresholdSource: nil, decision: nil, warnings: warnings)
             if makesDecisions {
                 let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
-                let (threshold, source) = policy.threshold(forKey: key)
+                let resolved = policy.resolve(key: key, recordID: batch.ids[r])
                 record.groupKey = key
-                record.threshold = threshold
-                record.thresholdSource = source
-                record.decision = GuardrailPolicy.decide(risk: o[0], threshold: threshold)
-                if case .fallback(let reason) = source {
-                    record.warnings.append("fallback threshold \(threshold): \(reason)")
+                record.threshold = resolved.threshold
+                record.thresholdSource = resolved.source
+                record.randomized = resolved.randomized
+                record.decision = GuardrailPolicy.decide(risk: o[0], threshold: resolved.threshold)
+                if case .fallback(let reason) = resolved.source {
+                    record.warnings.append("fallback threshold \(resolved.threshold): \(reason)")
                 }
             }
             records.append(record)

@@ -11,5 +11,5 @@ struct Vigil: ParsableCommand {
             (manifest.json + model file + policy.json) or a bare model file.
             """,
         version: "0.1.0",
-        subcommands: [Score.self, Inspect.self, Bench.self])
+        subcommands: [Score.self, Inspect.self, Bench.self, FitThresholds.self, Audit.self])
 }

@@ -27,7 +27,8 @@ struct ShippedModelTests {
             let records = try model.score(batch)
             risks += records.map { $0.outputs[0] }
             ids += records.map(\.id)
-            #expect(records.allSatisfy { $0.decision != nil && $0.threshold == model.policy.fallbackThreshold })
+            // Each record gets what the package's policy gives its group (its own or the fallback).
+            #expect(records.allSatisfy { $0.decision != nil && $0.threshold == model.policy.resolve(key: $0.groupKey, recordID: $0.id).threshold })
         }
         let table = try FixtureTable(contentsOf: cohort)
         let reference = try #require(table.doubles("reference_risk"))

@@ -1,9 +1,14 @@
 public import VigilCore
 
-/// A fitted guardrail policy (`policy.json`, docs/FORMATS.md), applied deterministically: a
-/// row's group key is its labels for `groupFields` joined with `|`; a key fitted on at least
-/// `minGroupSize` rows gives that group's threshold, anything else the explicit fallback. The
-/// decision is positive when `risk >= threshold`.
+/// A fitted guardrail policy (`policy.json`, docs/FORMATS.md): a row's group key is its labels
+/// for `groupFields` joined with `|` (several fields make an intersection, `White|Female`); a key
+/// fitted on at least `minGroupSize` rows gives that group's threshold, anything else the
+/// explicit fallback. The decision is positive when `risk >= threshold`.
+///
+/// Deterministic unless the file says `randomized` with a seed: then a group entry may carry a
+/// `mixture` (a second threshold and its probability), and which of the two thresholds a record
+/// gets is a pure function of its id and the seed (`MixtureDraw`), so re-scoring a record gives
+/// the same decision, and the record is flagged as randomized.
 public struct GuardrailPolicy: Sendable, Equatable {
     public struct GroupEntry: Sendable, Equatable {
         public let threshold: Double
@@ -12,13 +17,51 @@ public struct GuardrailPolicy: Sendable, Equatable {
         public let tpr: Double?
         public let fpr: Double?
         public let selectionRate: Double?
+        public let positives: Int?
+        public let negatives: Int?
+        /// Set when the fit could not vouch for this group (e.g. no positives, so its TPR was
+        /// undefined): the group gets the fallback threshold and the record says why.
+        public let fallbackReason: String?
+        /// A randomized two-threshold mixture (only in randomized policies).
+        public let mixture: Mixture?
 
-        public init(threshold: Double, n: Int?, tpr: Double? = nil, fpr: Double? = nil, selectionRate: Double? = nil) {
+        public init(
+            threshold: Double, n: Int?, tpr: Double? = nil, fpr: Double? = nil, selectionRate: Double? = nil,
+            positives: Int? = nil, negatives: Int? = nil, fallbackReason: String? = nil, mixture: Mixture? = nil
+        ) {
             self.threshold = threshold
             self.n = n
             self.tpr = tpr
             self.fpr = fpr
             self.selectionRate = selectionRate
+            self.positives = positives
+            self.negatives = negatives
+            self.fallbackReason = fallbackReason
+            self.mixture = mixture
+        }
+    }
+
+    /// With probability `probability` a record uses `threshold` instead of its group's main one.
+    public struct Mixture: Sendable, Equatable {
+        public let threshold: Double
+        public let probability: Double
+
+        public init(threshold: Double, probability: Double) {
+            self.threshold = threshold
+            self.probability = probability
+        }
+    }
+
+    /// The threshold a record gets, which entry gave it, and whether a seeded draw chose it.
+    public struct Resolution: Sendable, Equatable {
+        public let threshold: Double
+        public let source: Source
+        public let randomized: Bool
+
+        public init(threshold: Double, source: Source, randomized: Bool) {
+            self.threshold = threshold
+            self.source = source
+            self.randomized = randomized
         }
     }
 
@@ -51,14 +94,31 @@ public struct GuardrailPolicy: Sendable, Equatable {
     public let fallbackThreshold: Double
     public let fittedRows: Int?
     public let fittedSHA256: String?
+    /// The seed of a randomized policy; nil for a deterministic one.
+    public let randomizationSeed: UInt64?
 
     public init(
         version: String, sha256: String, constraint: String, objective: String, rule: String,
         groupFields: [String], minGroupSize: Int, groups: [String: GroupEntry], fallbackThreshold: Double,
-        fittedRows: Int?, fittedSHA256: String?
+        fittedRows: Int?, fittedSHA256: String?, randomizationSeed: UInt64? = nil
     ) throws {
         for (key, g) in groups where !(g.threshold.isFinite && g.threshold >= 0 && g.threshold <= 1) {
             throw VigilError(.package, "policy: group '\(key)' threshold \(g.threshold) must be in [0, 1]")
+        }
+        for (key, g) in groups {
+            guard let m = g.mixture else { continue }
+            guard randomizationSeed != nil else {
+                throw VigilError(.package, "policy: group '\(key)' has a mixture but the policy is not randomized (set \"randomized\": {\"seed\": N})")
+            }
+            guard m.threshold.isFinite, m.threshold >= 0, m.threshold <= 1 else {
+                throw VigilError(.package, "policy: group '\(key)' mixture threshold \(m.threshold) must be in [0, 1]")
+            }
+            guard m.probability.isFinite, m.probability >= 0, m.probability <= 1 else {
+                throw VigilError(.package, "policy: group '\(key)' mixture probability \(m.probability) must be in [0, 1]")
+            }
+        }
+        for key in groups.keys where groupFields.count > 0 && key.split(separator: "|", omittingEmptySubsequences: false).count != groupFields.count {
+            throw VigilError(.package, "policy: group key '\(key)' needs \(groupFields.count) labels joined by '|' (one per group field: \(groupFields.joined(separator: ", ")))")
         }
         guard fallbackThreshold.isFinite, fallbackThreshold >= 0, fallbackThreshold <= 1 else {
             throw VigilError(.package, "policy: fallback threshold \(fallbackThreshold) must be in [0, 1]")
@@ -75,6 +135,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
         self.fallbackThreshold = fallbackThreshold
         self.fittedRows = fittedRows
         self.fittedSHA256 = fittedSHA256
+        self.randomizationSeed = randomizationSeed
     }
 
     /// The policy used when a model has none: one global threshold of 0.5.
@@ -94,10 +155,44 @@ public struct GuardrailPolicy: Sendable, Equatable {
         if let n = entry.n, n < minGroupSize {
             return (fallbackThreshold, .fallback(reason: "group '\(key)' had \(n) rows at fitting, below the minimum of \(minGroupSize)"))
         }
+        if let reason = entry.fallbackReason {
+            return (fallbackThreshold, .fallback(reason: "group '\(key)': \(reason)"))
+        }
         return (entry.threshold, .group(key))
+    }
+
+    /// The threshold for a record: its group's (or the fallback), and in a randomized policy the
+    /// group's mixture threshold when the record's seeded draw falls below the mixture probability.
+    public func resolve(key: String, recordID: String) -> Resolution {
+        let (t, source) = threshold(forKey: key)
+        guard let seed = randomizationSeed, case .group = source, let m = groups[key]?.mixture else {
+            return Resolution(threshold: t, source: source, randomized: false)
+        }
+        let u = MixtureDraw.unit(id: recordID, seed: seed)
+        return Resolution(threshold: u < m.probability ? m.threshold : t, source: source, randomized: true)
     }
 
     /// Positive when `risk >= threshold`.
     @inlinable
     public static func decide(risk: Double, threshold: Double) -> Bool { risk >= threshold }
+}
+
+/// The seeded draw of a randomized policy: `u = (splitmix64(fnv1a64(UTF-8 of id) ^ seed) >> 11)
+/// / 2^53`, uniform in [0, 1). FNV-1a (64-bit: offset 0xcbf29ce484222325, prime 0x100000001b3)
+/// spreads the id; the SplitMix64 finaliser mixes in the seed. The same id and seed always give
+/// the same draw, on every machine; distinct ids give independent-looking draws. Ids must be
+/// unique per patient decision for the mixture's probabilities to hold over a cohort.
+public enum MixtureDraw {
+    public static func unit(id: String, seed: UInt64) -> Double {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in id.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        var z = (h ^ seed) &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z = z ^ (z >> 31)
+        return Double(z >> 11) / 9_007_199_254_740_992
+    }
 }

@@ -1,0 +1,178 @@
+public import Foundation
+
+/// A labelled cohort for fitting thresholds and auditing: each row's risk (scored by the model,
+/// or read from a score column), its 0/1 label, its group labels and, with a model, the threshold
+/// its policy gives it. Read strictly: a missing or non-binary label, or a score outside [0, 1],
+/// is an error naming the line, column and value.
+public struct LabelledCohort: Sendable {
+    public let url: URL
+    /// SHA-256 of the input file's bytes.
+    public let sha256: String
+    public let ids: [String]
+    public let risks: [Double]
+    public let labels: [Bool]
+    public let fields: [String]
+    /// `groupLabels[f][row]`.
+    public let groupLabels: [[String]]
+    /// Per row, with a model: the threshold its policy gives it, and the policy entry.
+    public let thresholds: [Double]?
+    public let thresholdSources: [String]?
+    /// How many rows took the policy's fallback threshold, by reason.
+    public let fallbacks: [String: Int]
+    /// `model <name> <version> (sha256 <12 hex>)` or `column <name>`.
+    public let scoreSource: String
+    public let notes: [String]
+
+    public var count: Int { risks.count }
+
+    /// With a model, `groupFields` are names of the manifest's groups (labels come through their
+    /// maps and bins); without one, they are input columns whose raw text is the label (missing
+    /// -> `Unknown`), and `scoresColumn` is required.
+    public static func load(
+        url: URL, model: VigilModel?, labelColumn: String, scoresColumn: String?, groupFields: [String],
+        format: CohortFormat? = nil
+    ) throws -> LabelledCohort {
+        let sha = try SHA256Digest.hex(ofFileAt: url)
+        guard let model else {
+            guard let scoresColumn else {
+                throw VigilError(.usage, "give --model (Vigil scores the rows) or --scores-column (the risks are in a column)")
+            }
+            return try loadColumns(url: url, sha: sha, labelColumn: labelColumn, scoresColumn: scoresColumn, groupFields: groupFields, format: format)
+        }
+        guard model.makesDecisions else {
+            throw VigilError(.usage, "\(model.name) is not a binary model (\(model.ir.objective.summary)); thresholds and fairness audits need a risk")
+        }
+        let slots = try groupFields.map { name -> Int in
+            guard let i = model.groups.firstIndex(where: { $0.name == name }) else {
+                throw VigilError(.usage, "--group \(name): not one of \(model.name)'s group fields (\(model.groups.map(\.name).joined(separator: ", ")))")
+            }
+            return i
+        }
+        let reader = try CohortReader(url: url, model: model, format: format, extraColumns: [labelColumn] + (scoresColumn.map { [$0] } ?? []))
+        var ids: [String] = [], risks: [Double] = [], labels: [Bool] = [], thresholds: [Double] = [], sources: [String] = []
+        var groups = [[String]](repeating: [], count: groupFields.count)
+        var fallbacks: [String: Int] = [:]
+        let e = reader.extraColumns.count
+        while let batch = try reader.nextBatch() {
+            let records = try model.score(batch)
+            for (r, rec) in records.enumerated() {
+                let place = "\(url.lastPathComponent): \(batch.origins[r])"
+                labels.append(try parseLabel(batch.extra[r * e], at: place, column: labelColumn))
+                if let scoresColumn {
+                    risks.append(try parseRisk(batch.extra[r * e + 1], at: place, column: scoresColumn))
+                } else {
+                    risks.append(rec.outputs[0])
+                }
+                ids.append(rec.id)
+                for (k, slot) in slots.enumerated() { groups[k].append(rec.groupLabels[slot]) }
+                thresholds.append(rec.threshold!)
+                sources.append(rec.thresholdSource!.label)
+                if case .fallback(let reason)? = rec.thresholdSource { fallbacks[reason, default: 0] += 1 }
+            }
+        }
+        guard !risks.isEmpty else { throw VigilError(.input, "\(url.path): no rows") }
+        return LabelledCohort(
+            url: url, sha256: sha, ids: ids, risks: risks, labels: labels, fields: groupFields, groupLabels: groups,
+            thresholds: thresholds, thresholdSources: sources, fallbacks: fallbacks,
+            scoreSource: scoresColumn.map { "column \($0)" } ?? "model \(model.name) \(model.version) (sha256 \(model.sha256.prefix(12)))",
+            notes: reader.notes)
+    }
+
+    /// A label: 1/0, 1.0/0.0 or true/false.
+    static func parseLabel(_ text: String?, at place: String, column: String) throws -> Bool {
+        guard let text, !MissingValues.isMissingToken(text) else {
+            throw VigilError.input(at: place, field: column, value: text ?? "", rule: "is missing; every row needs a 0/1 label")
+        }
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "1", "1.0", "true": return true
+        case "0", "0.0", "false": return false
+        default: throw VigilError.input(at: place, field: column, value: text, rule: "is not a binary label (1/0, 1.0/0.0 or true/false)")
+        }
+    }
+
+    static func parseRisk(_ text: String?, at place: String, column: String) throws -> Double {
+        guard let text, let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v <= 1 else {
+            throw VigilError.input(at: place, field: column, value: text ?? "", rule: "is not a risk in [0, 1]")
+        }
+        return v
+    }
+
+    /// Reads named columns of a CSV (with header) or JSON Lines file into memory.
+    private static func loadColumns(url: URL, sha: String, labelColumn: String, scoresColumn: String, groupFields: [String], format: CohortFormat?) throws -> LabelledCohort {
+        let data: [UInt8]
+        do { data = Array(try Data(contentsOf: url)) } catch { throw VigilError(.io, "\(url.path): cannot read the file") }
+        let wanted = [labelColumn, scoresColumn] + groupFields
+        var columns = [[String?]](repeating: [], count: wanted.count)
+        var origins: [String] = []
+        let fmt = format ?? .guess(path: url.path)
+        // Records: split at newlines outside quotes (CSV), skipping blank lines.
+        var records: [(Range<Int>, Int)] = []
+        var start = 0, line = 1, startLine = 1, inQuotes = false
+        for i in 0...data.count {
+            if i < data.count {
+                if data[i] == UInt8(ascii: "\"") && fmt == .csv { inQuotes.toggle() }
+                guard data[i] == UInt8(ascii: "\n") else { continue }
+                if inQuotes { line += 1; continue }
+            }
+            var hi = i
+            if hi > start, data[hi - 1] == UInt8(ascii: "\r") { hi -= 1 }
+            if hi > start { records.append((start..<hi, startLine)) }
+            start = i + 1
+            line += 1
+            startLine = line
+        }
+        try data.withUnsafeBufferPointer { buf in
+            switch fmt {
+            case .csv:
+                guard let header = records.first else { throw VigilError(.input, "\(url.path): the file is empty") }
+                let names = try CohortReader.splitCSV(buf, header.0).map { CohortReader.text(buf, $0).trimmingCharacters(in: .whitespaces) }
+                let index = try wanted.map { w -> Int in
+                    guard let c = names.firstIndex(of: w) else { throw VigilError(.input, "\(url.path): line 1: column '\(w)' is not in the header") }
+                    return c
+                }
+                for (range, ln) in records.dropFirst() {
+                    let fields = try CohortReader.splitCSV(buf, range)
+                    guard fields.count == names.count else {
+                        throw VigilError(.input, "\(url.lastPathComponent): line \(ln): \(fields.count) fields where the header has \(names.count)")
+                    }
+                    for (k, c) in index.enumerated() {
+                        let t = CohortReader.text(buf, fields[c])
+                        columns[k].append(t.isEmpty ? nil : t)
+                    }
+                    origins.append("line \(ln)")
+                }
+            case .jsonl:
+                for (range, ln) in records {
+                    guard case .object(let o)? = try? JSONValue.parse(Data(UnsafeBufferPointer(rebasing: buf[range]))) else {
+                        throw VigilError(.input, "\(url.lastPathComponent): line \(ln): not a JSON object")
+                    }
+                    for (k, w) in wanted.enumerated() {
+                        switch o[w] {
+                        case .string(let s)?: columns[k].append(s.isEmpty ? nil : s)
+                        case .number(let d)?: columns[k].append(k == 1 ? "\(d)" : MissingValues.canonicalText(d))
+                        case .bool(let b)?: columns[k].append(b ? "1" : "0")
+                        default: columns[k].append(nil)
+                        }
+                    }
+                    origins.append("line \(ln)")
+                }
+            }
+        }
+        guard !origins.isEmpty else { throw VigilError(.input, "\(url.path): no rows") }
+        var labels: [Bool] = [], risks: [Double] = []
+        for r in origins.indices {
+            let place = "\(url.lastPathComponent): \(origins[r])"
+            labels.append(try parseLabel(columns[0][r], at: place, column: labelColumn))
+            risks.append(try parseRisk(columns[1][r], at: place, column: scoresColumn))
+        }
+        let groups = groupFields.indices.map { k in columns[2 + k].map { $0 ?? "Unknown" } }
+        return LabelledCohort(
+            url: url, sha256: sha, ids: origins.indices.map { String($0 + 1) }, risks: risks, labels: labels, fields: groupFields,
+            groupLabels: groups, thresholds: nil, thresholdSources: nil, fallbacks: [:], scoreSource: "column \(scoresColumn)", notes: [])
+    }
+
+    /// Each row's key for `fields` (labels joined by `|`).
+    public var groupKeys: [String] {
+        (0..<count).map { r in groupLabels.map { $0[r] }.joined(separator: "|") }
+    }
+}

@@ -1,0 +1,231 @@
+internal import VigilKernels
+import VigilCore
+
+/// A fairness audit of decided, labelled rows: metrics per group and overall, Fairlearn's
+/// disparity summaries, AIF360's comparisons with a reference group, and percentile bootstrap
+/// confidence intervals for all of them.
+///
+/// Views: every non-empty combination of the group fields, in order (`race`, `sex`,
+/// `race|sex`, ...); a row's group in a view is its labels joined by `|`.
+///
+/// Bootstrap: stratified by the view's groups (each group resampled with replacement to its own
+/// size, so a replicate never loses a group); the overall figures take the union of the
+/// resampled groups. Replicate r draws from `Bootstrap.generator(seed:replicate:)`, so the
+/// intervals depend only on the seed, not on the thread count.
+public enum FairnessAudit {
+    public struct Data: Sendable {
+        public let risks: [Double]
+        public let labels: [Bool]
+        public let decisions: [Bool]
+        public let fields: [String]
+        /// `groupLabels[f][row]`: the label of row `row` for field `fields[f]`.
+        public let groupLabels: [[String]]
+
+        public init(risks: [Double], labels: [Bool], decisions: [Bool], fields: [String], groupLabels: [[String]]) throws {
+            guard groupLabels.count == fields.count, groupLabels.allSatisfy({ $0.count == risks.count }) else {
+                throw VigilError(.input, "audit: every group field needs one label per row")
+            }
+            guard Set(fields).count == fields.count else {
+                throw VigilError(.usage, "audit: group field listed twice in \(fields)")
+            }
+            self.risks = risks
+            self.labels = labels
+            self.decisions = decisions
+            self.fields = fields
+            self.groupLabels = groupLabels
+        }
+    }
+
+    public struct Options: Sendable {
+        public var replicates: Int = 1000
+        public var seed: UInt64 = 20240601
+        public var minGroupSize: Int = 30
+        public var confidence: Double = 0.95
+        /// Reference group per view name (`race` -> `White`); default: the view's largest eligible group.
+        public var references: [String: String] = [:]
+        /// Thresholds for the trade-off curves.
+        public var tradeoffGrid: [Double] = (0...100).map { Double($0) / 100 }
+        public var threads: Int? = nil
+
+        public init() {}
+    }
+
+    public struct Group: Sendable {
+        public let key: String
+        public let n: Int
+        public let eligible: Bool
+        public let metrics: [Metric: MetricValue]
+        public let intervals: [Metric: Interval]
+        /// Against the view's reference group (nil for the reference itself and for `overall`).
+        public let comparison: ReferenceComparison?
+        public let comparisonIntervals: [Interval?]
+        public let curves: GroupCurves
+    }
+
+    public struct View: Sendable {
+        public let name: String
+        public let fields: [String]
+        public let groups: [Group]
+        public let reference: String?
+        public let disparities: [Metric: Disparity]
+        /// Intervals for `differenceBetweenGroups`, `differenceToOverall`, `ratioBetweenGroups`,
+        /// `ratioToOverall`, keyed by those names.
+        public let disparityIntervals: [Metric: [String: Interval]]
+        public let warnings: [String]
+    }
+
+    public struct Result: Sendable {
+        public let rows: Int
+        public let overall: Group
+        public let views: [View]
+        public let options: Options
+    }
+
+    public static func run(_ data: Data, options: Options = Options()) throws -> Result {
+        guard options.replicates >= 0 else { throw VigilError(.usage, "--bootstrap \(options.replicates) must be >= 0") }
+        guard options.confidence > 0, options.confidence < 1 else { throw VigilError(.usage, "confidence \(options.confidence) must be in (0, 1)") }
+        let n = data.risks.count
+        guard n > 0 else { throw VigilError(.input, "audit: the cohort has no rows") }
+        let all = try LabelledScores(risks: data.risks, labels: data.labels, decisions: data.decisions)
+        let overallView = try view(name: "overall", fields: [], partition: [("overall", Array(0..<n))], all: all, data: data, options: options, isOverall: true)
+        var views: [View] = []
+        let f = data.fields.count
+        // Singles first, then pairs, ...: combinations by size, each in field order.
+        let subsets = (1..<(1 << f)).map { mask in (0..<f).filter { mask & (1 << $0) != 0 } }
+            .sorted { $0.count != $1.count ? $0.count < $1.count : $0.lexicographicallyPrecedes($1) }
+        for subset in subsets {
+            var partition: [String: [Int]] = [:]
+            for r in 0..<n {
+                partition[subset.map { data.groupLabels[$0][r] }.joined(separator: "|"), default: []].append(r)
+            }
+            let ordered = partition.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
+            let name = subset.map { data.fields[$0] }.joined(separator: "|")
+            views.append(try view(name: name, fields: subset.map { data.fields[$0] }, partition: ordered.map { ($0.key, $0.value) },
+                                  all: all, data: data, options: options, isOverall: false))
+        }
+        return Result(rows: n, overall: overallView.groups[0], views: views, options: options)
+    }
+
+    /// Point estimates of everything a view reports, from per-group and overall metrics.
+    private struct Summary {
+        var disparities: [Metric: Disparity] = [:]
+        var comparisons: [ReferenceComparison?] = []
+
+        init(groups: [[Metric: MetricValue]], keys: [String], eligible: [Bool], overall: [Metric: MetricValue], reference: Int?) {
+            for m in Metric.allCases where !m.isCount {
+                disparities[m] = Disparity.compute(
+                    byGroup: groups.indices.map { (keys[$0], groups[$0][m]!, eligible[$0]) }, overall: overall[m]!)
+            }
+            comparisons = groups.indices.map { g in
+                guard let reference, g != reference else { return nil }
+                return ReferenceComparison.compute(group: groups[g], reference: groups[reference])
+            }
+        }
+
+        /// Every scalar with a stable key, for bootstrap intervals.
+        func scalars(groups: [[Metric: MetricValue]], overall: [Metric: MetricValue]) -> [String: Double] {
+            var out: [String: Double] = [:]
+            for (g, metrics) in groups.enumerated() {
+                for (m, v) in metrics where !m.isCount { if let x = v.value { out["g\(g)/\(m.rawValue)"] = x } }
+            }
+            for (m, v) in overall where !m.isCount { if let x = v.value { out["o/\(m.rawValue)"] = x } }
+            for (m, d) in disparities {
+                for (name, v) in Self.disparityParts(d) { if let x = v.value { out["d/\(name)/\(m.rawValue)"] = x } }
+            }
+            for (g, c) in comparisons.enumerated() {
+                guard let c else { continue }
+                for (i, v) in c.all.enumerated() { if let x = v.value { out["c\(g)/\(i)"] = x } }
+            }
+            return out
+        }
+
+        static func disparityParts(_ d: Disparity) -> [(String, MetricValue)] {
+            [("difference_between_groups", d.differenceBetweenGroups), ("difference_to_overall", d.differenceToOverall),
+             ("ratio_between_groups", d.ratioBetweenGroups), ("ratio_to_overall", d.ratioToOverall)]
+        }
+    }
+
+    private static func view(
+        name: String, fields: [String], partition: [(key: String, rows: [Int])], all: LabelledScores, data: Data,
+        options: Options, isOverall: Bool
+    ) throws -> View {
+        let scores = try partition.map { p in
+            try LabelledScores(risks: p.rows.map { data.risks[$0] }, labels: p.rows.map { data.labels[$0] },
+                               decisions: p.rows.map { data.decisions[$0] }, rowIndices: p.rows)
+        }
+        let keys = partition.map(\.key)
+        let eligible = partition.map { isOverall || $0.rows.count >= options.minGroupSize }
+        let metrics = scores.map { GroupMetrics.compute($0) }
+        let overall = isOverall ? metrics[0] : GroupMetrics.compute(all)
+        var warnings: [String] = []
+        for (i, p) in partition.enumerated() where !eligible[i] {
+            warnings.append("group '\(p.key)' of '\(name)' has \(p.rows.count) rows, below the minimum of \(options.minGroupSize): its metrics are shown but left out of the disparity summaries")
+        }
+        for (i, p) in partition.enumerated() where eligible[i] && metrics[i][.positives]!.value == 0 {
+            warnings.append("group '\(p.key)' of '\(name)' has no positive labels: TPR, FNR, AUROC, AUPRC and calibration are undefined")
+        }
+        var reference: Int?
+        if !isOverall {
+            if let wanted = options.references[name] {
+                guard let i = keys.firstIndex(of: wanted) else {
+                    throw VigilError(.usage, "--reference \(name)=\(wanted): no such group (groups: \(keys.joined(separator: ", ")))")
+                }
+                reference = i
+            } else {
+                reference = eligible.firstIndex(of: true)  // partition is ordered by size
+            }
+        }
+        let summary = Summary(groups: metrics, keys: keys, eligible: eligible, overall: overall, reference: reference)
+
+        // Bootstrap replicates.
+        let b = options.replicates
+        var replicates = [[String: Double]](repeating: [:], count: b)
+        if b > 0 {
+            let n = data.risks.count
+            replicates.withUnsafeMutableBufferPointer { out in
+                let sink = UncheckedSendable(out)
+                Parallel.forEachChunk(count: b, minChunk: 1, threads: options.threads ?? Parallel.cores) { range in
+                    var counts = [Double](repeating: 0, count: n)
+                    for r in range {
+                        var gen = Bootstrap.generator(seed: options.seed, replicate: r)
+                        for i in counts.indices { counts[i] = 0 }
+                        for p in partition {
+                            for _ in 0..<p.rows.count { counts[p.rows[gen.index(below: p.rows.count)]] += 1 }
+                        }
+                        let gm = scores.map { s in GroupMetrics.compute(s, weights: s.rows.map { counts[$0] }) }
+                        let om = isOverall ? gm[0] : GroupMetrics.compute(all, weights: all.rows.map { counts[$0] })
+                        let rs = Summary(groups: gm, keys: keys, eligible: eligible, overall: om, reference: reference)
+                        sink.value[r] = rs.scalars(groups: gm, overall: om)
+                    }
+                }
+            }
+        }
+        let alpha = (1 - options.confidence) / 2
+        func interval(_ key: String) -> Interval? {
+            guard b > 0 else { return nil }
+            let v = replicates.compactMap { $0[key] }.sorted()
+            guard !v.isEmpty else { return nil }
+            return Interval(lower: Bootstrap.quantile(sorted: v, alpha), upper: Bootstrap.quantile(sorted: v, 1 - alpha), defined: v.count, replicates: b)
+        }
+        var groups: [Group] = []
+        for (g, p) in partition.enumerated() {
+            var iv: [Metric: Interval] = [:]
+            for m in Metric.allCases where !m.isCount { iv[m] = interval(isOverall ? "o/\(m.rawValue)" : "g\(g)/\(m.rawValue)") }
+            let cmp = summary.comparisons[g]
+            groups.append(Group(
+                key: p.key, n: p.rows.count, eligible: eligible[g], metrics: metrics[g], intervals: iv, comparison: cmp,
+                comparisonIntervals: cmp == nil ? [] : (0..<4).map { interval("c\(g)/\($0)") },
+                curves: GroupCurves.compute(scores[g], grid: options.tradeoffGrid)))
+        }
+        var dIntervals: [Metric: [String: Interval]] = [:]
+        for m in Metric.allCases where !m.isCount {
+            var parts: [String: Interval] = [:]
+            for (partName, _) in Summary.disparityParts(summary.disparities[m]!) {
+                if let i = interval("d/\(partName)/\(m.rawValue)") { parts[partName] = i }
+            }
+            dIntervals[m] = parts
+        }
+        return View(name: name, fields: fields, groups: groups, reference: reference.map { keys[$0] },
+                    disparities: summary.disparities, disparityIntervals: dIntervals, warnings: warnings)
+    }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import VigilEngine
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fairness audit of a labelled cohort: per-group metrics with bootstrap CIs; JSON and an HTML report.",
+        discussion: """
+            Each row is decided with the threshold the model's policy gives it (its group's, or \
+            the fallback), or with --threshold for everyone. Groups: every --group field and \
+            every intersection of them ('race|sex'). Per group and overall: n, prevalence, \
+            selection rate, TPR, FPR, FNR, TNR, PPV, NPV, accuracy, balanced accuracy, AUROC, \
+            AUPRC (average precision), Brier, ECE (10 equal-width bins), calibration slope and \
+            intercept. Per metric, Fairlearn's difference and ratio (between groups and to \
+            overall), group min and max; per group, AIF360's disparate impact, statistical \
+            parity, average odds and equal opportunity differences against a reference group \
+            (--reference VIEW=GROUP; default the view's largest group). 95% percentile bootstrap \
+            CIs, stratified by group (--bootstrap N, --seed). A metric that a group cannot \
+            define (TPR without positives) is null with the reason. Groups below \
+            --min-group-size are reported with a warning and left out of the disparity summaries.
+            """)
+
+    @Option(name: .long, help: "Model package folder (scores rows, maps groups, gives thresholds).")
+    var model: String?
+
+    @Option(name: .long, help: "Labelled cohort: CSV with a header, or JSON Lines.")
+    var input: String
+
+    @Option(name: .long, help: "Column holding the 0/1 outcome.")
+    var label: String
+
+    @Option(name: .long, help: "Group field (repeatable).")
+    var group: [String] = []
+
+    @Option(name: .long, help: "One threshold for every row instead of the policy's.")
+    var threshold: Double?
+
+    @Option(name: .long, help: "Column holding risks in [0, 1] (instead of the model's scores).")
+    var scoresColumn: String?
+
+    @Option(name: .long, help: "Bootstrap replicates for the confidence intervals (0: none).")
+    var bootstrap: Int = 1000
+
+    @Option(name: .long, help: "Seed of the bootstrap.")
+    var seed: UInt64 = 20240601
+
+    @Option(name: .long, help: "Groups with fewer rows are flagged and left out of disparity summaries.")
+    var minGroupSize: Int = 30
+
+    @Option(name: .long, help: "Reference group of a view for AIF360's measures, as VIEW=GROUP (repeatable).")
+    var reference: [String] = []
+
+    @Option(name: .long, help: "Write the audit as JSON here.")
+    var json: String?
+
+    @Option(name: .long, help: "Write the HTML report here.")
+    var html: String?
+
+    @Option(name: .long, help: "Input format: csv or jsonl (default: from the file name).")
+    var inputFormat: CohortFormat?
+
+    @Flag(name: .long, help: "No summary on standard error.")
+    var quiet = false
+
+    func run() throws {
+        try runReportingErrors {
+            let log = StandardError(quiet: quiet)
+            guard json != nil || html != nil else { throw VigilError(.usage, "give --json FILE and/or --html FILE") }
+            guard !group.isEmpty else { throw VigilError(.usage, "give at least one --group") }
+            guard minGroupSize >= 0 else { throw VigilError(.usage, "--min-group-size \(minGroupSize) must be >= 0") }
+            if let t = threshold, !(t.isFinite && t >= 0 && t <= 1) {
+                throw VigilError(.usage, "--threshold \(t) must be in [0, 1]")
+            }
+            var options = FairnessAudit.Options()
+            options.replicates = bootstrap
+            options.seed = seed
+            options.minGroupSize = minGroupSize
+            for r in reference {
+                let parts = r.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw VigilError(.usage, "--reference \(r): expected VIEW=GROUP, e.g. race=White") }
+                options.references[parts[0]] = parts[1]
+            }
+            let m = try model.map { try VigilModel.load(path: $0) }
+            for w in m?.loadWarnings ?? [] { log.line("warning: \(w)") }
+            let url = URL(fileURLWithPath: input)
+            let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, format: inputFormat)
+            for note in cohort.notes { log.line("warning: \(note)") }
+            let thresholds: [Double]
+            let rule: String
+            if let t = threshold {
+                thresholds = Array(repeating: t, count: cohort.count)
+                rule = "one threshold for every row: risk >= \(t)"
+            } else if let policyThresholds = cohort.thresholds, let m {
+                thresholds = policyThresholds
+                rule = "the model's policy (version \(m.policy.version), \(m.policy.constraint) / \(m.policy.objective)): each row's group threshold or the fallback \(m.policy.fallbackThreshold)"
+            } else {
+                throw VigilError(.usage, "without --model, give --threshold")
+            }
+            let decisions = zip(cohort.risks, thresholds).map { GuardrailPolicy.decide(risk: $0, threshold: $1) }
+            let data = try FairnessAudit.Data(risks: cohort.risks, labels: cohort.labels, decisions: decisions, fields: group, groupLabels: cohort.groupLabels)
+            options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)
+            let result = try FairnessAudit.run(data, options: options)
+            let report = AuditReport(
+                result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map { "\($0.name) \($0.version) (\($0.format.displayName), sha256 \($0.sha256))" },
+                decisionRule: rule, thresholds: thresholds, labelColumn: label)
+            if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
+            if let html {
+                do {
+                    try Data(report.html().utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
+                } catch {
+                    throw VigilError(.io, "\(html): cannot write the report (\(error.localizedDescription))")
+                }
+            }
+            if threshold == nil {
+                for (reason, count) in cohort.fallbacks.sorted(by: { $0.key < $1.key }) {
+                    log.line("note: \(count) rows took the fallback threshold: \(reason)")
+                }
+            }
+            for v in result.views { for w in v.warnings { log.line("warning: \(w)") } }
+            log.line("audited \(result.rows) rows (\(cohort.labels.filter { $0 }.count) positive), \(result.views.count) views, \(bootstrap) bootstrap replicates (seed \(seed))")
+            if !quiet {
+                for v in result.views {
+                    let tpr = v.disparities[.tpr]!
+                    let ci = v.disparityIntervals[.tpr]?["difference_between_groups"]
+                    log.line("  \(v.name): TPR gap \(AuditReport.fmt(tpr.differenceBetweenGroups))\(ci.map { String(format: " [%.4f, %.4f]", $0.lower, $0.upper) } ?? "") between \(tpr.argMax ?? "-") and \(tpr.argMin ?? "-")")
+                }
+            }
+            if let json { log.line("wrote \(json)") }
+            if let html { log.line("wrote \(html)") }
+        }
+    }
+}
+
+extension LabelledCohort {
+    /// Row keys for a subset of the cohort's fields.
+    func groupKeys(_ fields: [String]) -> [String] {
+        let idx = fields.map { f in self.fields.firstIndex(of: f)! }
+        return (0..<count).map { r in idx.map { groupLabels[$0][r] }.joined(separator: "|") }
+    }
+}
