@@ -118,9 +118,9 @@ enum Executor {
         case .gemm(_, let n, let k, let gm, let cShape):
             let a = inputShapes[0]
             let m = gm.transA ? a[1] : a[0]
-            if let cShape {
+            if cShape != nil {
                 var beta = gm.beta
-                TensorKernels.broadcast(.mul, a: inputs[2], aShape: cShape, b: &beta, bShape: [], y: y, yShape: [m, n])
+                TensorKernels.broadcast(.mul, a: inputs[2], aShape: inputShapes[2], b: &beta, bShape: [], y: y, yShape: [m, n])
             }
             kernels.sgemm(
                 gm.transA, gm.transB, m, n, k, gm.alpha, x, a[1], inputs[1], inputShapes[1][1],

@@ -232,7 +232,11 @@ public struct ConvNetBuilder: Sendable {
             var breaker: String?
             if a.isBatched && gm.transA { breaker = "transA reads the batch axis as the inner dimension" }
             if b.isBatched { breaker = "B depends on the input" }
-            if a.isBatched, let c = cShape, c.count == 2, c[0] != 1 { breaker = "C has one row per sample of a fixed batch" }
+            if inputs.count == 3 {
+                let c = tensors[inputs[2]]
+                if c.isBatched && !a.isBatched { breaker = "C depends on the input but A does not" }
+                if a.isBatched && !c.isBatched && c.shape.count == 2 && c.shape[0] != 1 { breaker = "C has one row per sample of a fixed batch" }
+            }
             return ([m, n], .gemm(m: m, n: n, k: k, gm, cShape: cShape), breaker)
         case .matMul:
             try arity(2...2)

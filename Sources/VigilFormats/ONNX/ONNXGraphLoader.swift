@@ -371,7 +371,8 @@ private struct Walker {
             var opType = "Conv"
             var output = out
             // Fold a BatchNormalization that alone reads this output.
-            if let r = soleReader(output), graph.node[r].opType == "BatchNormalization", let bn = try? batchNormParameters(graph.node[r]),
+            if let r = soleReader(output), graph.node[r].opType == "BatchNormalization", graph.node[r].input.first == output,
+               let bn = try? batchNormParameters(graph.node[r]),
                bn.scale.count == ws[0] {
                 let per = weights.count / ws[0]
                 var newBias = [Float](repeating: 0, count: ws[0])
@@ -386,7 +387,7 @@ private struct Walker {
                 foldedBatchNorms += 1
             }
             // Fuse an activation that alone reads it.
-            if let r = soleReader(output), let act = try? fusableActivation(graph.node[r]) {
+            if let r = soleReader(output), graph.node[r].input.first == output, let act = try? fusableActivation(graph.node[r]) {
                 conv.activation = act
                 skip.insert(r)
                 output = graph.node[r].output[0]
