@@ -26,6 +26,10 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // PNG and JPEG decoding from Debian (libpng-dev, libjpeg62-turbo-dev); the shims keep
+        // libpng's and libjpeg's longjmp error handling inside C.
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         // Generated once by Sources/ONNXProto/regenerate.sh and committed.
         .target(
             name: "ONNXProto",
@@ -37,7 +41,7 @@ let package = Package(
         .target(
             name: "VigilFormats",
             dependencies: [
-                "VigilCore", "ONNXProto",
+                "VigilCore", "ONNXProto", "CPNG", "CJPEG",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings
@@ -71,6 +75,15 @@ let package = Package(
         .testTarget(
             name: "VigilGuardrailsTests",
             dependencies: ["VigilGuardrails", "VigilEngine", "VigilTesting"],
+            swiftSettings: strictSettings
+        ),
+        // ONNX's own backend node tests (Tests/Fixtures/onnx_node, copied by its collect.py).
+        .testTarget(
+            name: "ONNXConformanceTests",
+            dependencies: [
+                "VigilFormats", "VigilCore", "VigilTesting", "ONNXProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CLITests", dependencies: ["VigilTesting", "vigil"], swiftSettings: strictSettings),

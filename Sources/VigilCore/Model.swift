@@ -4,11 +4,16 @@ package import VigilKernels
 public enum ModelIR: Sendable {
     case linear(LinearModel)
     case trees(TreeEnsemble)
+    /// A CNN or MLP whose final Sigmoid / Softmax became the objective's link (the net computes
+    /// margins); its features are the input tensor's values for one sample, flattened (an
+    /// image: `C x H x W`, already preprocessed).
+    case convNet(ConvNet, Objective)
 
     public var featureCount: Int {
         switch self {
         case .linear(let m): return m.featureCount
         case .trees(let m): return m.featureCount
+        case .convNet(let n, _): return n.inputCount
         }
     }
 
@@ -16,6 +21,7 @@ public enum ModelIR: Sendable {
         switch self {
         case .linear(let m): return m.objective
         case .trees(let m): return m.objective
+        case .convNet(_, let o): return o
         }
     }
 
@@ -27,6 +33,7 @@ public enum ModelIR: Sendable {
         switch self {
         case .linear(let m): return m.featureNames
         case .trees(let m): return m.featureNames
+        case .convNet: return nil
         }
     }
 
@@ -51,6 +58,8 @@ extension ModelIR {
             m.predictRaw(x, rows: rows, into: out)
         case .linear(let m):
             m.predictRaw(x, rows: rows, into: out, kernels: kernels)
+        case .convNet(let n, _):
+            n.predictRaw(x, rows: rows, into: out, kernels: kernels)
         }
     }
 

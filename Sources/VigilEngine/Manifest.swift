@@ -25,8 +25,10 @@ public struct Manifest: Sendable {
     public let referenceRows: Int?
     public let featureReference: [String: Histogram]
     public let scoreReference: Histogram?
+    /// The image preprocessing contract (`input`, CNN models).
+    public let imageInput: ImageInputSpec?
     /// Whether the manifest declares an image input (CNN models).
-    public let hasImageInput: Bool
+    public var hasImageInput: Bool { imageInput != nil }
 
     public static let fileName = "manifest.json"
 
@@ -149,7 +151,32 @@ public struct Manifest: Sendable {
         self.featureReference = featureReference
         self.scoreReference = scoreReference
         self.referenceRows = referenceRows
-        hasImageInput = root.optional("input") != nil
+        imageInput = try root.optional("input").map(Self.imageInput)
+    }
+
+    /// `input`: {kind: image, shape [C, H, W], channel_order RGB|BGR|L, scale, mean, std,
+    /// layout NCHW, resize bilinear|none}.
+    private static func imageInput(_ node: JSONNode) throws -> ImageInputSpec {
+        try node.requireKeys(in: ["kind", "shape", "channel_order", "scale", "mean", "std", "layout", "resize"])
+        let kind = try node["kind"].string()
+        guard kind == "image" else { throw try node["kind"].fail("'\(kind)' is not a supported input kind (image is)") }
+        let layout = try node.optional("layout")?.string() ?? "NCHW"
+        guard layout == "NCHW" else { throw try node["layout"].fail("'\(layout)' is not supported (NCHW is)") }
+        let orderText = try node.optional("channel_order")?.string() ?? "RGB"
+        guard let order = ImageInputSpec.ChannelOrder(rawValue: orderText) else {
+            throw try node["channel_order"].fail("'\(orderText)' is not a channel order (RGB, BGR, L)")
+        }
+        let resizeText = try node.optional("resize")?.string() ?? "bilinear"
+        guard let resize = ImageInputSpec.Resize(rawValue: resizeText) else {
+            throw try node["resize"].fail("'\(resizeText)' is not a resize rule (bilinear, none)")
+        }
+        do {
+            return try ImageInputSpec(
+                shape: try node["shape"].ints(), channelOrder: order, scale: try node.optional("scale")?.double() ?? 1.0 / 255.0,
+                mean: try node.optional("mean")?.doubles() ?? [0], std: try node.optional("std")?.doubles() ?? [1], resize: resize)
+        } catch let e as VigilError where e.kind == .package {
+            throw node.fail(e.message)
+        }
     }
 
     private static func histogram(_ node: JSONNode) throws -> Histogram {

@@ -51,6 +51,9 @@ extension VigilModel {
     /// link, range checks, groups, the policy's threshold and the decision. Throws on a value
     /// the model cannot score (a missing value for a linear model), naming the row and field.
     public func score(_ batch: RowBatch, threads: Int? = nil) throws -> [PredictionRecord] {
+        if imageInput != nil {
+            throw VigilError(.usage, "\(name) takes images: score an ImageBatch (a folder of images or a list of image paths)")
+        }
         let f = schema.count
         let k = ir.outputCount
         let n = batch.count
@@ -123,7 +126,7 @@ extension VigilModel {
     /// Margins and outputs only (no records, checks or guardrails), `rows x outputCount`, spread
     /// over `threads` partitions: the raw kernel path that `vigil bench` measures.
     public func predict(_ features: [Double], rows: Int, threads: Int = 1) -> [Double] {
-        let f = schema.count, k = ir.outputCount
+        let f = ir.featureCount, k = ir.outputCount
         var out = [Double](repeating: 0, count: rows * k)
         features.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in

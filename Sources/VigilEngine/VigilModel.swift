@@ -21,12 +21,16 @@ public final class VigilModel: Sendable {
     public let idField: String
     /// For each policy group field, its index in `groups`.
     let policyGroupIndices: [Int]
+    /// How image files become the input tensor (CNN models taking `[C, H, W]` images); nil for
+    /// tabular models.
+    public let imageInput: ImageInputSpec?
 
     init(
         name: String, version: String, format: ModelFormat, sha256: String, modelURL: URL, ir: ModelIR,
         schema: FeatureSchema, groups: [GroupField], policy: GuardrailPolicy, manifest: Manifest?,
-        loadWarnings: [String], idField: String
+        loadWarnings: [String], idField: String, imageInput: ImageInputSpec? = nil
     ) throws {
+        self.imageInput = imageInput
         self.name = name
         self.version = version
         self.format = format
@@ -81,8 +85,14 @@ public final class VigilModel: Sendable {
         guard ir.objective.taskName == manifest.task else {
             throw VigilError(.package, "manifest.json: task '\(manifest.task)' but the model file is \(ir.objective.summary)")
         }
-        guard manifest.features.count == ir.featureCount else {
-            throw VigilError(.package, "manifest.json lists \(manifest.features.count) features but the model file has \(ir.featureCount)")
+        if let image = manifest.imageInput {
+            try checkImageInput(image, manifest: manifest, ir: ir)
+        } else if case .convNet(let net, _) = ir, net.sampleInputShape.count == 3 {
+            throw VigilError(.package, "manifest.json: the model takes images \(net.sampleInputShape) but the manifest has no `input` object (kind image, shape, channel_order, scale, mean, std)")
+        } else {
+            guard manifest.features.count == ir.featureCount else {
+                throw VigilError(.package, "manifest.json lists \(manifest.features.count) features but the model file has \(ir.featureCount)")
+            }
         }
         if let names = ir.featureNames {
             for (i, (a, b)) in zip(manifest.features.names, names).enumerated() where a != b {
@@ -103,18 +113,38 @@ public final class VigilModel: Sendable {
         return try VigilModel(
             name: manifest.name, version: manifest.version, format: format, sha256: digest, modelURL: modelURL,
             ir: ir, schema: manifest.features, groups: manifest.groups, policy: policy, manifest: manifest,
-            loadWarnings: warnings, idField: manifest.idField ?? "id")
+            loadWarnings: warnings, idField: manifest.idField ?? "id", imageInput: manifest.imageInput)
+    }
+
+    /// An image manifest must describe the model's own input: one image feature, and the
+    /// `input` shape equal to the net's `[C, H, W]`.
+    private static func checkImageInput(_ image: ImageInputSpec, manifest: Manifest, ir: ModelIR) throws {
+        guard case .convNet(let net, _) = ir else {
+            throw VigilError(.package, "manifest.json declares an image input but the model file is not a CNN (\(ir.objective.summary))")
+        }
+        guard net.sampleInputShape == image.shape else {
+            throw VigilError(.package, "manifest.json: input shape \(image.shape) but the model's input '\(net.tensors[net.input].name)' takes \(net.sampleInputShape) per image")
+        }
+        guard manifest.features.count == 1, manifest.features.features[0].kind == .image else {
+            throw VigilError(.package, "manifest.json: an image model lists exactly one feature, of type image (found \(manifest.features.names))")
+        }
     }
 
     private static func loadBare(_ url: URL) throws -> VigilModel {
         let data = try read(url)
         let (ir, format) = try ModelFileLoader.load(data: data, fileName: url.path)
-        let schema: FeatureSchema
+        var schema: FeatureSchema
         var warnings = ["no manifest: features are \(ir.featureNames == nil ? "positional (f0, f1, ...)" : "named by the model file"), no valid ranges are checked, no groups are assigned"]
         if let names = ir.featureNames {
             schema = try FeatureSchema(names.map { FeatureSpec(name: $0) })
         } else {
             schema = .positional(count: ir.featureCount)
+        }
+        var imageInput: ImageInputSpec?
+        if case .convNet(let net, _) = ir, net.sampleInputShape.count == 3 {
+            imageInput = try ImageInputSpec.unnormalized(shape: net.sampleInputShape)
+            schema = try FeatureSchema([FeatureSpec(name: "image", kind: .image, missingAllowed: false)])
+            warnings = ["no manifest: images are decoded as \(imageInput!.channelOrder.rawValue), scaled to [0, 1] with no mean/std normalisation, resized to \(net.sampleInputShape) if needed; no groups are assigned"]
         }
         if case .binaryLogistic = ir.objective {
             warnings.append("no policy: a single global threshold of 0.5 applies")
@@ -123,7 +153,7 @@ public final class VigilModel: Sendable {
         return try VigilModel(
             name: stem, version: "unversioned", format: format, sha256: SHA256Digest.hex(of: data), modelURL: url,
             ir: ir, schema: schema, groups: [], policy: .defaultHalf, manifest: nil, loadWarnings: warnings,
-            idField: "id")
+            idField: "id", imageInput: imageInput)
     }
 
     /// Whether records carry a threshold and decision (binary models).

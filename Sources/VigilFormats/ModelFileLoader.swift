@@ -35,7 +35,18 @@ public enum ModelFileLoader {
         case .linearJSON:
             return (.linear(try LinearJSONLoader(fileName: fileName).load(data: data)), .linearJSON)
         case .onnx:
-            return (.linear(try ONNXLinearLoader(fileName: fileName).load(data: data)), .onnx)
+            // A logistic graph goes to the linear loader (exact Double evaluation); anything it
+            // does not read (Conv, Relu, ...) to the float32 graph loader.
+            do {
+                return (.linear(try ONNXLinearLoader(fileName: fileName).load(data: data)), .onnx)
+            } catch let linearError as VigilError {
+                do {
+                    let (net, objective) = try ONNXGraphLoader(fileName: fileName).loadModel(data: data)
+                    return (.convNet(net, objective), .onnx)
+                } catch let graphError as VigilError {
+                    throw ONNXGraphLoader.usesOnlyLinearOperators(data) ? linearError : graphError
+                }
+            }
         }
     }
 

@@ -10,19 +10,60 @@ package struct KernelTable: Sendable {
         _ beta: Double, _ c: UnsafeMutablePointer<Double>
     ) -> Void
 
+    /// Single precision, row-major: c = alpha * op(a) * op(b) + beta * c.
+    package typealias SGEMM = @Sendable (
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) -> Void
+    /// NCHW convolution of `batch` samples with optional bias, using `scratch`.
+    package typealias Conv2D = @Sendable (
+        _ geometry: Conv2DGeometry, _ batch: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>
+    ) -> Void
+    /// Floats of scratch `conv2d` needs for a geometry and batch.
+    package typealias Conv2DScratch = @Sendable (_ geometry: Conv2DGeometry, _ batch: Int) -> Int
+
     package let name: String
     package let gemv: GEMV
     package let gemmABt: GEMMABt
+    package let sgemm: SGEMM
+    package let conv2d: Conv2D
+    package let conv2dScratch: Conv2DScratch
 
     package static let reference = KernelTable(
         name: "reference",
         gemv: { ReferenceKernels.gemv(rows: $0, cols: $1, a: $2, x: $3, beta: $4, y: $5) },
-        gemmABt: { ReferenceKernels.gemmABt(m: $0, n: $1, k: $2, a: $3, b: $4, beta: $5, c: $6) })
+        gemmABt: { ReferenceKernels.gemmABt(m: $0, n: $1, k: $2, a: $3, b: $4, beta: $5, c: $6) },
+        sgemm: {
+            ReferenceKernels.sgemm(
+                transA: $0, transB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
+                beta: $10, c: $11, ldc: $12)
+        },
+        conv2d: { g, batch, x, w, bias, y, _ in ReferenceKernels.conv2d(g, batch: batch, x: x, w: w, bias: bias, y: y) },
+        conv2dScratch: { _, _ in 0 })
 
     package static let blas = KernelTable(
         name: "openblas",
         gemv: { BLAS.gemv(rows: $0, cols: $1, a: $2, x: $3, beta: $4, y: $5) },
-        gemmABt: { BLAS.gemmABt(m: $0, n: $1, k: $2, a: $3, b: $4, beta: $5, c: $6) })
+        gemmABt: { BLAS.gemmABt(m: $0, n: $1, k: $2, a: $3, b: $4, beta: $5, c: $6) },
+        sgemm: {
+            BLAS.sgemm(
+                transA: $0, transB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
+                beta: $10, c: $11, ldc: $12)
+        },
+        conv2d: { g, batch, x, w, bias, y, scratch in BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, y: y, scratch: scratch) },
+        conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch) })
+
+    /// The OpenBLAS table with a fixed convolution lowering (for benchmarks and the shared suite).
+    package static func blas(lowering: BLAS.ConvLowering) -> KernelTable {
+        KernelTable(
+            name: "openblas-\(lowering.rawValue)", gemv: blas.gemv, gemmABt: blas.gemmABt, sgemm: blas.sgemm,
+            conv2d: { g, batch, x, w, bias, y, scratch in
+                BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, y: y, scratch: scratch, lowering: lowering)
+            },
+            conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch, lowering: lowering) })
+    }
 
     /// The table models use unless told otherwise.
     package static let best = blas

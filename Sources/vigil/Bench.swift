@@ -11,7 +11,10 @@ struct Bench: ParsableCommand {
             measured one row at a time in-process, raw (margins and link) and with the full \
             prediction record (range checks, groups, threshold, decision). Throughput scores \
             --rows rows in batches of --batch over --threads partitions (OpenBLAS stays at one \
-            thread). Times use the monotonic clock; the first pass is a warm-up.
+            thread). Times use the monotonic clock; the first pass is a warm-up. For an image \
+            model, --input is a folder or list of images (decoded once, outside the timing): \
+            batch-1 latency, throughput in batches of --image-batch over --threads partitions \
+            with OpenBLAS at --blas-threads, and the cost of decoding and preprocessing a file.
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")
@@ -32,6 +35,15 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Partitions (threads) for the throughput run.")
     var threads: Int = 1
 
+    @Option(name: .long, help: "Image models: images per batch for the throughput run.")
+    var imageBatch: Int = 64
+
+    @Option(name: .long, help: "Image models: images scored in the throughput run.")
+    var images: Int = 4096
+
+    @Option(name: .long, help: "Image models: OpenBLAS threads (Vigil's default is 1).")
+    var blasThreads: Int = 1
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
@@ -41,6 +53,10 @@ struct Bench: ParsableCommand {
                 throw VigilError(.usage, "--rows, --batch, --threads and --single-calls must be > 0")
             }
             let m = try VigilModel.load(path: model)
+            if let spec = m.imageInput {
+                try benchImages(m, spec: spec)
+                return
+            }
             let source = try loadRows(m)
             let f = m.schema.count
             let n = source.count

@@ -29,6 +29,8 @@ struct Inspect: ParsableCommand {
             case .linear(let l):
                 facts.append(("outputs", String(l.outputCount)))
                 facts.append(("intercepts", l.intercepts.map { "\($0)" }.joined(separator: ", ")))
+            case .convNet(let net, _):
+                facts += graphFacts(net, image: m.imageInput)
             }
             facts.append(("policy", "\(m.policy.version) (\(m.policy.rule.isEmpty ? m.policy.constraint : m.policy.rule))"))
             facts.append(("fallback threshold", "\(m.policy.fallbackThreshold)"))
@@ -42,6 +44,9 @@ struct Inspect: ParsableCommand {
             if json {
                 var obj: [String: Any] = Dictionary(uniqueKeysWithValues: facts)
                 obj["feature_list"] = featureRows.map { ["name": $0[0], "type": $0[1], "unit": $0[2], "range": $0[3], "missing_allowed": $0[4]] }
+                if case .convNet(let net, _) = m.ir {
+                    obj["graph"] = graphRows(net).map { ["node": $0[0], "operator": $0[1], "output_shape": $0[2], "parameters": Int($0[3]) ?? 0] }
+                }
                 obj["warnings"] = m.loadWarnings
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -51,6 +56,10 @@ struct Inspect: ParsableCommand {
             for (k, v) in facts { print("\(k.padding(toLength: width, withPad: " ", startingAt: 0))  \(v)") }
             for w in m.loadWarnings { print("warning: \(w)") }
             print("")
+            if case .convNet(let net, _) = m.ir {
+                printTable(header: ["node", "operator", "output shape", "parameters"], rows: graphRows(net))
+                print("")
+            }
             var header = ["feature", "type", "unit", "valid range", "missing ok"]
             if case .linear = m.ir { header.append("coefficient") }
             printTable(header: header, rows: featureRows)
@@ -65,4 +74,35 @@ func printTable(header: [String], rows: [[String]]) {
     }
     print(line(header))
     for r in rows { print(line(r)) }
+}
+
+// MARK: - Graphs
+
+/// Facts about a CNN: input and output shapes, batch mode, node and parameter counts, preprocessing.
+func graphFacts(_ net: ConvNet, image: ImageInputSpec?) -> [(String, String)] {
+    let batch = net.batchMode == .dynamic ? "N" : nil
+    func shape(_ s: [Int]) -> String { "[" + ([batch].compactMap { $0 } + s.map(String.init)).joined(separator: ", ") + "]" }
+    var facts: [(String, String)] = [
+        ("input", "'\(net.tensors[net.input].name)' \(shape(net.sampleInputShape)) float32"),
+        ("output", "\(shape(net.sampleOutputShape)) (margins; the link is the objective)"),
+        ("batch", net.batchMode == .dynamic ? "dynamic (chunks of \(net.chunkCapacity) per thread)" : "fixed (one input at a time)"),
+        ("nodes", String(net.nodes.count)),
+        ("parameters", "\(net.parameterCount) (after folding)"),
+    ]
+    facts += net.notes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    if let image {
+        let mean = image.mean.map { "\($0)" }.joined(separator: ", "), std = image.std.map { "\($0)" }.joined(separator: ", ")
+        facts.append(("preprocessing", "\(image.channelOrder.rawValue) \(image.width)x\(image.height), x * \(image.scale), mean [\(mean)], std [\(std)], resize \(image.resize.rawValue)"))
+    }
+    return facts
+}
+
+/// One row per node: name, operators, output shape, constant parameters it reads.
+func graphRows(_ net: ConvNet) -> [[String]] {
+    net.nodes.map { node in
+        let t = net.tensors[node.output]
+        let dims = t.isBatched && net.batchMode == .dynamic ? ["N"] + t.shape.dropFirst().map(String.init) : t.shape.map(String.init)
+        let params = node.inputs.filter { net.tensors[$0].kind == .constant }.reduce(0) { $0 + net.tensors[$1].count }
+        return [node.name, node.opType, "[" + dims.joined(separator: ", ") + "]", String(params)]
+    }
 }

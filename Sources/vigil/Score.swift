@@ -14,12 +14,17 @@ struct Score: ParsableCommand {
 
             Output (CSV): id, risk (risk_<k> per class, or prediction), group, threshold, \
             threshold_source, decision, warnings. JSON Lines output holds full records.
+
+            Image models (CNN packages with an `input` object): --input is a folder of PNG/JPEG \
+            files (id = file name), or a CSV whose `image` column holds paths relative to it \
+            (id from the id column), or a list of paths, one per line. Each image is decoded, \
+            resized if needed (bilinear) and normalised as the manifest says.
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")
     var model: String
 
-    @Option(name: .long, help: "Cohort file: CSV with a header, or JSON Lines (.jsonl).")
+    @Option(name: .long, help: "Cohort file: CSV with a header, or JSON Lines (.jsonl); for an image model, a folder of images or a CSV/list of image paths.")
     var input: String
 
     @Option(name: .long, help: "Output file (default: standard output).")
@@ -43,6 +48,10 @@ struct Score: ParsableCommand {
             let model = try VigilModel.load(path: self.model)
             let log = StandardError(quiet: quiet)
             for w in model.loadWarnings { log.line("warning: \(w)") }
+            if model.imageInput != nil {
+                try scoreImages(model, log: log)
+                return
+            }
             let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat)
             for note in reader.notes { log.line("warning: \(note)") }
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv

@@ -1,0 +1,234 @@
+/// A feed-forward graph of float32 tensor operators, in ONNX semantics: a CNN (convolutions,
+/// pooling, batch normalization folded into the convolutions, residual additions, a dense
+/// head) or an MLP. Built only through `ConvNetBuilder`, which checks every shape and attribute
+/// and plans the buffers once; evaluated by `ConvNet+Evaluate.swift`.
+///
+/// Batch axis: the graph input's first axis is the batch when it is dynamic (`dim_param`) or 1
+/// and no operator mixes samples (`batchMode == .dynamic`): the net then scores any number of
+/// samples, split into chunks of `chunkCapacity` per thread. Otherwise (`.fixed`) it takes
+/// exactly the input shape it declares (ONNX's node tests, a graph that reshapes across
+/// samples).
+///
+/// Numerical contract: `Validation.rounding`. Values are float32 as in onnxruntime; GEMM paths
+/// (convolution, Gemm, MatMul) round in OpenBLAS's summation order, reductions sum in `Double`
+/// (`TensorKernels`); a batch normalization folded into its convolution scales the weights in
+/// `Double` and rounds them once. Results equal onnxruntime's within a few float ulps of each
+/// dot product, and the reference kernels' within the same.
+public struct ConvNet: Sendable {
+    public typealias TensorID = Int
+
+    /// A tensor of the graph. `shape` is the static shape with a batched tensor's first axis at
+    /// its one-sample size (always 1 in `.dynamic` mode).
+    public struct Tensor: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable {
+            case input
+            case constant
+            /// Computed by a node.
+            case computed
+        }
+
+        public let name: String
+        public let shape: [Int]
+        public let kind: Kind
+        /// Whether the first axis grows with the number of samples.
+        public let isBatched: Bool
+
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    /// An activation, standalone or fused into a convolution.
+    public enum Activation: Sendable, Equatable, CustomStringConvertible {
+        case relu
+        case leakyRelu(alpha: Float)
+        case clip(min: Float, max: Float)
+        case sigmoid
+        case tanh
+
+        public var description: String {
+            switch self {
+            case .relu: return "Relu"
+            case .leakyRelu(let a): return "LeakyRelu(alpha \(a))"
+            case .clip(let lo, let hi): return "Clip[\(lo), \(hi)]"
+            case .sigmoid: return "Sigmoid"
+            case .tanh: return "Tanh"
+            }
+        }
+    }
+
+    /// How a window is padded (ONNX `pads` / `auto_pad`), resolved against the input shape by
+    /// the builder.
+    public enum Padding: Sendable, Equatable {
+        /// ONNX order: the begin of each spatial axis, then the end of each.
+        case explicit([Int])
+        /// Total padding so that out = ceil(in / stride), the odd extra at the end (SAME_UPPER)
+        /// or at the beginning (SAME_LOWER).
+        case sameUpper
+        case sameLower
+        /// No padding (VALID, or NOTSET without pads).
+        case valid
+    }
+
+    /// Convolution attributes over 1 or 2 spatial axes; weights `[Cout, Cin / groups, k...]` and
+    /// the optional bias `[Cout]` are the node's constant inputs.
+    public struct Convolution: Sendable, Equatable {
+        public var strides: [Int]?
+        public var dilations: [Int]?
+        public var padding: Padding
+        public var groups: Int
+        /// An activation applied to the output (fused `Relu`, `LeakyRelu` or `Clip`).
+        public var activation: Activation?
+
+        public init(strides: [Int]? = nil, dilations: [Int]? = nil, padding: Padding = .valid, groups: Int = 1, activation: Activation? = nil) {
+            self.strides = strides
+            self.dilations = dilations
+            self.padding = padding
+            self.groups = groups
+            self.activation = activation
+        }
+    }
+
+    /// MaxPool / AveragePool attributes over 1 or 2 spatial axes.
+    public struct Pooling: Sendable, Equatable {
+        public var kernelShape: [Int]
+        public var strides: [Int]?
+        public var dilations: [Int]?
+        public var padding: Padding
+        /// Output size rounds up (a last partial window), as ONNX `ceil_mode`.
+        public var ceilMode: Bool
+        /// AveragePool only: padding taps count in the divisor.
+        public var countIncludePad: Bool
+
+        public init(kernelShape: [Int], strides: [Int]? = nil, dilations: [Int]? = nil, padding: Padding = .valid, ceilMode: Bool = false, countIncludePad: Bool = false) {
+            self.kernelShape = kernelShape
+            self.strides = strides
+            self.dilations = dilations
+            self.padding = padding
+            self.ceilMode = ceilMode
+            self.countIncludePad = countIncludePad
+        }
+    }
+
+    /// Y = alpha * op(A) * op(B) + beta * C (ONNX Gemm); C optional, unidirectionally broadcast.
+    public struct Gemm: Sendable, Equatable {
+        public var alpha: Float = 1
+        public var beta: Float = 1
+        public var transA = false
+        public var transB = false
+
+        public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+            self.alpha = alpha
+            self.beta = beta
+            self.transA = transA
+            self.transB = transB
+        }
+    }
+
+    /// A change of shape that keeps the data (a view, no copy).
+    public enum Reshape: Sendable, Equatable {
+        /// ONNX Reshape: 0 copies the input's axis (unless `allowZero`), -1 is inferred.
+        case shape([Int], allowZero: Bool)
+        /// ONNX Flatten: `[prod(d[..<axis]), prod(d[axis...])]`.
+        case flatten(axis: Int)
+        /// Identity, or Dropout at inference.
+        case identity
+    }
+
+    public enum Operation: Sendable, Equatable {
+        /// Inputs: x, weights, bias (optional).
+        case conv(Convolution)
+        case maxPool(Pooling)
+        case averagePool(Pooling)
+        case globalAveragePool
+        case activation(Activation)
+        /// Softmax along `axis`; `legacy` (opset < 13) flattens to 2-D at `axis` first.
+        case softmax(axis: Int, legacy: Bool)
+        /// y = x * scale[c] + shift[c] along axis 1: a batch normalization with nothing to fold
+        /// into. Inputs: x, scale, shift.
+        case channelAffine
+        /// Inputs: A, B, C (optional).
+        case gemm(Gemm)
+        /// ONNX MatMul (NumPy semantics, broadcasting leading axes).
+        case matMul
+        case add
+        case mul
+        case concat(axis: Int)
+        case reshape(Reshape)
+    }
+
+    public struct Node: Sendable {
+        public let name: String
+        /// The ONNX operators this node stands for, e.g. `Conv+BatchNormalization+Relu`.
+        public let opType: String
+        public let operation: Operation
+        public let inputs: [TensorID]
+        public let output: TensorID
+    }
+
+    public enum BatchMode: Sendable, Equatable {
+        /// The first input axis is the batch: any number of samples.
+        case dynamic
+        /// Exactly the declared input shape, one call at a time.
+        case fixed
+    }
+
+    public let tensors: [Tensor]
+    /// The nodes in execution order (nodes whose inputs were all constants were evaluated at
+    /// load and are not here).
+    public let nodes: [Node]
+    public let input: TensorID
+    public let output: TensorID
+    public let batchMode: BatchMode
+    /// Samples per buffer arena (per thread) in `.dynamic` mode; 1 in `.fixed` mode.
+    public let chunkCapacity: Int
+    /// Free-form facts the loader wants `inspect` to show (opset, producer, folded nodes).
+    public let notes: [String: String]
+
+    let constants: ConstantStore
+    let plan: Plan
+    let arenas: ArenaPool
+
+    init(
+        tensors: [Tensor], nodes: [Node], input: TensorID, output: TensorID, batchMode: BatchMode,
+        chunkCapacity: Int, notes: [String: String], constants: ConstantStore, plan: Plan
+    ) {
+        self.tensors = tensors
+        self.nodes = nodes
+        self.input = input
+        self.output = output
+        self.batchMode = batchMode
+        self.chunkCapacity = chunkCapacity
+        self.notes = notes
+        self.constants = constants
+        self.plan = plan
+        self.arenas = ArenaPool(floats: plan.arenaFloatsPerSample * chunkCapacity)
+    }
+
+    /// The input's shape for one sample (without the batch axis in `.dynamic` mode; the whole
+    /// declared shape in `.fixed` mode).
+    public var sampleInputShape: [Int] {
+        batchMode == .dynamic ? Array(tensors[input].shape.dropFirst()) : tensors[input].shape
+    }
+
+    /// The output's shape for one sample, like `sampleInputShape`.
+    public var sampleOutputShape: [Int] {
+        batchMode == .dynamic ? Array(tensors[output].shape.dropFirst()) : tensors[output].shape
+    }
+
+    /// Input floats per sample (the model's "features": a flattened image).
+    public var inputCount: Int { tensors[input].count }
+    /// Output floats per sample.
+    public var outputCount: Int { tensors[output].count }
+
+    /// Elements of the constant tensors the nodes read (weights after folding).
+    public var parameterCount: Int {
+        var seen = Set<TensorID>()
+        for n in nodes { for i in n.inputs where tensors[i].kind == .constant { seen.insert(i) } }
+        return seen.reduce(0) { $0 + tensors[$1].count }
+    }
+
+    /// The values of a constant tensor.
+    public func constantValues(_ id: TensorID) -> [Float]? {
+        guard tensors[id].kind == .constant, let slot = constants.slot[id] else { return nil }
+        return Array(UnsafeBufferPointer(start: constants.pointer(slot), count: tensors[id].count))
+    }
+}

@@ -1,0 +1,97 @@
+public import Foundation
+internal import VigilKernels
+
+/// Images to score, already decoded and preprocessed into the model's input tensor.
+public struct ImageBatch: Sendable {
+    public var count: Int
+    public var ids: [String]
+    /// `count x imageInput.count` float32 values: each image's NCHW tensor.
+    public var tensors: [Float]
+    /// `count x model.fieldGroups.count`, row-major; nil = absent or missing.
+    public var groupRaw: [String?]
+    /// Where each image came from (its path), for messages.
+    public var origins: [String]
+    /// Per image, what preprocessing changed (resized, alpha dropped, converted), as warnings.
+    public var notes: [[String]]
+
+    public init(count: Int, ids: [String], tensors: [Float], groupRaw: [String?], origins: [String], notes: [[String]]) {
+        self.count = count
+        self.ids = ids
+        self.tensors = tensors
+        self.groupRaw = groupRaw
+        self.origins = origins
+        self.notes = notes
+    }
+}
+
+extension VigilModel {
+    /// Scores preprocessed images: the net's margins over all cores (batch partitions, one
+    /// buffer arena per thread), the link, groups from the input fields, the policy's threshold
+    /// and the decision, as `score(_: RowBatch)` does for tabular rows.
+    public func score(_ batch: ImageBatch, threads: Int? = nil) throws -> [PredictionRecord] {
+        guard let image = imageInput else {
+            throw VigilError(.usage, "\(name) is a tabular model: score a RowBatch (CSV or JSON Lines)")
+        }
+        precondition(batch.tensors.count == batch.count * image.count, "ImageBatch tensors must be count x image size")
+        let k = ir.outputCount
+        let outputs = batch.tensors.withUnsafeBufferPointer {
+            predictImages($0.baseAddress!, count: batch.count, threads: threads ?? Parallel.cores)
+        }
+        let fieldGroupCount = fieldGroups.count
+        let slots = groups.indices.map { i in groups[i].source == .field ? groups[..<i].filter { $0.source == .field }.count : -1 }
+        var records: [PredictionRecord] = []
+        records.reserveCapacity(batch.count)
+        for r in 0..<batch.count {
+            let labels = groups.indices.map { i -> String in
+                // A group from a feature has nothing to read in an image: it is missing.
+                slots[i] < 0 ? groups[i].label(raw: nil) : groups[i].label(raw: batch.groupRaw[r * fieldGroupCount + slots[i]])
+            }
+            let o = Array(outputs[(r * k)..<(r * k + k)])
+            var record = PredictionRecord(
+                id: batch.ids[r], outputs: o, groupLabels: labels, groupKey: "", threshold: nil, thresholdSource: nil,
+                decision: nil, warnings: batch.notes[r])
+            if makesDecisions {
+                let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
+                let (threshold, source) = policy.threshold(forKey: key)
+                record.groupKey = key
+                record.threshold = threshold
+                record.thresholdSource = source
+                record.decision = GuardrailPolicy.decide(risk: o[0], threshold: threshold)
+                if case .fallback(let reason) = source {
+                    record.warnings.append("fallback threshold \(threshold): \(reason)")
+                }
+            }
+            records.append(record)
+        }
+        return records
+    }
+
+    /// Outputs (margins through the link), `count x outputCount`, for `count` preprocessed image
+    /// tensors, over `threads` batch partitions: the raw path `vigil bench` measures.
+    public func predictImages(_ tensors: UnsafePointer<Float>, count: Int, threads: Int = 1) -> [Double] {
+        guard case .convNet(let net, let objective) = ir else {
+            preconditionFailure("predictImages needs a CNN")
+        }
+        let k = net.outputCount
+        var margins = [Float](repeating: 0, count: count * k)
+        margins.withUnsafeMutableBufferPointer { m in
+            if net.batchMode == .dynamic {
+                net.predict(tensors, samples: count, into: m.baseAddress!, threads: threads)
+            } else {
+                for i in 0..<count {
+                    net.predict(tensors + i * net.inputCount, samples: 1, into: m.baseAddress! + i * k, threads: 1)
+                }
+            }
+        }
+        var out = margins.map(Double.init)
+        out.withUnsafeMutableBufferPointer { objective.transform($0.baseAddress!, rows: count) }
+        return out
+    }
+}
+
+extension VigilModel {
+    /// OpenBLAS's thread count. Vigil keeps it at 1 (parallelism comes from batch partitions);
+    /// benchmarks compare other settings.
+    public static func setBLASThreads(_ count: Int) { BLAS.setThreads(count) }
+    public static var blasThreads: Int { BLAS.threads }
+}

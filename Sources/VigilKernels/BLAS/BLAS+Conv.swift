@@ -1,0 +1,220 @@
+internal import CBLAS
+
+/// Convolution lowered to `cblas_sgemm` (im2col), and the general single-precision GEMM.
+///
+/// Numerical contract: `Validation.rounding`. OpenBLAS accumulates the K = channels x kernel
+/// products in float32 in its own blocked order, so results differ from the reference (a `Double`
+/// sum rounded once) by a few float ulps of the sum of |w * x|; onnxruntime's MLAS rounds the same
+/// way, differently. Depthwise convolutions use a direct float32 loop (taps summed in kernel order).
+extension BLAS {
+    /// c = alpha * op(a) * op(b) + beta * c, row-major, op(a) `m x k`, op(b) `k x n`.
+    package static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            // C = beta * C (BLAS would too, but some builds reject lda = 0).
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// How a convolution is lowered.
+    package enum ConvLowering: String, Sendable, CaseIterable {
+        /// One im2col matrix and one GEMM per sample and group: `[Cout/g, K] x [K, OH*OW]`.
+        case perSample
+        /// One im2col matrix for the whole batch `[K, B*OH*OW]`, one GEMM, then a scatter back to
+        /// NCHW: fewer, larger GEMMs for small feature maps (groups == 1 only).
+        case batched
+        /// Direct loops for depthwise convolutions (one input channel per group).
+        case depthwise
+
+        /// The lowering Vigil picks: depthwise when each group reads one channel, batched GEMM
+        /// when the feature map is small (below 256 output pixels, where per-sample GEMMs are
+        /// too thin for OpenBLAS), per sample otherwise. Measured with `vigil bench` on the
+        /// retinopathy model (see scripts/compare_cnn.py).
+        package static func choose(_ g: Conv2DGeometry, batch: Int) -> ConvLowering {
+            if g.groups > 1 && g.inChannelsPerGroup == 1 { return .depthwise }
+            if g.groups == 1 && batch > 1 && g.outPixels < 256 { return .batched }
+            return .perSample
+        }
+
+        /// `requested` where it applies to `g`, else the automatic choice.
+        package static func effective(_ requested: ConvLowering?, _ g: Conv2DGeometry, batch: Int) -> ConvLowering {
+            switch requested {
+            case .batched? where g.groups == 1: return .batched
+            case .depthwise? where g.groups > 1 && g.inChannelsPerGroup == 1: return .depthwise
+            case .perSample?: return .perSample
+            default: return choose(g, batch: batch)
+            }
+        }
+    }
+
+    /// Floats of scratch `conv2d` needs for `batch` samples with `lowering`.
+    package static func conv2dScratchCount(_ g: Conv2DGeometry, batch: Int, lowering: ConvLowering? = nil) -> Int {
+        let rows = g.inChannels * g.kernelHeight * g.kernelWidth
+        switch ConvLowering.effective(lowering, g, batch: batch) {
+        case .depthwise: return 0
+        case .perSample: return g.isPointwise ? 0 : rows * g.outPixels
+        case .batched: return (rows + g.outChannels) * batch * g.outPixels
+        }
+    }
+
+    /// y = conv(x, w) + bias over `batch` NCHW samples (weights `[Cout, Cin/groups, kh, kw]`),
+    /// using `scratch` (at least `conv2dScratchCount` floats).
+    package static func conv2d(
+        _ g: Conv2DGeometry, batch: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        lowering: ConvLowering? = nil
+    ) {
+        guard batch > 0 else { return }
+        switch ConvLowering.effective(lowering, g, batch: batch) {
+        case .depthwise:
+            depthwiseConv2d(g, batch: batch, x: x, w: w, bias: bias, y: y)
+        case .perSample:
+            let pixels = g.outPixels, k = g.patchCount, coutG = g.outChannelsPerGroup
+            for n in 0..<batch {
+                let xs = x + n * g.inputCount
+                let ys = y + n * g.outputCount
+                let col: UnsafePointer<Float>
+                if g.isPointwise {
+                    col = xs
+                } else {
+                    im2col(g, x: xs, col: scratch, ldCol: pixels)
+                    col = UnsafePointer(scratch)
+                }
+                fillBias(bias, channels: g.outChannels, pixels: pixels, y: ys)
+                for group in 0..<g.groups {
+                    sgemm(
+                        transA: false, transB: false, m: coutG, n: pixels, k: k, alpha: 1,
+                        a: w + group * coutG * k, lda: k, b: col + group * k * pixels, ldb: pixels,
+                        beta: bias == nil ? 0 : 1, c: ys + group * coutG * pixels, ldc: pixels)
+                }
+            }
+        case .batched:
+            let pixels = g.outPixels, k = g.patchCount, wide = batch * pixels
+            let col = scratch
+            let out = scratch + k * wide
+            for n in 0..<batch {
+                let xs = x + n * g.inputCount
+                if g.isPointwise {
+                    for c in 0..<g.inChannels {
+                        (col + c * wide + n * pixels).update(from: xs + c * pixels, count: pixels)
+                    }
+                } else {
+                    im2col(g, x: xs, col: col + n * pixels, ldCol: wide)
+                }
+            }
+            sgemm(
+                transA: false, transB: false, m: g.outChannels, n: wide, k: k, alpha: 1,
+                a: w, lda: k, b: col, ldb: wide, beta: 0, c: out, ldc: wide)
+            for n in 0..<batch {
+                let ys = y + n * g.outputCount
+                for co in 0..<g.outChannels {
+                    let src = out + co * wide + n * pixels
+                    let dst = ys + co * pixels
+                    if let bias {
+                        let b = bias[co]
+                        for p in 0..<pixels { dst[p] = src[p] + b }
+                    } else {
+                        dst.update(from: src, count: pixels)
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func fillBias(_ bias: UnsafePointer<Float>?, channels: Int, pixels: Int, y: UnsafeMutablePointer<Float>) {
+        guard let bias else { return }
+        for c in 0..<channels { (y + c * pixels).update(repeating: bias[c], count: pixels) }
+    }
+
+    /// Writes the patches of one sample: row `(c, i, j)` of `col` (stride `ldCol`) holds, for each
+    /// output pixel `oh * outWidth + ow`, the input value under kernel tap (i, j) of channel c, or
+    /// zero in the padding.
+    package static func im2col(_ g: Conv2DGeometry, x: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, ldCol: Int) {
+        let oh = g.outHeight, ow = g.outWidth, h = g.inHeight, wd = g.inWidth, sw = g.strideWidth
+        var r = 0
+        for c in 0..<g.inChannels {
+            let xc = x + c * h * wd
+            for i in 0..<g.kernelHeight {
+                for j in 0..<g.kernelWidth {
+                    let row = col + r * ldCol
+                    r += 1
+                    let base = -g.padLeft + j * g.dilationWidth
+                    let (lo, hi) = validRange(base: base, stride: sw, size: wd, count: ow)
+                    for y in 0..<oh {
+                        let ih = g.inRow(y, i)
+                        let dst = row + y * ow
+                        guard ih >= 0, ih < h else {
+                            dst.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let src = xc + ih * wd + base
+                        if lo > 0 { dst.update(repeating: 0, count: lo) }
+                        if sw == 1 {
+                            if hi > lo { (dst + lo).update(from: src + lo, count: hi - lo) }
+                        } else {
+                            var q = lo
+                            while q < hi { dst[q] = src[q * sw]; q += 1 }
+                        }
+                        if hi < ow { (dst + hi).update(repeating: 0, count: ow - hi) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output columns `lo..<hi` whose tap `q * stride + base` lies in `0..<size`.
+    @inline(__always)
+    package static func validRange(base: Int, stride: Int, size: Int, count: Int) -> (Int, Int) {
+        let lo = base >= 0 ? 0 : (-base + stride - 1) / stride
+        let last = size - 1 - base
+        let hi = last < 0 ? 0 : last / stride + 1
+        let l = min(lo, count), u = min(max(hi, l), count)
+        return (l, u)
+    }
+
+    /// Depthwise (one input channel per group, any channel multiplier): for each output channel,
+    /// bias plus each kernel tap's weight times the shifted input plane, float32, taps in order.
+    static func depthwiseConv2d(
+        _ g: Conv2DGeometry, batch: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>
+    ) {
+        let oh = g.outHeight, ow = g.outWidth, h = g.inHeight, wd = g.inWidth, sw = g.strideWidth
+        let coutG = g.outChannelsPerGroup
+        for n in 0..<batch {
+            for co in 0..<g.outChannels {
+                let xc = x + n * g.inputCount + (co / coutG) * h * wd
+                let yc = y + n * g.outputCount + co * oh * ow
+                yc.update(repeating: bias?[co] ?? 0, count: oh * ow)
+                let wc = w + co * g.kernelHeight * g.kernelWidth
+                for i in 0..<g.kernelHeight {
+                    for j in 0..<g.kernelWidth {
+                        let wv = wc[i * g.kernelWidth + j]
+                        let base = -g.padLeft + j * g.dilationWidth
+                        let (lo, hi) = validRange(base: base, stride: sw, size: wd, count: ow)
+                        guard hi > lo else { continue }
+                        for r in 0..<oh {
+                            let ih = g.inRow(r, i)
+                            guard ih >= 0, ih < h else { continue }
+                            let src = xc + ih * wd + base
+                            let dst = yc + r * ow
+                            if sw == 1 {
+                                for q in lo..<hi { dst[q] = dst[q] + wv * src[q] }
+                            } else {
+                                for q in lo..<hi { dst[q] = dst[q] + wv * src[q * sw] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
