@@ -42,7 +42,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "VigilGuardrails", dependencies: ["VigilCore"], swiftSettings: strictSettings),
+        .target(name: "VigilGuardrails", dependencies: ["VigilCore", "VigilKernels"], swiftSettings: strictSettings),
         .target(
             name: "VigilEngine",
             dependencies: [
@@ -65,6 +65,11 @@ let package = Package(
         .testTarget(
             name: "VigilFormatsTests",
             dependencies: ["VigilFormats", "VigilCore", "VigilEngine", "VigilTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VigilGuardrailsTests",
+            dependencies: ["VigilGuardrails", "VigilCore", "VigilFormats", "VigilEngine", "VigilTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),
