@@ -35,6 +35,9 @@ public struct PredictionRecord: Sendable {
     public var thresholdSource: GuardrailPolicy.Source?
     public var decision: Bool?
     public var warnings: [String]
+    /// Base value and per-feature contributions in the model's margin space (`score(_:explain: true)`
+    /// only): linear SHAP or TreeSHAP, base + Σ contributions = the margin behind `outputs`.
+    public var attribution: Attribution?
 }
 
 extension VigilModel {
@@ -42,9 +45,11 @@ extension VigilModel {
     public var fieldGroups: [GroupField] { groups.filter { $0.source == .field } }
 
     /// Scores a batch: margins through the model's kernels (all cores for large batches), the
-    /// link, range checks, groups, the policy's threshold and the decision. Throws on a value
-    /// the model cannot score (a missing value for a linear model), naming the row and field.
-    public func score(_ batch: RowBatch, threads: Int? = nil) throws -> [PredictionRecord] {
+    /// link, range checks, groups, the policy's threshold and the decision; with `explain`, each
+    /// record's attribution too (`explainer`, over the same cores). Throws on a value the model
+    /// cannot score (a missing value for a linear model), naming the row and field, and, with
+    /// `explain`, when the model cannot be explained.
+    public func score(_ batch: RowBatch, threads: Int? = nil, explain: Bool = false) throws -> [PredictionRecord] {
         let f = schema.count
         let k = ir.outputCount
         let n = batch.count
@@ -66,6 +71,16 @@ extension VigilModel {
                     ir.transform(ob.value + range.lowerBound * k, rows: rows)
                 }
             }
+        }
+        var contributions: [Double] = []
+        var attributor: Explainer?
+        if explain {
+            let e = try explainer.get()
+            contributions = [Double](repeating: 0, count: n * e.rowStride)
+            batch.features.withUnsafeBufferPointer { x in
+                contributions.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: n, into: $0.baseAddress!, threads: threads) }
+            }
+            attributor = e
         }
         var records: [PredictionRecord] = []
         records.reserveCapacity(n)
@@ -94,7 +109,14 @@ extension VigilModel {
             let o = Array(outputs[(r * k)..<(r * k + k)])
             var record = PredictionRecord(
                 id: batch.ids[r], outputs: o, groupLabels: labels, groupKey: "", threshold: nil,
-                thresholdSource: nil, decision: nil, warnings: warnings)
+                thresholdSource: nil, decision: nil, warnings: warnings, attribution: nil)
+            if let e = attributor {
+                record.attribution = contributions.withUnsafeBufferPointer { c in
+                    batch.features.withUnsafeBufferPointer { x in
+                        e.attribution(block: c.baseAddress! + r * e.rowStride, values: x.baseAddress! + row)
+                    }
+                }
+            }
             if makesDecisions {
                 let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
                 let (threshold, source) = policy.threshold(forKey: key)
@@ -126,6 +148,18 @@ extension VigilModel {
                     ir.transform(ob.value + range.lowerBound * k, rows: range.count)
                 }
             }
+        }
+        return out
+    }
+
+    /// Attributions only (no margins, records or guardrails), `rows x explainer.rowStride`
+    /// (per output: contributions, then the base value), spread over `threads` partitions: the
+    /// path `vigil bench --explain` measures. Throws when the model cannot be explained.
+    public func explain(_ features: [Double], rows: Int, threads: Int = 1) throws -> [Double] {
+        let e = try explainer.get()
+        var out = [Double](repeating: 0, count: rows * e.rowStride)
+        features.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: rows, into: $0.baseAddress!, threads: threads) }
         }
         return out
     }
