@@ -116,6 +116,25 @@ struct TreeSHAPConformanceTests {
         return out
     }
 
+    /// shap's own TreeSHAP (TreeExplainer, tree_path_dependent, its C++ path rather than
+    /// LightGBM's pred_contrib) on the real rows without missing values
+    /// (Tests/Fixtures/attribution/README.md): an implementation independent of LightGBM's.
+    @Test(arguments: ["heart_binary", "deep"])
+    func contributionsEqualShapsTreeExplainer(caseName: String) throws {
+        let c = try Self.load("lightgbm/\(caseName)")
+        let ids = try FixtureTable(contentsOf: Fixtures.url("lightgbm/\(caseName)/input.csv")).rows.map { $0[0] }
+        let rowOf = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
+        let table = try FixtureTable(contentsOf: Fixtures.url("attribution/treeshap_lightgbm/\(caseName)/shap_tree.csv"))
+        #expect(table.rows.count >= 40)
+        let stride = c.explainer.rowStride
+        var worst = 0.0
+        for fields in table.rows {
+            let r = try #require(rowOf[fields[0]])
+            worst = max(worst, maxAbsDifference(Array(c.contributions[(r * stride)..<((r + 1) * stride)]), fields.dropFirst().map { Double($0)! }))
+        }
+        #expect(worst <= 1e-9, "\(caseName): max |Vigil - shap TreeExplainer| = \(worst)")
+    }
+
     /// The same numbers whatever the partitioning: one thread and every core agree bit for bit.
     @Test func partitioningDoesNotChangeTheValues() throws {
         let c = try Self.load("lightgbm/diabetes130_binary")
