@@ -27,16 +27,42 @@ package import VigilCore
 /// XGBoost computes its SHAP values in `Float`, LightGBM in `Double`.
 package struct TreeSHAP: Sendable {
     package let ensemble: TreeEnsemble
-    /// Per node: its cover divided by its parent's (the share of the parent's training data that
-    /// reaches it); 1 for a root.
-    let coverFraction: [Double]
-    /// Per tree: the depth of its deepest leaf (0 for a single leaf, which TreeSHAP skips).
-    let treeDepth: [Int32]
     /// Per output: the base value (see the type's documentation).
     package let base: [Double]
+    /// What the walk reads besides the nodes, computed once at init.
+    let tables: Tables
     /// Path elements one walk needs: (D + 1)(D + 2) / 2 for the deepest tree's depth D (one path
     /// copy per level, each at most as long as the level is deep).
     let pathCapacity: Int
+
+    /// Immutable per-model tables in memory of their own, so that the hot loop reads plain
+    /// pointers (no array access checks, no nested `withUnsafeBufferPointer`).
+    final class Tables: @unchecked Sendable {
+        /// Per node: its cover divided by its parent's (the share of the parent's training data
+        /// that reaches it); 1 for a root.
+        let coverFraction: UnsafeMutableBufferPointer<Double>
+        /// Per tree: the depth of its deepest leaf (0 for a single leaf, which TreeSHAP skips).
+        let treeDepth: UnsafeMutableBufferPointer<Int32>
+        /// 1/k for k = 0...D + 1 (entry 0 unused), so the inner loops multiply instead of dividing.
+        let reciprocal: UnsafeMutableBufferPointer<Double>
+
+        init(coverFraction: [Double], treeDepth: [Int32], reciprocal: [Double]) {
+            func copy<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
+                let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, a.count))
+                _ = p.initialize(from: a)
+                return p
+            }
+            self.coverFraction = copy(coverFraction)
+            self.treeDepth = copy(treeDepth)
+            self.reciprocal = copy(reciprocal)
+        }
+
+        deinit {
+            coverFraction.deallocate()
+            treeDepth.deallocate()
+            reciprocal.deallocate()
+        }
+    }
 
     /// Deeper trees are refused: the path buffers grow with the square of the depth.
     package static let maxSupportedDepth = 1024
@@ -94,11 +120,11 @@ package struct TreeSHAP: Sendable {
             }
             expected[Int(ensemble.treeOutput[t])] += mean[root]
         }
-        coverFraction = fraction
-        treeDepth = depth
         base = (0..<ensemble.outputCount).map { ensemble.baseMargin[$0] + expected[$0] / ensemble.divisor }
         let d = Int(depth.max() ?? 0)
         pathCapacity = (d + 1) * (d + 2) / 2
+        tables = Tables(
+            coverFraction: fraction, treeDepth: depth, reciprocal: (0...(d + 1)).map { $0 == 0 ? 0 : 1 / Double($0) })
     }
 
     /// `rows x outputCount x (featureCount + 1)`: contributions then the base value, per output.
@@ -108,40 +134,35 @@ package struct TreeSHAP: Sendable {
         let k = ensemble.outputCount
         let stride = k * (f + 1)
         let divisor = ensemble.divisor
+        let tables = self.tables
         ensemble.withWalker { walker in
-            coverFraction.withUnsafeBufferPointer { fractionBuf in
-                treeDepth.withUnsafeBufferPointer { depthBuf in
-                    ensemble.roots.withUnsafeBufferPointer { rootBuf in
-                        ensemble.treeOutput.withUnsafeBufferPointer { outputBuf in
-                            base.withUnsafeBufferPointer { baseBuf in
-                                let ctx = UncheckedSendable((walker, fractionBuf, depthBuf, rootBuf, outputBuf, baseBuf, x, out))
-                                Parallel.forEachChunk(count: rows, minChunk: 16, threads: threads ?? Parallel.cores) { range in
-                                    let (walker, fraction, depth, roots, outputs, base, x, out) = ctx.value
-                                    let path = UnsafeMutablePointer<PathElement>.allocate(capacity: max(1, pathCapacity))
-                                    let scratch = UnsafeMutablePointer<Double>.allocate(capacity: f)
-                                    defer {
-                                        path.deallocate()
-                                        scratch.deallocate()
-                                    }
-                                    for r in range {
-                                        let row = ensemble.canonicalRow(x + r * f, scratch: scratch)
-                                        let o = out + r * stride
-                                        o.initialize(repeating: 0, count: stride)
-                                        for t in 0..<roots.count where depth[t] > 0 {
-                                            let walk = PathWalk(
-                                                walker: walker, fraction: fraction.baseAddress!, row: row,
-                                                phi: o + Int(outputs[t]) * (f + 1))
-                                            walk.recurse(Int(roots[t]), path, 0, 1, 1, -1)
-                                        }
-                                        for c in 0..<k {
-                                            let block = o + c * (f + 1)
-                                            if divisor != 1 {
-                                                for j in 0..<f { block[j] /= divisor }
-                                            }
-                                            block[f] = base[c]
-                                        }
-                                    }
+            ensemble.roots.withUnsafeBufferPointer { roots in
+                ensemble.treeOutput.withUnsafeBufferPointer { outputs in
+                    let ctx = UncheckedSendable((walker, roots, outputs, x, out))
+                    Parallel.forEachChunk(count: rows, minChunk: 16, threads: threads ?? Parallel.cores) { range in
+                        let (walker, roots, outputs, x, out) = ctx.value
+                        let path = UnsafeMutablePointer<PathElement>.allocate(capacity: max(1, pathCapacity))
+                        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: f)
+                        defer {
+                            path.deallocate()
+                            scratch.deallocate()
+                        }
+                        for r in range {
+                            let row = ensemble.canonicalRow(x + r * f, scratch: scratch)
+                            let o = out + r * stride
+                            o.update(repeating: 0, count: stride)
+                            for t in 0..<roots.count where tables.treeDepth[t] > 0 {
+                                let walk = PathWalk(
+                                    walker: walker, fraction: UnsafePointer(tables.coverFraction.baseAddress!), row: row,
+                                    phi: o + Int(outputs[t]) * (f + 1), reciprocal: UnsafePointer(tables.reciprocal.baseAddress!))
+                                walk.recurse(Int(roots[t]), path, 0, 1, 1, -1)
+                            }
+                            for c in 0..<k {
+                                let block = o + c * (f + 1)
+                                if divisor != 1 {
+                                    for j in 0..<f { block[j] /= divisor }
                                 }
+                                block[f] = base[c]
                             }
                         }
                     }
@@ -173,6 +194,8 @@ struct PathWalk {
     let row: UnsafePointer<Double>
     /// The output's `featureCount` contributions, accumulated.
     let phi: UnsafeMutablePointer<Double>
+    /// 1/k for k = 0...maxDepth + 1 (entry 0 unused).
+    let reciprocal: UnsafePointer<Double>
 
     func recurse(
         _ j: Int, _ path: UnsafeMutablePointer<PathElement>, _ depth: Int, _ zero: Double, _ one: Double, _ feature: Int32
@@ -181,11 +204,27 @@ struct PathWalk {
         let node = walker.nodes[j]
         if node.isLeaf {
             // Each feature on the path: its Shapley weight with it unwound, times the difference
-            // its being known makes at this leaf.
-            if depth > 0 {
-                for i in 1...depth {
-                    let e = path[i]
+            // its being known makes at this leaf: unwoundSum(i) · (one − zero) · value. For a
+            // feature the row does not follow here (one = 0) the unwound sum is
+            // (u + 1) / zero · Σⱼ weightⱼ / (u − j), so its term is −(u + 1) · Σⱼ weightⱼ / (u − j)
+            // · value, the same for every such feature: computed once per leaf.
+            guard depth > 0 else { return }
+            var coldTerm: Double?
+            for i in 1...depth {
+                let e = path[i]
+                if e.one != 0 {
                     phi[Int(e.feature)] += unwoundSum(path, depth, i) * (e.one - e.zero) * node.value
+                } else {
+                    if coldTerm == nil {
+                        var s = 0.0
+                        var j = depth - 1
+                        while j >= 0 {
+                            s += path[j].weight * reciprocal[depth - j]
+                            j -= 1
+                        }
+                        coldTerm = -Double(depth + 1) * s * node.value
+                    }
+                    phi[Int(e.feature)] += coldTerm!
                 }
             }
             return
@@ -225,11 +264,12 @@ struct PathWalk {
     @inline(__always)
     func extend(_ path: UnsafeMutablePointer<PathElement>, _ u: Int, _ zero: Double, _ one: Double, _ feature: Int32) {
         path[u] = PathElement(feature: feature, zero: zero, one: one, weight: u == 0 ? 1 : 0)
-        let n = Double(u + 1)
+        let inverseN = reciprocal[u + 1]
         var i = u - 1
         while i >= 0 {
-            path[i + 1].weight += one * path[i].weight * Double(i + 1) / n
-            path[i].weight = zero * path[i].weight * Double(u - i) / n
+            let w = path[i].weight
+            path[i + 1].weight += one * w * Double(i + 1) * inverseN
+            path[i].weight = zero * w * Double(u - i) * inverseN
             i -= 1
         }
     }
@@ -238,18 +278,23 @@ struct PathWalk {
     @inline(__always)
     func unwind(_ path: UnsafeMutablePointer<PathElement>, _ u: Int, _ k: Int) {
         let one = path[k].one, zero = path[k].zero
-        let n = Double(u + 1)
-        var carry = path[u].weight
+        let n = Double(u + 1), inverseN = reciprocal[u + 1]
         var i = u - 1
-        while i >= 0 {
-            if one != 0 {
+        if one != 0 {
+            // `one` is 1 here: a product of "the row goes this way" indicators.
+            var carry = path[u].weight
+            while i >= 0 {
                 let w = path[i].weight
-                path[i].weight = carry * n / (Double(i + 1) * one)
-                carry = w - path[i].weight * zero * Double(u - i) / n
-            } else {
-                path[i].weight = path[i].weight * n / (zero * Double(u - i))
+                path[i].weight = carry * n * reciprocal[i + 1]
+                carry = w - path[i].weight * zero * Double(u - i) * inverseN
+                i -= 1
             }
-            i -= 1
+        } else {
+            let scale = n / zero
+            while i >= 0 {
+                path[i].weight *= scale * reciprocal[u - i]
+                i -= 1
+            }
         }
         var m = k
         while m < u {
@@ -260,26 +305,29 @@ struct PathWalk {
         }
     }
 
-    /// The total weight the path would have with element `k` unwound, without changing it.
+    /// The total weight the path would have with element `k` unwound, without changing it: the
+    /// inner loop of TreeSHAP (once per leaf and path element), so it multiplies by the
+    /// precomputed `reciprocal`s instead of dividing.
     @inline(__always)
     func unwoundSum(_ path: UnsafeMutablePointer<PathElement>, _ u: Int, _ k: Int) -> Double {
         let one = path[k].one, zero = path[k].zero
-        let n = Double(u + 1)
+        let n = Double(u + 1), inverseN = reciprocal[u + 1]
         var total = 0.0
         var i = u - 1
         if one != 0 {
             var carry = path[u].weight
             while i >= 0 {
-                let w = carry * n / (Double(i + 1) * one)
+                let w = carry * n * reciprocal[i + 1]
                 total += w
-                carry = path[i].weight - w * zero * Double(u - i) / n
+                carry = path[i].weight - w * zero * Double(u - i) * inverseN
                 i -= 1
             }
         } else {
             while i >= 0 {
-                total += path[i].weight * n / (zero * Double(u - i))
+                total += path[i].weight * reciprocal[u - i]
                 i -= 1
             }
+            total *= n / zero
         }
         return total
     }
