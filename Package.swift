@@ -71,12 +71,12 @@ let package = Package(
             dependencies: ["VigilFormats", "VigilCore", "VigilEngine", "VigilTesting"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),
         .testTarget(
             name: "VigilGuardrailsTests",
-            dependencies: ["VigilGuardrails", "VigilEngine", "VigilTesting"],
+            dependencies: ["VigilGuardrails", "VigilCore", "VigilFormats", "VigilEngine", "VigilTesting"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),
         // ONNX's own backend node tests (Tests/Fixtures/onnx_node, copied by its collect.py).
         .testTarget(
             name: "ONNXConformanceTests",

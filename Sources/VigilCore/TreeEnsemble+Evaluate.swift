@@ -164,10 +164,25 @@ extension TreeEnsemble {
     }
 }
 
+extension TreeEnsemble {
+    /// Runs `body` with a walker over this ensemble's storage: the routing seam for code outside
+    /// VigilCore that must route exactly as prediction does (TreeSHAP). The walker's pointers are
+    /// valid only inside `body`.
+    package func withWalker<R>(_ body: (Walker) throws -> R) rethrows -> R {
+        try nodes.withUnsafeBufferPointer { nodeBuf in
+            try categoryBits.withUnsafeBufferPointer { bits in
+                try categorySets.withUnsafeBufferPointer { sets in
+                    try body(Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding))
+                }
+            }
+        }
+    }
+}
+
 /// The traversal kernel over raw pointers.
 @usableFromInline
-struct Walker {
-    let nodes: UnsafePointer<TreeNode>
+package struct Walker {
+    package let nodes: UnsafePointer<TreeNode>
     let sets: UnsafePointer<CategorySet>?
     let bits: UnsafePointer<UInt32>?
     let decoding: CategoryDecoding
@@ -175,8 +190,9 @@ struct Walker {
     /// LightGBM's `kZeroThreshold`: |x| <= 1e-35 counts as zero for missing type Zero.
     static let zeroThreshold = 1e-35
 
+    /// The leaf that the tree rooted at node `root` routes `row` to (row in `inputPrecision`).
     @inline(__always)
-    func leaf(from root: Int, row: UnsafePointer<Double>) -> Int {
+    package func leaf(from root: Int, row: UnsafePointer<Double>) -> Int {
         var i = root
         while true {
             let node = nodes[i]
@@ -185,8 +201,9 @@ struct Walker {
         }
     }
 
+    /// Whether split `node` sends `value` (already in `inputPrecision`) to its left child.
     @inline(__always)
-    func goesLeft(_ node: TreeNode, _ value: Double) -> Bool {
+    package func goesLeft(_ node: TreeNode, _ value: Double) -> Bool {
         var x = value
         let flags = node.flags
         if flags.isCategorical {

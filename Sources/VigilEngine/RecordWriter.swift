@@ -6,17 +6,30 @@ public import Foundation
 /// `prediction`), `group` (`name=label;...`) when the model has group fields, `threshold`,
 /// `threshold_source` and `decision` (1/0) for binary models, `threshold_randomized` (1/0) when the
 /// policy is randomized, and `warnings` (joined by ` | `).
-/// JSON Lines: one full prediction record per line (../shared/DESIGN.md).
+/// With `explain`, after those: `.top(K)` adds `top_contributions` (`name=+0.123;name2=-0.05`,
+/// largest |contribution| first, 6 significant digits), one `top_contributions_<k>` per class
+/// for a multiclass model; `.all` adds `contrib_<feature>` per feature and `contrib_bias`
+/// (multiclass: `contrib_<k>_<feature>`, `contrib_<k>_bias`), at full precision.
+/// JSON Lines: one full prediction record per line (../shared/DESIGN.md); with `explain`, an
+/// `attribution` object: `{"method", "space", "base", "top": [{"feature", "value", "contribution"}]}`
+/// (`.all`: `"contributions"`, every feature in feature order, instead of `"top"`); for a
+/// multiclass model `{"method", "space", "classes": [{"class": k, "base", "top" | "contributions"}]}`.
+/// `value` is the input value as given, `null` when missing.
 public final class RecordWriter {
     public let format: CohortFormat
+    public let explain: ExplainMode?
     private let model: VigilModel
     private let handle: FileHandle
     private let closeAtEnd: Bool
     private var wroteHeader = false
 
-    public init(model: VigilModel, output: URL?, format: CohortFormat) throws {
+    public init(model: VigilModel, output: URL?, format: CohortFormat, explain: ExplainMode? = nil) throws {
         self.model = model
         self.format = format
+        self.explain = explain
+        if explain == .all, format == .csv, let bias = model.schema.names.first(where: { $0 == "bias" }) {
+            throw VigilError(.usage, "--explain all: feature '\(bias)' would make a second contrib_bias column in the CSV output; write JSON Lines (--output-format jsonl) instead")
+        }
         if let output {
             guard FileManager.default.createFile(atPath: output.path, contents: nil),
                   let h = try? FileHandle(forWritingTo: output) else {
@@ -41,6 +54,7 @@ public final class RecordWriter {
             if model.makesDecisions { cols += ["threshold", "threshold_source", "decision"] }
             if model.makesDecisions, model.policy.randomizationSeed != nil { cols.append("threshold_randomized") }
             cols.append("warnings")
+            cols += explanationColumns
             out += cols.map(Self.csvField).joined(separator: ",") + "\n"
             wroteHeader = true
         }
@@ -66,7 +80,43 @@ public final class RecordWriter {
         }
         out += ","
         out += Self.csvField(r.warnings.joined(separator: " | "))
+        if let explain { appendCSVAttribution(r.attribution, explain, to: &out) }
         out += "\n"
+    }
+
+    private var explanationColumns: [String] {
+        let k = model.ir.outputCount
+        let names = model.schema.names
+        switch explain {
+        case nil:
+            return []
+        case .top:
+            return k == 1 ? ["top_contributions"] : (0..<k).map { "top_contributions_\($0)" }
+        case .all:
+            if k == 1 { return names.map { "contrib_\($0)" } + ["contrib_bias"] }
+            return (0..<k).flatMap { c in names.map { "contrib_\(c)_\($0)" } + ["contrib_\(c)_bias"] }
+        }
+    }
+
+    private func appendCSVAttribution(_ a: Attribution?, _ explain: ExplainMode, to out: inout String) {
+        let k = model.ir.outputCount
+        let f = model.schema.count
+        guard let a else {
+            // Not explained (cannot happen through `vigil score`): empty cells keep the columns aligned.
+            out += String(repeating: ",", count: explain == .all ? k * (f + 1) : k)
+            return
+        }
+        let names = model.schema.names
+        for c in 0..<k {
+            switch explain {
+            case .top(let n):
+                out += ","
+                out += Self.csvField(a.top(n, output: c).map { "\(names[$0])=\(Self.signed(a.contribution(output: c, feature: $0)))" }.joined(separator: ";"))
+            case .all:
+                for j in 0..<f { out += ","; out += Self.number(a.contribution(output: c, feature: j)) }
+                out += ","; out += Self.number(a.base[c])
+            }
+        }
     }
 
     private func appendJSON(_ r: PredictionRecord, to out: inout String) {
@@ -83,7 +133,36 @@ public final class RecordWriter {
             out += ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
             out += ",\"decision\":\(d)"
         }
+        if let explain, let a = r.attribution { appendJSONAttribution(a, explain, to: &out) }
         out += ",\"warnings\":[\(r.warnings.map(Self.jsonString).joined(separator: ","))]}\n"
+    }
+
+    private func appendJSONAttribution(_ a: Attribution, _ explain: ExplainMode, to out: inout String) {
+        let names = model.schema.names
+        func entries(_ c: Int) -> String {
+            let features: [Int]
+            switch explain {
+            case .top(let n): features = a.top(n, output: c)
+            case .all: features = Array(0..<a.featureCount)
+            }
+            let items = features.map { j -> String in
+                let v = a.values[j]
+                return "{\"feature\":\(Self.jsonString(names[j])),\"value\":\(v.isNaN ? "null" : Self.number(v)),\"contribution\":\(Self.number(a.contribution(output: c, feature: j)))}"
+            }
+            return "\"\(explain == .all ? "contributions" : "top")\":[\(items.joined(separator: ","))]"
+        }
+        out += ",\"attribution\":{\"method\":\"\(a.method.rawValue)\",\"space\":\"\(a.space.rawValue)\""
+        if a.outputCount == 1 {
+            out += ",\"base\":\(Self.number(a.base[0])),\(entries(0))}"
+        } else {
+            let classes = (0..<a.outputCount).map { c in "{\"class\":\(c),\"base\":\(Self.number(a.base[c])),\(entries(c))}" }
+            out += ",\"classes\":[\(classes.joined(separator: ","))]}"
+        }
+    }
+
+    /// A contribution with its sign and 6 significant digits (`+0.123457`, `-5e-07`).
+    static func signed(_ v: Double) -> String {
+        v.isFinite ? String(format: "%+.6g", v) : number(v)
     }
 
     /// Shortest text that reads back to the same `Double`.

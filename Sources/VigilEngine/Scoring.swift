@@ -41,6 +41,9 @@ public struct PredictionRecord: Sendable {
     public var warnings: [String]
     /// Whether a randomized policy's seeded draw chose the threshold (see `MixtureDraw`).
     public var randomized: Bool = false
+    /// Base value and per-feature contributions in the model's margin space (`score(_:explain: true)`
+    /// only): linear SHAP or TreeSHAP, base + Σ contributions = the margin behind `outputs`.
+    public var attribution: Attribution?
 }
 
 extension VigilModel {
@@ -48,9 +51,11 @@ extension VigilModel {
     public var fieldGroups: [GroupField] { groups.filter { $0.source == .field } }
 
     /// Scores a batch: margins through the model's kernels (all cores for large batches), the
-    /// link, range checks, groups, the policy's threshold and the decision. Throws on a value
-    /// the model cannot score (a missing value for a linear model), naming the row and field.
-    public func score(_ batch: RowBatch, threads: Int? = nil) throws -> [PredictionRecord] {
+    /// link, range checks, groups, the policy's threshold and the decision; with `explain`, each
+    /// record's attribution too (`explainer`, over the same cores). Throws on a value the model
+    /// cannot score (a missing value for a linear model), naming the row and field, and, with
+    /// `explain`, when the model cannot be explained.
+    public func score(_ batch: RowBatch, threads: Int? = nil, explain: Bool = false) throws -> [PredictionRecord] {
         if imageInput != nil {
             throw VigilError(.usage, "\(name) takes images: score an ImageBatch (a folder of images or a list of image paths)")
         }
@@ -75,6 +80,16 @@ extension VigilModel {
                     ir.transform(ob.value + range.lowerBound * k, rows: rows)
                 }
             }
+        }
+        var contributions: [Double] = []
+        var attributor: Explainer?
+        if explain {
+            let e = try explainer.get()
+            contributions = [Double](repeating: 0, count: n * e.rowStride)
+            batch.features.withUnsafeBufferPointer { x in
+                contributions.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: n, into: $0.baseAddress!, threads: threads) }
+            }
+            attributor = e
         }
         var records: [PredictionRecord] = []
         records.reserveCapacity(n)
@@ -103,7 +118,14 @@ extension VigilModel {
             let o = Array(outputs[(r * k)..<(r * k + k)])
             var record = PredictionRecord(
                 id: batch.ids[r], outputs: o, groupLabels: labels, groupKey: "", threshold: nil,
-                thresholdSource: nil, decision: nil, warnings: warnings)
+                thresholdSource: nil, decision: nil, warnings: warnings, attribution: nil)
+            if let e = attributor {
+                record.attribution = contributions.withUnsafeBufferPointer { c in
+                    batch.features.withUnsafeBufferPointer { x in
+                        e.attribution(block: c.baseAddress! + r * e.rowStride, values: x.baseAddress! + row)
+                    }
+                }
+            }
             if makesDecisions {
                 let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
                 let resolved = policy.resolve(key: key, recordID: batch.ids[r])
@@ -136,6 +158,18 @@ extension VigilModel {
                     ir.transform(ob.value + range.lowerBound * k, rows: range.count)
                 }
             }
+        }
+        return out
+    }
+
+    /// Attributions only (no margins, records or guardrails), `rows x explainer.rowStride`
+    /// (per output: contributions, then the base value), spread over `threads` partitions: the
+    /// path `vigil bench --explain` measures. Throws when the model cannot be explained.
+    public func explain(_ features: [Double], rows: Int, threads: Int = 1) throws -> [Double] {
+        let e = try explainer.get()
+        var out = [Double](repeating: 0, count: rows * e.rowStride)
+        features.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: rows, into: $0.baseAddress!, threads: threads) }
         }
         return out
     }

@@ -24,6 +24,10 @@ public final class VigilModel: Sendable {
     /// How image files become the input tensor (CNN models taking `[C, H, W]` images); nil for
     /// tabular models.
     public let imageInput: ImageInputSpec?
+    /// The model's attribution method, built at load (TreeSHAP's cover shares, depths and path
+    /// sizes; linear SHAP's base values from the manifest means), or why the model cannot be
+    /// explained (a tree file without node covers). Only `score(_:explain: true)` needs it.
+    public let explainer: Result<Explainer, VigilError>
 
     init(
         name: String, version: String, format: ModelFormat, sha256: String, modelURL: URL, ir: ModelIR,
@@ -43,6 +47,11 @@ public final class VigilModel: Sendable {
         self.manifest = manifest
         self.loadWarnings = loadWarnings
         self.idField = idField
+        do {
+            explainer = .success(try Explainer(model: ir, means: schema.features.map(\.mean)))
+        } catch {
+            explainer = .failure(error)
+        }
         policyGroupIndices = try policy.groupFields.map { field in
             guard let i = groups.firstIndex(where: { $0.name == field }) else {
                 throw VigilError(.package, "policy.json: group field '\(field)' is not one of the manifest's groups (\(groups.map(\.name).joined(separator: ", ")))")

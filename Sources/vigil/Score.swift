@@ -19,6 +19,15 @@ struct Score: ParsableCommand {
             files (id = file name), or a CSV whose `image` column holds paths relative to it \
             (id from the id column), or a list of paths, one per line. Each image is decoded, \
             resized if needed (bilinear) and normalised as the manifest says.
+
+            --explain K adds each record's attribution in the model's margin space (log-odds \
+            for a logistic model): linear SHAP (E[x] = the manifest means) or exact \
+            path-dependent TreeSHAP, base + contributions = the margin. CSV: a \
+            top_contributions column (name=+0.123;name2=-0.05, the K largest |contribution|); \
+            JSON Lines: "attribution": {"base", "space", "top": [{"feature", "value", \
+            "contribution"}]} (value null when missing). --explain all: CSV gets \
+            contrib_<feature> per feature plus contrib_bias, JSON Lines every contribution. \
+            Multiclass models: per class.
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")
@@ -39,29 +48,39 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Rows per batch.")
     var batchSize: Int = 8192
 
+    @Option(name: .long, help: "Attributions in each record: 'all', or K for the top K by |contribution|.")
+    var explain: String?
+
     @Flag(name: .long, help: "No progress or summary on standard error.")
     var quiet = false
 
     func run() throws {
         try runReportingErrors {
             guard batchSize > 0 else { throw VigilError(.usage, "--batch-size must be > 0, got \(batchSize)") }
+            let explainMode = try explain.map { text throws(VigilError) in try ExplainMode(parsing: text) }
             let model = try VigilModel.load(path: self.model)
             let log = StandardError(quiet: quiet)
             for w in model.loadWarnings { log.line("warning: \(w)") }
             if model.imageInput != nil {
+                if explainMode != nil {
+                    throw VigilError(.usage, "--explain is not available for image (CNN) models yet: integrated gradients is not built")
+                }
                 try scoreImages(model, log: log)
                 return
+            }
+            if explainMode != nil {
+                for w in try model.explainer.get().warnings { log.line("warning: \(w)") }
             }
             let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat)
             for note in reader.notes { log.line("warning: \(note)") }
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
-            let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat)
+            let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
             let progress = Progress(total: reader.totalBytes, log: log)
             var rows = 0
             var warned = 0
             var positives = 0
             while let batch = try reader.nextBatch(maxRows: batchSize) {
-                let records = try model.score(batch)
+                let records = try model.score(batch, explain: explainMode != nil)
                 try writer.write(records)
                 rows += records.count
                 warned += records.reduce(0) { $0 + ($1.warnings.isEmpty ? 0 : 1) }
