@@ -36,6 +36,8 @@ struct MalformedRequestTests {
             ("POST", infer, #"{"inputs": [{"name": "age", "shape": [1], "datatype": "FP64", "data": [60]}]}"#, 400, "missing feature tensor(s) 'lactate'"),
             ("POST", infer, #"{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [60, 2]}, {"name": "sex", "shape": [1], "datatype": "FP32", "data": [1]}]}"#, 400, "'sex'.datatype: FP32 but a group field is BYTES"),
             ("POST", infer, #"{"inputs": []}"#, 400, "inputs: empty"),
+            // Python's json writes a missing float as NaN: read as missing, which this linear model refuses.
+            ("POST", infer, #"{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [60, NaN]}]}"#, 400, "field 'lactate': value '' is missing"),
             ("POST", infer, #"{"input": []}"#, 400, "body.input: unknown key"),
             ("POST", infer, #"{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [60, 2]}], "outputs": [{"name": "shap"}]}"#, 400, "outputs: 'shap' is not an output"),
         ]
