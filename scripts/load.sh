@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-20000}
 BATCH_WAIT_US=${BATCH_WAIT_US:-200}
+MAX_BATCH_ROWS=${MAX_BATCH_ROWS:-64}   # 1 = no micro-batching (to measure its gain)
+CONCURRENCY=${CONCURRENCY:-1 16 64}
 LEDGER=${LEDGER:-1}
 BIN=${BIN:-.build/release/vigil}
 [ -x "$BIN" ] || nice -n 10 swift build -c release --product vigil
@@ -39,16 +41,16 @@ for name in ("readmission", "sepsis"):
 PY
 
 LEDGER_ARGS=()
-[ "$LEDGER" = 1 ] && LEDGER_ARGS=(--ledger "$WORK/ledger.jsonl")
+if [ "$LEDGER" = 1 ]; then LEDGER_ARGS=(--ledger "$WORK/ledger.jsonl"); fi
 "$BIN" serve --model models/readmission --model models/sepsis --socket "$WORK/vigil.sock" --port 0 \
-    --batch-wait-us "$BATCH_WAIT_US" "${LEDGER_ARGS[@]}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    --batch-wait-us "$BATCH_WAIT_US" --max-batch-rows "$MAX_BATCH_ROWS" "${LEDGER_ARGS[@]}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!
 for _ in $(seq 1 100); do grep -q "ready on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 cat "$WORK/serve.out"
 PORT=$(grep -o 'tcp:127.0.0.1:[0-9]*' "$WORK/serve.out" | cut -d: -f3)
-echo "ledger=$LEDGER batch_wait_us=$BATCH_WAIT_US requests_per_run=$REQUESTS $(nproc) cores"
+echo "ledger=$LEDGER batch_wait_us=$BATCH_WAIT_US max_batch_rows=$MAX_BATCH_ROWS requests_per_run=$REQUESTS $(nproc) cores"
 for model in readmission sepsis; do
-  for c in 1 16 64; do
+  for c in $CONCURRENCY; do
     "$BIN" load --socket "$WORK/vigil.sock" --path "/v1/models/$model/score" --body "$WORK/$model.json" \
         --concurrency "$c" --requests "$REQUESTS"
   done
@@ -68,4 +70,4 @@ for line in data.decode().split("\n"):
     if line.startswith(("vigil_request_errors_total", "vigil_rejected_total", "vigil_batch_rows_sum", "vigil_batch_rows_count")):
         print(line)
 PY
-[ "$LEDGER" = 1 ] && "$BIN" ledger verify --ledger "$WORK/ledger.jsonl"
+if [ "$LEDGER" = 1 ]; then "$BIN" ledger verify --ledger "$WORK/ledger.jsonl"; fi

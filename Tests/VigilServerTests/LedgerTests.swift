@@ -139,9 +139,14 @@ struct LedgerTests {
     }
 }
 
-/// A `vigil serve` child process, started and waited for until it prints its ready line.
-struct ServeProcess {
+/// A `vigil serve` child process, started and waited for until it prints its ready line;
+/// killed when dropped, so a failing test leaves no server behind.
+final class ServeProcess {
     let process = Process()
+
+    deinit {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
 
     init(_ arguments: [String]) throws {
         process.executableURL = CLI.binary
