@@ -18,6 +18,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The server (issue 7). Hummingbird's default traits pull in swift-configuration, which
+        // the server does not use.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // OpenBLAS + LAPACKE from Debian (libopenblas-dev, liblapacke-dev).
@@ -55,10 +63,27 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // HTTP/1.1 + JSON on a Unix socket and/or loopback TCP: Open Inference Protocol, native
+        // records, outcomes, monitoring, Prometheus, and the hash-chained audit ledger.
+        .target(
+            name: "VigilServer",
+            dependencies: [
+                "VigilEngine", "VigilFormats",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilEngine",
+                "VigilEngine", "VigilServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -84,6 +109,11 @@ let package = Package(
                 "VigilFormats", "VigilCore", "VigilTesting", "ONNXProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VigilServerTests",
+            dependencies: ["VigilServer", "VigilEngine", "VigilTesting", "vigil"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CLITests", dependencies: ["VigilTesting", "vigil"], swiftSettings: strictSettings),

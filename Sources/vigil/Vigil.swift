@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Vigil: ParsableCommand {
+struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Inference for clinical risk models with fairness guardrails.",
@@ -11,5 +11,5 @@ struct Vigil: ParsableCommand {
             (manifest.json + model file + policy.json) or a bare model file.
             """,
         version: "0.1.0",
-        subcommands: [Score.self, Inspect.self, Bench.self, FitThresholds.self, Audit.self])
+        subcommands: [Score.self, Inspect.self, Bench.self, FitThresholds.self, Audit.self, Serve.self, Ledger.self, Load.self])
 }

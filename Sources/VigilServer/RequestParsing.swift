@@ -1,0 +1,262 @@
+package import Foundation
+package import VigilEngine
+package import VigilFormats
+
+/// Turns request bodies into `RowBatch`es for one model, strictly: every model feature must be
+/// given (null for a missing value), values must be numbers, unknown keys are refused.
+/// Errors name the record, the field, the value and the rule.
+package struct RequestParser: Sendable {
+    package let model: VigilModel
+    /// Keys a native record may carry besides the features: the id field(s) and the raw
+    /// fields of `field`-sourced groups.
+    let extraKeys: Set<String>
+
+    package init(model: VigilModel) {
+        self.model = model
+        extraKeys = Set(["id", model.idField] + model.fieldGroups.map(\.field))
+    }
+
+    package static func parseJSON(_ data: Data) throws -> JSONValue {
+        do {
+            return try JSONValue.parse(nanAsNull(data))
+        } catch {
+            throw ServerError.badRequest("body: not valid JSON (\(Self.describe(error)))")
+        }
+    }
+
+    /// Python's json (and so tritonclient) writes a missing float as the bare token `NaN`,
+    /// which JSON does not have; outside strings it is read as `null` (a missing value).
+    static func nanAsNull(_ data: Data) -> Data {
+        let n = UInt8(ascii: "N"), a = UInt8(ascii: "a"), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        guard data.contains(n) else { return data }
+        let bytes = [UInt8](data)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count + 16)
+        var inString = false, escaped = false, i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if inString {
+                if escaped { escaped = false } else if b == backslash { escaped = true } else if b == quote { inString = false }
+            } else if b == quote {
+                inString = true
+            } else if b == n, i + 2 < bytes.count, bytes[i + 1] == a, bytes[i + 2] == n {
+                out += Array("null".utf8)
+                i += 3
+                continue
+            }
+            out.append(b)
+            i += 1
+        }
+        return Data(out)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let c) = error {
+            return c.underlyingError.map { "\($0.localizedDescription)" } ?? c.debugDescription
+        }
+        return "\(error)"
+    }
+
+    // MARK: - Native records
+
+    /// `{"id": ..., "<feature>": value, "<group field>": "..."}` or an array of such objects.
+    package func nativeRows(_ body: JSONValue, maxRows: Int) throws -> RowBatch {
+        let objects: [[String: JSONValue]]
+        switch body {
+        case .object(let o): objects = [o]
+        case .array(let a):
+            guard !a.isEmpty else { throw ServerError.badRequest("body: an empty array; send one record or an array of records") }
+            guard a.count <= maxRows else { throw ServerError(413, "body: \(a.count) records, more than the limit of \(maxRows) per request") }
+            objects = try a.enumerated().map { i, v in
+                guard case .object(let o) = v else { throw ServerError.badRequest("record \(i): must be a JSON object of feature values") }
+                return o
+            }
+        default:
+            throw ServerError.badRequest("body: must be a JSON object (one record) or an array of objects")
+        }
+        let f = model.schema.count, g = model.fieldGroups.count
+        var batch = RowBatch(
+            count: objects.count, ids: [], features: [Double](repeating: .nan, count: objects.count * f),
+            groupRaw: [String?](repeating: nil, count: objects.count * g), origins: [])
+        for (r, o) in objects.enumerated() {
+            let place = objects.count == 1 && !isArray(body) ? "record" : "record \(r)"
+            for key in o.keys where model.schema.index(of: key) == nil && !extraKeys.contains(key) {
+                throw ServerError.badRequest("\(place), field '\(key)': is not a feature of model '\(model.name)' nor its id or a group field (\(extraKeys.sorted().joined(separator: ", "))); unknown fields are refused")
+            }
+            for (j, name) in model.schema.names.enumerated() {
+                guard let v = o[name] else {
+                    throw ServerError.badRequest("\(place), field '\(name)': is not given; every model feature needs a key (null for a missing value)")
+                }
+                batch.features[r * f + j] = try Self.number(v, place: place, field: name)
+            }
+            for (slot, group) in model.fieldGroups.enumerated() {
+                batch.groupRaw[r * g + slot] = try Self.text(o[group.field], place: place, field: group.field)
+            }
+            let id = try Self.text(o[model.idField] ?? o["id"], place: place, field: model.idField) ?? ""
+            batch.ids.append(id)
+            batch.origins.append(place)
+        }
+        return batch
+    }
+
+    private func isArray(_ v: JSONValue) -> Bool {
+        if case .array = v { return true }
+        return false
+    }
+
+    /// A feature value: a number, null (missing), a boolean (1/0), or a string holding a number
+    /// or a missing token (`""`, `NaN`, `NA`, `?`), as in the cohort reader.
+    static func number(_ v: JSONValue, place: String, field: String) throws -> Double {
+        switch v {
+        case .null: return .nan
+        case .number(let d): return d
+        case .bool(let b): return b ? 1 : 0
+        case .string(let s):
+            let t = s.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty || MissingValues.isMissingToken(t) { return .nan }
+            if t.allSatisfy({ $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) }), let d = Double(t) { return d }
+            throw ServerError.badRequest("\(place), field '\(field)': value '\(s)' is not a number (missing values are null, \"\", NaN, NA or ?)")
+        case .array, .object:
+            throw ServerError.badRequest("\(place), field '\(field)': value is a JSON \(Self.kind(v)), not a number")
+        }
+    }
+
+    /// A group field's raw text, or the id: a string, a number (written canonically), a boolean;
+    /// nil when absent, null or empty.
+    static func text(_ v: JSONValue?, place: String, field: String) throws -> String? {
+        switch v {
+        case nil, .null?: return nil
+        case .string(let s)?: return s.isEmpty ? nil : s
+        case .number(let d)?: return MissingValues.canonicalText(d)
+        case .bool(let b)?: return b ? "true" : "false"
+        case .array?, .object?:
+            throw ServerError.badRequest("\(place), field '\(field)': value is a JSON \(kind(v!)), not a string")
+        }
+    }
+
+    static func kind(_ v: JSONValue) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .number: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+
+    // MARK: - Open Inference Protocol
+
+    /// The features of an OIP request: either one FP32/FP64 tensor `[N, F]` (any name that is
+    /// not a feature's) in manifest order, or one tensor per feature (`[N]` or `[N, 1]`, named
+    /// by the feature); plus BYTES tensors named by a group's input field (or the group's name),
+    /// and optionally a BYTES tensor of ids named by the id field or `id`.
+    package func inferRows(_ inputs: [JSONValue], maxRows: Int) throws -> RowBatch {
+        guard !inputs.isEmpty else { throw ServerError.badRequest("inputs: empty; send one FP32/FP64 tensor [N, \(model.schema.count)] or one tensor per feature") }
+        struct Tensor { let name: String; let shape: [Int]; let datatype: String; let data: [JSONValue]; let index: Int }
+        var tensors: [Tensor] = []
+        for (i, t) in inputs.enumerated() {
+            guard case .object(let o) = t else { throw ServerError.badRequest("inputs[\(i)]: must be an object with name, shape, datatype, data") }
+            for key in o.keys where !["name", "shape", "datatype", "data", "parameters"].contains(key) {
+                throw ServerError.badRequest("inputs[\(i)].\(key): unknown key (name, shape, datatype, data, parameters)")
+            }
+            guard case .string(let name)? = o["name"] else { throw ServerError.badRequest("inputs[\(i)].name: must be a string") }
+            guard case .array(let shapeValues)? = o["shape"], !shapeValues.isEmpty else {
+                throw ServerError.badRequest("inputs[\(i)] '\(name)'.shape: must be a non-empty array of sizes")
+            }
+            let shape = try shapeValues.map { v -> Int in
+                guard case .number(let d) = v, d >= 0, d == d.rounded(), d < 1e9 else {
+                    throw ServerError.badRequest("inputs[\(i)] '\(name)'.shape: \(v) is not a size (a non-negative integer)")
+                }
+                return Int(d)
+            }
+            guard case .string(let dt)? = o["datatype"] else { throw ServerError.badRequest("inputs[\(i)] '\(name)'.datatype: must be a string") }
+            guard case .array(let nested)? = o["data"] else { throw ServerError.badRequest("inputs[\(i)] '\(name)'.data: must be an array") }
+            var flat: [JSONValue] = []
+            Self.flatten(nested, into: &flat)
+            let expected = shape.reduce(1, *)
+            guard flat.count == expected else {
+                throw ServerError.badRequest("inputs[\(i)] '\(name)': shape \(shape) holds \(expected) values but data has \(flat.count)")
+            }
+            tensors.append(Tensor(name: name, shape: shape, datatype: dt, data: flat, index: i))
+        }
+        let f = model.schema.count
+        let featureTensors = tensors.filter { model.schema.index(of: $0.name) != nil }
+        let groupTensors = tensors.filter { t in model.fieldGroups.contains { $0.field == t.name || $0.name == t.name } }
+        let idTensor = tensors.first { ($0.name == model.idField || $0.name == "id") && model.schema.index(of: $0.name) == nil }
+        let others = tensors.filter { t in
+            model.schema.index(of: t.name) == nil && !groupTensors.contains { $0.index == t.index } && t.index != idTensor?.index
+        }
+        let n: Int
+        var features: [Double]
+        if featureTensors.isEmpty {
+            guard others.count == 1, let m = others.first else {
+                throw ServerError.badRequest("inputs: expected one FP32/FP64 tensor [N, \(f)] of features in manifest order, or one tensor per feature; got \(others.map { "'\($0.name)'" }.joined(separator: ", "))")
+            }
+            guard m.shape.count == 2, m.shape[1] == f else {
+                throw ServerError.badRequest("inputs '\(m.name)'.shape: \(m.shape) but model '\(model.name)' takes [N, \(f)] (features: \(model.schema.names.joined(separator: ", ")))")
+            }
+            n = m.shape[0]
+            features = try Self.floats(m.data, datatype: m.datatype, tensor: m.name, columns: model.schema.names)
+        } else {
+            if let stray = others.first {
+                throw ServerError.badRequest("inputs '\(stray.name)': is neither a feature of model '\(model.name)', a group field nor the id; with one tensor per feature, every tensor is named by its feature")
+            }
+            guard featureTensors.count == f else {
+                let given = Set(featureTensors.map(\.name))
+                let missing = model.schema.names.filter { !given.contains($0) }
+                throw ServerError.badRequest("inputs: missing feature tensor(s) \(missing.prefix(10).map { "'\($0)'" }.joined(separator: ", ")); with one tensor per feature, all \(f) are needed")
+            }
+            n = featureTensors[0].shape[0]
+            features = [Double](repeating: .nan, count: n * f)
+            for t in featureTensors {
+                guard t.shape == [n] || t.shape == [n, 1] else {
+                    throw ServerError.badRequest("inputs '\(t.name)'.shape: \(t.shape) but a feature tensor is [N] or [N, 1] with the same N (\(n)) as '\(featureTensors[0].name)'")
+                }
+                let j = model.schema.index(of: t.name)!
+                let col = try Self.floats(t.data, datatype: t.datatype, tensor: t.name, columns: [t.name])
+                for r in 0..<n { features[r * f + j] = col[r] }
+            }
+        }
+        guard n > 0 else { throw ServerError.badRequest("inputs: N = 0 rows") }
+        guard n <= maxRows else { throw ServerError(413, "inputs: \(n) rows, more than the limit of \(maxRows) per request") }
+        let g = model.fieldGroups.count
+        var groupRaw = [String?](repeating: nil, count: n * g)
+        for t in groupTensors {
+            guard t.datatype == "BYTES" else { throw ServerError.badRequest("inputs '\(t.name)'.datatype: \(t.datatype) but a group field is BYTES") }
+            guard t.shape == [n] || t.shape == [n, 1] else { throw ServerError.badRequest("inputs '\(t.name)'.shape: \(t.shape) but a group tensor is [N] or [N, 1] with N = \(n)") }
+            let slot = model.fieldGroups.firstIndex { $0.field == t.name || $0.name == t.name }!
+            for r in 0..<n { groupRaw[r * g + slot] = try Self.text(t.data[r], place: "inputs '\(t.name)'[\(r)]", field: t.name) }
+        }
+        var ids = (0..<n).map { String($0) }
+        if let t = idTensor {
+            guard t.shape == [n] || t.shape == [n, 1] else { throw ServerError.badRequest("inputs '\(t.name)'.shape: \(t.shape) but the id tensor is [N] or [N, 1] with N = \(n)") }
+            for r in 0..<n { ids[r] = try Self.text(t.data[r], place: "inputs '\(t.name)'[\(r)]", field: t.name) ?? ids[r] }
+        }
+        return RowBatch(count: n, ids: ids, features: features, groupRaw: groupRaw, origins: (0..<n).map { "row \($0)" })
+    }
+
+    static func flatten(_ a: [JSONValue], into out: inout [JSONValue]) {
+        for v in a {
+            if case .array(let inner) = v { flatten(inner, into: &out) } else { out.append(v) }
+        }
+    }
+
+    /// FP32 values are rounded to Float first, as the client's tensor holds them.
+    static func floats(_ data: [JSONValue], datatype: String, tensor: String, columns: [String]) throws -> [Double] {
+        guard datatype == "FP32" || datatype == "FP64" else {
+            throw ServerError.badRequest("inputs '\(tensor)'.datatype: \(datatype) but features are FP32 or FP64")
+        }
+        let fp32 = datatype == "FP32"
+        return try data.enumerated().map { i, v in
+            let d: Double
+            switch v {
+            case .number(let x): d = x
+            case .null: d = .nan
+            default:
+                throw ServerError.badRequest("inputs '\(tensor)'.data[\(i)] (feature '\(columns[i % columns.count])'): value is a JSON \(kind(v)), not a number")
+            }
+            return fp32 && !d.isNaN ? Double(Float(d)) : d
+        }
+    }
+}

@@ -1,0 +1,342 @@
+package import Foundation
+package import VigilEngine
+internal import VigilFormats
+
+/// A scored row as the server returns it: the engine's record plus its prediction id and
+/// audit sequence number.
+package struct ScoredRow: Sendable {
+    package var record: PredictionRecord
+    package var predictionID: String
+    /// The ledger entry's sequence number (nil when the server runs without a ledger).
+    package var auditSeq: Int?
+}
+
+/// What the server remembers of each prediction, for outcomes (rebuilt from the ledger).
+struct PredictionInfo: Sendable {
+    let model: String
+    let labels: [String]
+    let decision: Bool?
+    let risk: Double
+    let threshold: Double?
+    var hasOutcome: Bool
+}
+
+/// Predictions by id, across models; and the id counter when there is no ledger.
+final class PredictionIndex: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byID: [String: PredictionInfo] = [:]
+    private var counter = 0
+
+    func insert(_ id: String, _ info: PredictionInfo) {
+        lock.lock(); byID[id] = info; lock.unlock()
+    }
+
+    /// Sequence numbers for a server without a ledger.
+    func nextSeqs(_ n: Int) -> Range<Int> {
+        lock.lock(); defer { lock.unlock() }
+        let first = counter + 1
+        counter += n
+        return first..<(first + n)
+    }
+
+    func lookup(_ id: String) -> PredictionInfo? {
+        lock.lock(); defer { lock.unlock() }
+        return byID[id]
+    }
+
+    /// Marks the outcome as taken; false if it already was (a concurrent request won).
+    func claimOutcome(_ id: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard var info = byID[id], !info.hasOutcome else { return false }
+        info.hasOutcome = true
+        byID[id] = info
+        return true
+    }
+
+    func releaseOutcome(_ id: String) {
+        lock.lock(); defer { lock.unlock() }
+        byID[id]?.hasOutcome = false
+    }
+}
+
+/// Micro-batching settings.
+package struct BatchingOptions: Sendable {
+    /// Rows one scoring call takes at most.
+    package var maxBatchRows = 64
+    /// How long the scoring thread waits for more requests once it has one, when the previous
+    /// batch held more than one request (under load); with one client it never waits.
+    package var maxWaitMicros = 200
+    /// Rows waiting at most; beyond, requests are refused with 503 and Retry-After.
+    package var queueLimitRows = 4096
+
+    package init() {}
+}
+
+/// One loaded model behind the server: its parser, monitor and scoring thread.
+///
+/// Requests for the model are queued; one thread per model takes everything queued (up to
+/// `maxBatchRows` rows) and scores it with one call of the engine's batch kernels, appends the
+/// ledger entries with one durable write (group commit), updates the counters, and only then
+/// resumes the waiting requests.
+package final class ServedModel: @unchecked Sendable {
+    package let model: VigilModel
+    package let parser: RequestParser
+    package let monitor: ModelMonitor
+    let metrics: ServerMetrics
+    let ledger: AuditLedger?
+    let index: PredictionIndex
+    let options: BatchingOptions
+
+    /// The attribution seam: when the engine gains attribution (being built on another
+    /// branch), set this to a function returning `rows x (F + 1)` contributions (features then
+    /// bias) for a batch. While nil, requests asking for attribution are answered 501.
+    package var attribution: (@Sendable (RowBatch) throws -> [Double])? = nil
+
+    private struct Job {
+        let batch: RowBatch
+        let inputHashes: [String]
+        let continuation: CheckedContinuation<[ScoredRow], any Error>
+    }
+
+    private let cond = NSCondition()
+    private var pending: [Job] = []
+    private var pendingRows = 0
+    private var stopped = false
+    private var lastBatchJobs = 0
+    /// Test hook: while true the scoring thread takes nothing (to fill the queue on purpose).
+    private var held = false
+    private var thread: Thread?
+
+    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions) {
+        self.model = model
+        parser = RequestParser(model: model)
+        monitor = ModelMonitor(model: model)
+        self.metrics = metrics
+        self.ledger = ledger
+        self.index = index
+        self.options = options
+    }
+
+    func start() {
+        let t = Thread { [self] in self.loop() }
+        t.name = "vigil-score-\(model.name)"
+        thread = t
+        t.start()
+    }
+
+    func stop() {
+        cond.lock()
+        stopped = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    package func hold(_ on: Bool) {
+        cond.lock()
+        held = on
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Scores a batch through the queue; throws `ServerError` 503 when the queue is full, a
+    /// `VigilError` when the engine refuses a row.
+    package func score(_ batch: RowBatch) async throws -> [ScoredRow] {
+        let hashes = (0..<batch.count).map { inputHash(batch, row: $0) }
+        return try await withCheckedThrowingContinuation { c in
+            cond.lock()
+            if stopped {
+                cond.unlock()
+                c.resume(throwing: ServerError(503, "the server is shutting down", retryAfter: 1))
+                return
+            }
+            if pendingRows + batch.count > options.queueLimitRows, pendingRows > 0 || held {
+                cond.unlock()
+                metrics.rejected(model: model.name)
+                c.resume(throwing: ServerError(503, "model '\(model.name)': \(pendingRows) rows are queued, at the limit of \(options.queueLimitRows); retry later", retryAfter: 1))
+                return
+            }
+            pending.append(Job(batch: batch, inputHashes: hashes, continuation: c))
+            pendingRows += batch.count
+            cond.signal()
+            cond.unlock()
+        }
+    }
+
+    private func loop() {
+        while true {
+            cond.lock()
+            while (pending.isEmpty || held) && !stopped { cond.wait() }
+            if pending.isEmpty && stopped {
+                cond.unlock()
+                return
+            }
+            // Under load (the last batch merged several requests), wait a little for more.
+            if lastBatchJobs > 1, pendingRows < options.maxBatchRows, options.maxWaitMicros > 0 {
+                let deadline = Date(timeIntervalSinceNow: Double(options.maxWaitMicros) / 1e6)
+                while pendingRows < options.maxBatchRows, !stopped, cond.wait(until: deadline) {}
+            }
+            var take = 0, rows = 0
+            while take < pending.count, take == 0 || rows + pending[take].batch.count <= options.maxBatchRows {
+                rows += pending[take].batch.count
+                take += 1
+            }
+            let jobs = Array(pending.prefix(take))
+            pending.removeFirst(take)
+            pendingRows -= rows
+            lastBatchJobs = jobs.count
+            cond.unlock()
+            run(jobs)
+        }
+    }
+
+    private func run(_ jobs: [Job]) {
+        // Score: all jobs in one call; if the engine refuses a row, score job by job so that
+        // only the offending request fails.
+        var results: [Result<[PredictionRecord], any Error>]
+        if jobs.count == 1 {
+            results = [Result { try model.score(jobs[0].batch, threads: 1) }]
+        } else {
+            let merged = Self.merge(jobs.map(\.batch))
+            if let records = try? model.score(merged, threads: 1) {
+                var off = 0
+                results = jobs.map { job in
+                    defer { off += job.batch.count }
+                    return .success(Array(records[off..<(off + job.batch.count)]))
+                }
+            } else {
+                results = jobs.map { job in Result { try model.score(job.batch, threads: 1) } }
+            }
+        }
+        metrics.batch(model: model.name, rows: jobs.reduce(0) { $0 + $1.batch.count })
+        // Ledger: one append (one write, one fdatasync) for every row of every job that scored.
+        var rows: [(job: Int, row: Int, record: PredictionRecord, buckets: [Int])] = []
+        for (j, r) in results.enumerated() {
+            if case .success(let records) = r {
+                let f = model.schema.count
+                for (i, rec) in records.enumerated() {
+                    let slice = jobs[j].batch.features[(i * f)..<((i + 1) * f)]
+                    rows.append((j, i, rec, monitor.featureBuckets(slice)))
+                }
+            }
+        }
+        var seqs: Range<Int>
+        do {
+            if rows.isEmpty {
+                seqs = 0..<0
+            } else if let ledger {
+                seqs = try ledger.append(count: rows.count) { first in
+                    rows.enumerated().map { k, row in
+                        predictionBody(row.record, id: predictionID(first + k), inputHash: jobs[row.job].inputHashes[row.row], buckets: row.buckets)
+                    }
+                }
+            } else {
+                seqs = index.nextSeqs(rows.count)
+            }
+        } catch {
+            for job in jobs { job.continuation.resume(throwing: ServerError(500, "audit ledger: \(error); the prediction was not recorded and is not returned")) }
+            return
+        }
+        var scored = results.map { _ in [ScoredRow]() }
+        for (k, row) in rows.enumerated() {
+            let seq = seqs.lowerBound + k
+            let id = predictionID(seq)
+            record(outputs: row.record.outputs, labels: row.record.groupLabels, decision: row.record.decision, threshold: row.record.threshold, id: id, buckets: row.buckets)
+            scored[row.job].append(ScoredRow(record: row.record, predictionID: id, auditSeq: ledger == nil ? nil : seq))
+        }
+        for (j, job) in jobs.enumerated() {
+            switch results[j] {
+            case .success: job.continuation.resume(returning: scored[j])
+            case .failure(let e): job.continuation.resume(throwing: e)
+            }
+        }
+    }
+
+    /// Counts a prediction (served now, or replayed from the ledger).
+    func record(outputs: [Double], labels: [String], decision: Bool?, threshold: Double?, id: String, buckets: [Int]) {
+        let risk = outputs.first ?? .nan
+        monitor.recordPrediction(labels: labels, risk: risk, decision: decision, featureBuckets: buckets)
+        metrics.prediction(model: model.name, group: monitor.groupLabel(labels), decision: decision, risk: risk)
+        index.insert(id, PredictionInfo(model: model.name, labels: labels, decision: decision, risk: risk, threshold: threshold, hasOutcome: false))
+    }
+
+    package func predictionID(_ seq: Int) -> String { "\(model.name)-\(seq)" }
+
+    static func merge(_ batches: [RowBatch]) -> RowBatch {
+        var m = RowBatch(count: 0, ids: [], features: [], groupRaw: [], origins: [])
+        for b in batches {
+            m.count += b.count
+            m.ids += b.ids
+            m.features += b.features
+            m.groupRaw += b.groupRaw
+            m.origins += b.origins
+        }
+        return m
+    }
+
+    /// SHA-256 of the row's canonical text: the features in model order (canonical numbers,
+    /// empty for missing), then the raw group fields, then the id, separated by `|`.
+    func inputHash(_ b: RowBatch, row: Int) -> String {
+        let f = model.schema.count, g = model.fieldGroups.count
+        var s = ""
+        s.reserveCapacity(f * 8)
+        for j in 0..<f {
+            if j > 0 { s += "," }
+            let v = b.features[row * f + j]
+            if !v.isNaN { s += MissingValues.canonicalText(v) }
+        }
+        for k in 0..<g { s += "|"; s += b.groupRaw[row * g + k] ?? "" }
+        s += "|"; s += b.ids[row]
+        return AuditLedger.sha256Hex(s.utf8)
+    }
+
+    // MARK: - Ledger entries
+
+    func commonFields(kind: String, id: String) -> String {
+        "\"kind\":\"\(kind)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\",\"policy_version\":\(JSON.string(model.policy.version)),\"prediction_id\":\(JSON.string(id))"
+    }
+
+    func predictionBody(_ r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
+        var s = commonFields(kind: "prediction", id: id)
+        s += ",\"record_id\":\(JSON.string(r.id)),\"input_sha256\":\"\(inputHash)\""
+        s += ",\"outputs\":[\(r.outputs.map(JSON.number).joined(separator: ","))]"
+        if let t = r.threshold, let d = r.decision, let src = r.thresholdSource {
+            s += ",\"threshold\":\(JSON.number(t)),\"threshold_source\":\(JSON.string(src.label)),\"decision\":\(d)"
+        }
+        s += ",\"group\":[\(r.groupLabels.map(JSON.string).joined(separator: ","))]"
+        s += ",\"buckets\":[\(buckets.map(String.init).joined(separator: ","))]"
+        return s
+    }
+
+    /// Rebuilds counters from the ledger's prediction entries for this model (same SHA-256).
+    func replay(prediction e: [String: JSONValue]) {
+        guard case .string(let id)? = e["prediction_id"], case .array(let outs)? = e["outputs"] else { return }
+        let outputs = outs.map { v -> Double in if case .number(let d) = v { return d } else { return .nan } }
+        let labels: [String] = { if case .array(let a)? = e["group"] { return a.map { if case .string(let s) = $0 { return s } else { return "" } } } else { return [] } }()
+        let buckets: [Int] = { if case .array(let a)? = e["buckets"] { return a.map { if case .number(let d) = $0 { return Int(d) } else { return -1 } } } else { return [] } }()
+        let decision: Bool? = { if case .bool(let b)? = e["decision"] { return b } else { return nil } }()
+        let threshold: Double? = { if case .number(let d)? = e["threshold"] { return d } else { return nil } }()
+        record(outputs: outputs, labels: labels, decision: decision, threshold: threshold, id: id, buckets: buckets)
+    }
+}
+
+/// JSON text helpers shared by responses and ledger entries.
+package enum JSON {
+    /// Shortest text that reads back to the same Double; non-finite values as null (JSON has none).
+    package static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
+
+    package static func string(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}

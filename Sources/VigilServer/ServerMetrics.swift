@@ -1,0 +1,80 @@
+package import Foundation
+internal import Prometheus
+
+/// Prometheus metrics (swift-prometheus), exposed at `GET /metrics`. Every series is a counter
+/// or a histogram, so replicas add up. Labels never carry patient identifiers: only the model
+/// name, the joint group label (from the manifest's group fields), the decision, the outcome
+/// class and the route.
+package final class ServerMetrics: @unchecked Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let lock = NSLock()
+    private var counters: [String: Counter] = [:]
+    private var histograms: [String: ValueHistogram] = [:]
+
+    /// Request latency buckets in seconds: 50 µs to 1 s.
+    static let latencyBuckets: [Double] = [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+    /// Risk buckets, the same for every model: swift-prometheus requires one bucket layout per
+    /// metric name (it traps otherwise), and fixed buckets keep replicas and models summable.
+    /// The manifest's own score reference buckets are used by the monitor endpoint.
+    static let riskBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+
+    package init() {}
+
+    private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
+        let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: "\u{1}")
+        lock.lock()
+        defer { lock.unlock() }
+        if let c = counters[key] { return c }
+        let c = registry.makeCounter(name: name, labels: labels, help: help)
+        counters[key] = c
+        return c
+    }
+
+    private func histogram(_ name: String, _ labels: [(String, String)], buckets: [Double], help: String) -> ValueHistogram {
+        let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: "\u{1}")
+        lock.lock()
+        defer { lock.unlock() }
+        if let h = histograms[key] { return h }
+        let h = registry.makeValueHistogram(name: name, labels: labels, buckets: buckets, help: help)
+        histograms[key] = h
+        return h
+    }
+
+    package func prediction(model: String, group: String, decision: Bool?, risk: Double) {
+        let d = decision.map { $0 ? "positive" : "negative" } ?? "none"
+        counter("vigil_predictions_total", [("model", model), ("group", group), ("decision", d)],
+                help: "Predictions served, by model, joint group label and decision.").increment()
+        if !risk.isNaN {
+            histogram("vigil_risk", [("model", model), ("group", group)], buckets: Self.riskBuckets,
+                      help: "Predicted risk (binary models: the probability of the outcome).").record(risk)
+        }
+    }
+
+    package func outcome(model: String, group: String, kind: String) {
+        counter("vigil_outcomes_total", [("model", model), ("group", group), ("outcome", kind)],
+                help: "Observed outcomes recorded, by confusion class (tp, fp, tn, fn).").increment()
+    }
+
+    package func request(route: String, model: String, seconds: Double) {
+        histogram("vigil_request_duration_seconds", [("route", route), ("model", model)], buckets: Self.latencyBuckets,
+                  help: "Time from the request's arrival to its response, in seconds.").record(seconds)
+    }
+
+    package func error(route: String, status: Int) {
+        counter("vigil_request_errors_total", [("route", route), ("status", String(status))],
+                help: "Requests answered with an error status.").increment()
+    }
+
+    package func batch(model: String, rows: Int) {
+        histogram("vigil_batch_rows", [("model", model)], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
+                  help: "Rows per scoring call after micro-batching.").record(Double(rows))
+    }
+
+    package func rejected(model: String) {
+        counter("vigil_rejected_total", [("model", model), ("reason", "queue_full")],
+                help: "Requests refused with 503 because the model's queue was full.").increment()
+    }
+
+    package func exposition() -> String { registry.emitToString() }
+}

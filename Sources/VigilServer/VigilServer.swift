@@ -1,0 +1,288 @@
+package import Foundation
+package import VigilEngine
+internal import VigilFormats
+internal import Hummingbird
+internal import Logging
+internal import NIOCore
+internal import ServiceLifecycle
+internal import UnixSignals
+#if canImport(Glibc)
+internal import Glibc
+#endif
+internal import Dispatch
+internal import CDispatch
+
+/// What `vigil serve` is asked to do.
+package struct ServeOptions: Sendable {
+    package var modelPaths: [String] = []
+    /// Unix domain socket path; guarded by `<path>.lock` (flock) so a second server cannot take it.
+    package var socket: String?
+    /// TCP port (0 = any free port, for tests); bound to `host`.
+    package var port: Int?
+    package var host = "127.0.0.1"
+    package var ledger: String?
+    /// fdatasync each ledger batch (tests switch it off for in-process servers only).
+    package var ledgerSync = true
+    package var maxBodyBytes = 4 << 20
+    package var maxRowsPerRequest = 10_000
+    package var batching = BatchingOptions()
+    /// Alerts consider a group only with at least this many rows (and never fewer than the
+    /// policy's `min_group_size`).
+    package var alertMinGroupSize = 30
+    package var logLevel = "warning"
+
+    package init() {}
+}
+
+/// The server: loaded models, the ledger, counters, and the HTTP listeners.
+package final class VigilServer: @unchecked Sendable {
+    package let options: ServeOptions
+    package let models: [String: ServedModel]
+    package let metrics = ServerMetrics()
+    package let ledger: AuditLedger?
+    let index = PredictionIndex()
+    /// Notes for the operator (model load warnings, ledger recovery).
+    package private(set) var notes: [String] = []
+    private var lockFD: Int32 = -1
+    private let groupLock = NSLock()
+    private var serviceGroup: ServiceGroup?
+    private var shuttingDown = false
+
+    package var modelNames: [String] { models.keys.sorted() }
+    package var isReady: Bool { !shuttingDown }
+
+    /// Loads the models and the ledger, and rebuilds the counters from the ledger.
+    package init(options: ServeOptions) throws {
+        self.options = options
+        guard !options.modelPaths.isEmpty else { throw VigilError(.usage, "--model: at least one model package or file is needed") }
+        guard options.socket != nil || options.port != nil else { throw VigilError(.usage, "give --socket PATH and/or --port N") }
+        if let p = options.port, !(0...65535).contains(p) { throw VigilError(.usage, "--port: \(p) is not a port (0...65535)") }
+        var notes: [String] = []
+        if let socket = options.socket {
+            lockFD = try Self.lockSocketPath(socket)
+        }
+        let ledger = try options.ledger.map { try AuditLedger(path: $0, sync: options.ledgerSync) }
+        notes += ledger?.notes ?? []
+        self.ledger = ledger
+        var models: [String: ServedModel] = [:]
+        for path in options.modelPaths {
+            let m = try VigilModel.load(path: path)
+            guard models[m.name] == nil else {
+                throw VigilError(.usage, "--model \(path): a model named '\(m.name)' is already served; names must be unique (they are the URL)")
+            }
+            notes += m.loadWarnings.map { "\(m.name): \($0)" }
+            models[m.name] = ServedModel(model: m, metrics: metrics, ledger: ledger, index: index, options: options.batching)
+        }
+        self.models = models
+        if let ledger { notes += replay(ledger) }
+        self.notes = notes
+        for m in models.values { m.start() }
+    }
+
+    deinit {
+        if lockFD >= 0 { close(lockFD) }
+        for m in models.values { m.stop() }
+    }
+
+    /// Takes `<socket>.lock` (flock, held while the process lives) and refuses a path that
+    /// exists and is not a socket, since Hummingbird removes the file at the path before binding.
+    static func lockSocketPath(_ socket: String) throws -> Int32 {
+        let lockPath = socket + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw VigilError(.io, "\(lockPath): cannot create the socket's lock file (\(String(cString: strerror(errno))))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw VigilError(.io, "--socket \(socket): another vigil serve holds it (\(lockPath) is locked); stop that one first or pick another path")
+        }
+        var st = stat()
+        if lstat(socket, &st) == 0, (st.st_mode & S_IFMT) != S_IFSOCK {
+            close(fd)
+            throw VigilError(.io, "--socket \(socket): the path exists and is not a socket; refusing to replace it")
+        }
+        return fd
+    }
+
+    /// Rebuilds counters and the prediction index from the ledger: entries of a served model
+    /// with the same SHA-256 count; others stay in the ledger only.
+    private func replay(_ ledger: AuditLedger) -> [String] {
+        var counted = 0, skipped = 0
+        for e in ledger.entries {
+            guard case .string(let name)? = e["model"], let m = models[name],
+                  case .string(let sha)? = e["model_sha256"], sha == m.model.sha256 else { skipped += 1; continue }
+            switch e["kind"] {
+            case .string("prediction")?:
+                m.replay(prediction: e)
+                counted += 1
+            case .string("outcome")?:
+                guard case .string(let id)? = e["prediction_id"], case .bool(let label)? = e["label"],
+                      index.lookup(id) != nil, index.claimOutcome(id) else { continue }
+                applyOutcome(m, id: id, label: label)
+                counted += 1
+            default: skipped += 1
+            }
+        }
+        ledger.releaseEntries()
+        var notes: [String] = []
+        if counted + skipped > 0 {
+            notes.append("ledger \(ledger.path): \(counted) entries counted, \(skipped) for other models or model versions kept but not counted")
+        }
+        return notes
+    }
+
+    private func applyOutcome(_ m: ServedModel, id: String, label: Bool) {
+        guard let info = index.lookup(id), let decision = info.decision else { return }
+        m.monitor.recordOutcome(labels: info.labels, decision: decision, label: label)
+        let kind = decision ? (label ? "tp" : "fp") : (label ? "fn" : "tn")
+        metrics.outcome(model: m.model.name, group: m.monitor.groupLabel(info.labels), kind: kind)
+    }
+
+    // MARK: - Outcomes
+
+    /// `POST /v1/models/{name}/outcomes`: `{"prediction_id": "...", "label": 0|1|true|false}` or
+    /// an array of them. All items are checked before any is recorded; unknown ids are 404,
+    /// an id that already has an outcome 409.
+    func recordOutcomes(_ m: ServedModel, _ body: JSONValue) throws -> String {
+        let items: [JSONValue]
+        switch body {
+        case .object: items = [body]
+        case .array(let a) where !a.isEmpty: items = a
+        default: throw ServerError.badRequest("body: an outcome object {\"prediction_id\": ..., \"label\": 0 or 1} or a non-empty array of them")
+        }
+        guard m.model.makesDecisions else {
+            throw ServerError.badRequest("model '\(m.model.name)': outcomes are recorded for binary models only (this one is \(m.model.ir.objective.summary))")
+        }
+        var parsed: [(id: String, label: Bool, info: PredictionInfo)] = []
+        var seen = Set<String>()
+        for (i, item) in items.enumerated() {
+            let place = items.count == 1 ? "outcome" : "outcome \(i)"
+            guard case .object(let o) = item else { throw ServerError.badRequest("\(place): must be an object with prediction_id and label") }
+            for key in o.keys where key != "prediction_id" && key != "label" {
+                throw ServerError.badRequest("\(place), field '\(key)': unknown (prediction_id, label)")
+            }
+            guard case .string(let id)? = o["prediction_id"] else {
+                throw ServerError.badRequest("\(place), field 'prediction_id': required, the string a score response returned")
+            }
+            let label: Bool
+            switch o["label"] {
+            case .bool(let b)?: label = b
+            case .number(let d)? where d == 0 || d == 1: label = d == 1
+            default: throw ServerError.badRequest("\(place), field 'label': value \(o["label"].map { "\($0)" } ?? "(absent)") must be 0, 1, true or false")
+            }
+            guard let info = index.lookup(id), info.model == m.model.name else {
+                throw ServerError.notFound("\(place), field 'prediction_id': '\(id)' is not a prediction of model '\(m.model.name)' on this server")
+            }
+            guard !info.hasOutcome, !seen.contains(id) else {
+                throw ServerError(409, "\(place), field 'prediction_id': '\(id)' already has an outcome; outcomes are recorded once")
+            }
+            seen.insert(id)
+            parsed.append((id, label, info))
+        }
+        var claimed: [String] = []
+        for p in parsed {
+            guard index.claimOutcome(p.id) else {
+                for c in claimed { index.releaseOutcome(c) }
+                throw ServerError(409, "outcome, field 'prediction_id': '\(p.id)' already has an outcome; outcomes are recorded once")
+            }
+            claimed.append(p.id)
+        }
+        var seqs: [Int] = []
+        if let ledger {
+            do {
+                let range = try ledger.append(count: parsed.count) { _ in
+                    parsed.map { p in
+                        var s = m.commonFields(kind: "outcome", id: p.id)
+                        s += ",\"label\":\(p.label),\"outputs\":[\(JSON.number(p.info.risk))]"
+                        if let t = p.info.threshold { s += ",\"threshold\":\(JSON.number(t))" }
+                        if let d = p.info.decision { s += ",\"decision\":\(d)" }
+                        s += ",\"group\":[\(p.info.labels.map(JSON.string).joined(separator: ","))]"
+                        return s
+                    }
+                }
+                seqs = Array(range)
+            } catch {
+                for c in claimed { index.releaseOutcome(c) }
+                throw ServerError(500, "audit ledger: \(error); the outcomes were not recorded")
+            }
+        }
+        for p in parsed { applyOutcome(m, id: p.id, label: p.label) }
+        let entries = parsed.enumerated().map { i, p in
+            "{\"prediction_id\":\(JSON.string(p.id)),\"label\":\(p.label),\"audit_seq\":\(seqs.isEmpty ? "null" : String(seqs[i]))}"
+        }
+        return "{\"recorded\":[\(entries.joined(separator: ","))]}"
+    }
+
+    // MARK: - Running
+
+    /// Binds the listeners and serves until SIGTERM/SIGINT (when `signals`) or `shutdown()`;
+    /// in-flight requests are drained before it returns. `onReady` gets the bound addresses
+    /// (`unix:PATH`, `tcp:HOST:PORT`).
+    package func run(signals: Bool = true, onReady: @escaping @Sendable ([String]) -> Void = { _ in }) async throws {
+        var logger = Logger(label: "vigil")
+        logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .warning
+        let router = Routes(server: self).build()
+        var addresses: [BindAddress] = []
+        if let s = options.socket { addresses.append(.unixDomainSocket(path: s)) }
+        if let p = options.port { addresses.append(.hostname(options.host, port: p)) }
+        let bound = BoundList(count: addresses.count, onReady: onReady)
+        var services: [any Service] = []
+        for (i, address) in addresses.enumerated() {
+            let app = Application(
+                router: router,
+                configuration: .init(address: address, serverName: "vigil"),
+                onServerRunning: { channel in
+                    let text: String
+                    if let sock = self.options.socket, i == 0 {
+                        text = "unix:\(sock)"
+                    } else {
+                        text = "tcp:\(self.options.host):\(channel.localAddress?.port ?? -1)"
+                    }
+                    bound.add(text)
+                },
+                logger: logger)
+            services.append(app)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
+            logger: logger))
+        groupLock.withLock { serviceGroup = group }
+        defer {
+            shuttingDown = true
+            for m in models.values { m.stop() }
+            if let s = options.socket { unlink(s) }
+            // Release the socket's lock and the ledger so that a new server may take them.
+            ledger?.close()
+            if lockFD >= 0 { close(lockFD) }
+            lockFD = -1
+        }
+        try await group.run()
+    }
+
+    /// Starts a graceful shutdown (tests; `vigil serve` uses SIGTERM).
+    package func shutdown() async {
+        shuttingDown = true
+        let g = groupLock.withLock { serviceGroup }
+        await g?.triggerGracefulShutdown()
+    }
+}
+
+/// Collects the bound addresses and calls `onReady` once all listeners run.
+private final class BoundList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    private let count: Int
+    private let onReady: @Sendable ([String]) -> Void
+
+    init(count: Int, onReady: @escaping @Sendable ([String]) -> Void) {
+        self.count = count
+        self.onReady = onReady
+    }
+
+    func add(_ s: String) {
+        lock.lock()
+        list.append(s)
+        let done = list.count == count ? list.sorted() : nil
+        lock.unlock()
+        if let done { onReady(done) }
+    }
+}

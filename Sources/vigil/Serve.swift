@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import VigilEngine
+import VigilServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve models over HTTP/1.1 + JSON on a Unix socket and/or loopback TCP.",
+        discussion: """
+            Endpoints: the Open Inference Protocol (KServe v2) under /v2, full prediction records \
+            at POST /v1/models/{name}/score, outcomes at POST /v1/models/{name}/outcomes, \
+            monitoring at GET /v1/models/{name}/monitor, Prometheus at GET /metrics. \
+            With --ledger every prediction and outcome is appended to a hash-chained audit \
+            ledger before it is answered, and the counters are rebuilt from it at start. \
+            SIGTERM or SIGINT drains in-flight requests and exits.
+            """)
+
+    @Option(name: .long, help: "Model package folder or bare model file (repeat for several models).")
+    var model: [String] = []
+
+    @Option(name: .long, help: "Unix domain socket path (a lock file PATH.lock guards it).")
+    var socket: String?
+
+    @Option(name: .long, help: "TCP port (0 picks a free one).")
+    var port: Int?
+
+    @Option(name: .long, help: "TCP address to bind (loopback by default).")
+    var host = "127.0.0.1"
+
+    @Option(name: .long, help: "Audit ledger file (created if absent).")
+    var ledger: String?
+
+    @Option(name: .long, help: "Largest request body in bytes (larger: 413).")
+    var maxBodyBytes = 4 << 20
+
+    @Option(name: .long, help: "Rows one scoring call takes at most (micro-batching).")
+    var maxBatchRows = 64
+
+    @Option(name: .long, help: "Microseconds the scoring thread waits for more requests under load (0: never wait).")
+    var batchWaitUs = 200
+
+    @Option(name: .long, help: "Rows queued per model at most; beyond, 503 with Retry-After.")
+    var queueLimit = 4096
+
+    @Option(name: .long, help: "Alerts ignore groups with fewer rows than this (never fewer than the policy's min_group_size).")
+    var alertMinGroupSize = 30
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "warning"
+
+    func run() async throws {
+        var options = ServeOptions()
+        options.modelPaths = model
+        options.socket = socket
+        options.port = port
+        options.host = host
+        options.ledger = ledger
+        options.maxBodyBytes = maxBodyBytes
+        options.batching.maxBatchRows = max(1, maxBatchRows)
+        options.batching.maxWaitMicros = max(0, batchWaitUs)
+        options.batching.queueLimitRows = max(1, queueLimit)
+        options.alertMinGroupSize = alertMinGroupSize
+        options.logLevel = logLevel
+        if host != "127.0.0.1", host != "localhost", host != "::1", port != nil {
+            FileHandle.standardError.write(Data("warning: --host \(host) is not loopback; the server has no authentication or TLS\n".utf8))
+        }
+        let server: VigilServer
+        do {
+            server = try VigilServer(options: options)
+        } catch let e as VigilError {
+            FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+            throw ExitCode(e.kind == .usage ? 2 : 1)
+        }
+        for note in server.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        try await server.run(signals: true) { addresses in
+            // One line on standard output once every listener is bound (scripts wait for it).
+            FileHandle.standardOutput.write(Data("vigil serve: ready on \(addresses.joined(separator: " ")) models \(server.modelNames.joined(separator: ","))\n".utf8))
+        }
+        FileHandle.standardError.write(Data("vigil serve: stopped\n".utf8))
+    }
+}

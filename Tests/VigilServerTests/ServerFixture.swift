@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+import VigilEngine
+import VigilServer
+import VigilTesting
+
+/// A hand-checkable model package: logistic risk = sigmoid(0.05 age + lactate - 5), so
+/// age 60 and lactate 2 give exactly 0.5. Groups: `sex` from the request field `sex`
+/// (F/M mapped, anything else Other), `age_band` from the feature `age` (<65, 65+). The policy
+/// thresholds by sex: Female 0.5, Male 0.4; Other (fitted on 10 rows, below min_group_size 50)
+/// and unseen groups get the fallback 0.45.
+struct ToyPackage {
+    let dir: TemporaryDirectory
+    var path: String { dir.url.path }
+
+    init() throws {
+        dir = try TemporaryDirectory("vigil-server")
+        let model = """
+            {"format": "vigil-linear", "version": 1, "link": "logistic", "features": ["age", "lactate"],
+             "coefficients": [0.05, 1.0], "intercept": -5.0}
+            """
+        let modelURL = try dir.write("model.linear.json", model)
+        let sha = try SHA256Digest.hex(ofFileAt: modelURL)
+        try dir.write("manifest.json", """
+            {"schema": "vigil.manifest/1", "name": "toy", "version": "1.0.0", "task": "binary",
+             "model": {"file": "model.linear.json", "format": "linear-json", "sha256": "\(sha)"},
+             "id_field": "encounter_id",
+             "features": [
+               {"name": "age", "type": "numeric", "unit": "years", "range": [18, 100], "missing_allowed": false},
+               {"name": "lactate", "type": "numeric", "unit": "mmol/L", "range": [0, 20], "missing_allowed": true}
+             ],
+             "groups": [
+               {"name": "sex", "source": "field", "field": "sex", "map": {"F": "Female", "M": "Male"}, "other": "Other", "missing": "Unknown"},
+               {"name": "age_band", "source": "feature", "field": "age", "bins": {"edges": [65], "labels": ["<65", "65+"]}}
+             ],
+             "reference": {"rows": 1000,
+               "features": {"age": {"edges": [40, 65], "counts": [200, 500, 300], "missing": 0},
+                            "lactate": {"edges": [1, 2, 4], "counts": [100, 400, 300, 200], "missing": 0}},
+               "score": {"edges": [0.25, 0.5, 0.75], "counts": [250, 250, 250, 250], "missing": 0}}}
+            """)
+        try dir.write("policy.json", """
+            {"schema": "vigil.policy/1", "version": "7", "constraint": {"kind": "tpr_parity"}, "objective": {"kind": "balanced_accuracy"},
+             "rule": "test policy", "group_fields": ["sex"], "min_group_size": 50,
+             "groups": {"Female": {"threshold": 0.5, "n": 400}, "Male": {"threshold": 0.4, "n": 500}, "Other": {"threshold": 0.3, "n": 10}},
+             "fallback": {"threshold": 0.45}, "fitted_on": {"rows": 910}}
+            """)
+    }
+
+    func remove() { dir.remove() }
+}
+
+/// An in-process server on a temporary Unix socket and a loopback port.
+final class RunningServer: @unchecked Sendable {
+    let server: VigilServer
+    let socketPath: String
+    private(set) var port = 0
+    private var task: Task<Void, any Error>?
+
+    init(options: ServeOptions) async throws {
+        server = try VigilServer(options: options)
+        socketPath = options.socket ?? ""
+        let (stream, cont) = AsyncStream<[String]>.makeStream()
+        let s = server
+        task = Task { try await s.run(signals: false) { cont.yield($0); cont.finish() } }
+        var addresses: [String] = []
+        for await a in stream { addresses = a }
+        for a in addresses where a.hasPrefix("tcp:") { port = Int(a.split(separator: ":").last!)! }
+    }
+
+    /// Options for a server on a fresh socket in `dir` and a free loopback port.
+    static func options(models: [String], dir: TemporaryDirectory, ledger: Bool = false) -> ServeOptions {
+        var o = ServeOptions()
+        o.modelPaths = models
+        o.socket = dir.file("vigil.sock").path
+        o.port = 0
+        if ledger { o.ledger = dir.file("ledger.jsonl").path }
+        o.ledgerSync = false
+        return o
+    }
+
+    func unixClient() -> LoopbackHTTPClient { LoopbackHTTPClient(.unix(socketPath)) }
+    func tcpClient() -> LoopbackHTTPClient { LoopbackHTTPClient(.tcp(port: port)) }
+
+    func stop() async throws {
+        await server.shutdown()
+        try await task?.value
+    }
+}
+
+extension LoopbackHTTPClient.Response {
+    var object: [String: Any] { (json() as? [String: Any]) ?? [:] }
+    var array: [[String: Any]] { (json() as? [[String: Any]]) ?? [] }
+    var error: String { object["error"] as? String ?? "(no error field in \(text))" }
+}
+
+/// Runs blocking work (the socket client) on its own thread: blocking a thread of Swift's
+/// cooperative pool would starve the in-process server, whose handlers run on that pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        Thread { c.resume(with: Result { try body() }) }.start()
+    }
+}
+
+extension LoopbackHTTPClient {
+    func send(_ method: String, _ path: String, json: String) async throws -> Response {
+        try await offPool { try self.request(method, path, json: json) }
+    }
+
+    func send(_ method: String, _ path: String, body: Data? = nil) async throws -> Response {
+        try await offPool { try self.request(method, path, body: body) }
+    }
+}
+
+/// One toy record as JSON text.
+func toyRecord(id: String = "e1", age: Any = 60, lactate: Any = 2, sex: String? = "F") -> String {
+    var o: [String: Any] = ["encounter_id": id, "age": age, "lactate": lactate]
+    if let sex { o["sex"] = sex }
+    return String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+}
