@@ -213,7 +213,7 @@ struct Routes: Sendable {
         var attribution: [Double]?
         if wantAttribution {
             guard let explain = m.attribution else {
-                throw ServerError(501, "parameters.attribution: this build's engine has no attribution for model '\(m.model.name)'; send the request without it")
+                throw ServerError(501, "parameters.attribution: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage)); send the request without it")
             }
             attribution = try explain(batch)
         }
@@ -234,7 +234,7 @@ struct Routes: Sendable {
         }
         outputs.append(("prediction_id", "{\"name\":\"prediction_id\",\"datatype\":\"BYTES\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.string($0.predictionID) }.joined(separator: ","))]}"))
         if let attribution {
-            let w = model.schema.count + 1
+            let w = n > 0 ? attribution.count / n : model.schema.count + 1
             outputs.append(("attribution", "{\"name\":\"attribution\",\"datatype\":\"FP64\",\"shape\":[\(n),\(w)],\"data\":[\(attribution.map(JSON.number).joined(separator: ","))]}"))
         }
         if let requested {

@@ -87,10 +87,11 @@ package final class ServedModel: @unchecked Sendable {
     let index: PredictionIndex
     let options: BatchingOptions
 
-    /// The attribution seam: when the engine gains attribution (being built on another
-    /// branch), set this to a function returning `rows x (F + 1)` contributions (features then
-    /// bias) for a batch. While nil, requests asking for attribution are answered 501.
-    package var attribution: (@Sendable (RowBatch) throws -> [Double])? = nil
+    /// Attribution for a batch: `rows x outputs x (F + 1)` values (each output's feature
+    /// contributions, then its base), from the model's explainer (linear SHAP or TreeSHAP).
+    /// Nil when the model cannot be explained (a CNN, a tree file without covers): requests
+    /// asking for attribution are then answered 501.
+    package let attribution: (@Sendable (RowBatch) throws -> [Double])?
 
     private struct Job {
         let batch: RowBatch
@@ -115,6 +116,17 @@ package final class ServedModel: @unchecked Sendable {
         self.ledger = ledger
         self.index = index
         self.options = options
+        if case .success(let explainer) = model.explainer {
+            attribution = { batch in
+                var out = [Double](repeating: 0, count: batch.count * explainer.rowStride)
+                batch.features.withUnsafeBufferPointer { x in
+                    out.withUnsafeMutableBufferPointer { explainer.explain(x.baseAddress!, rows: batch.count, into: $0.baseAddress!, threads: 1) }
+                }
+                return out
+            }
+        } else {
+            attribution = nil
+        }
     }
 
     func start() {
@@ -338,5 +350,13 @@ package enum JSON {
             }
         }
         return out + "\""
+    }
+}
+
+extension Result where Failure == VigilError {
+    /// The error's message, or an empty string on success.
+    var failureMessage: String {
+        if case .failure(let e) = self { return e.message }
+        return ""
     }
 }

@@ -114,12 +114,17 @@ struct EndpointTests {
         let pOuts = try #require(p.object["outputs"] as? [[String: Any]])
         #expect(pOuts.map { $0["name"] as? String } == ["risk"])
 
-        // Attribution is asked for but not in this build's engine: 501, named.
+        // Attribution on request: [N, F + 1] (contributions then base), summing to the margin.
         let a = try await c.send("POST", "/v2/models/toy/infer", json: """
             {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [60, 2]}], "parameters": {"attribution": true}}
             """)
-        #expect(a.status == 501)
-        #expect(a.error.contains("parameters.attribution"))
+        #expect(a.status == 200, "\(a.text)")
+        let aOuts = try #require(a.object["outputs"] as? [[String: Any]])
+        let attribution = try #require(aOuts.first { $0["name"] as? String == "attribution" })
+        #expect(attribution["shape"] as? [Int] == [1, 3])
+        let values = try #require(attribution["data"] as? [Double])
+        let aRisk = try #require(aOuts.first { $0["name"] as? String == "risk" }?["data"] as? [Double])
+        #expect(abs(values.reduce(0, +) - log(aRisk[0] / (1 - aRisk[0]))) < 1e-9)
         try await s.stop()
     }
 
