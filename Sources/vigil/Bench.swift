@@ -14,7 +14,9 @@ struct Bench: ParsableCommand {
             thread). Times use the monotonic clock; the first pass is a warm-up. For an image \
             model, --input is a folder or list of images (decoded once, outside the timing): \
             batch-1 latency, throughput in batches of --image-batch over --threads partitions \
-            with OpenBLAS at --blas-threads, and the cost of decoding and preprocessing a file.
+            with OpenBLAS at --blas-threads, and the cost of decoding and preprocessing a file. \
+            --explain adds the attribution path (linear SHAP or TreeSHAP, no records): single-row latency \
+            and batch throughput over the same partitions.
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")
@@ -43,6 +45,9 @@ struct Bench: ParsableCommand {
 
     @Option(name: .long, help: "Image models: OpenBLAS threads (Vigil's default is 1).")
     var blasThreads: Int = 1
+
+    @Flag(name: .long, help: "Also time attributions (single row and batch).")
+    var explain = false
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
@@ -122,22 +127,48 @@ struct Bench: ParsableCommand {
             let fullRate = try throughput { range in
                 sink += try m.score(batches[range.lowerBound / batch], threads: threads)[0].outputs[0]
             }
+            // Attribution: single row, then batches, as for the raw path.
+            var explainSingle: Percentiles?
+            var explainRate: Double?
+            var explainMethod: String?
+            if explain {
+                let e = try m.explainer.get()
+                explainMethod = e.method.rawValue
+                var times: [Double] = []
+                times.reserveCapacity(singleCalls)
+                for pass in 0..<2 {
+                    for r in 0..<singleCalls {
+                        let s = r % n
+                        let row = Array(source.features[(s * f)..<((s + 1) * f)])
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        sink += try m.explain(row, rows: 1)[0]
+                        if pass == 1 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000) }
+                    }
+                }
+                explainSingle = Percentiles(times)
+                explainRate = try throughput { range in
+                    sink += try m.explain(Array(features[(range.lowerBound * f)..<(range.upperBound * f)]), rows: range.count, threads: threads)[0]
+                }
+            }
             let result = BenchResult(
                 model: m.name, format: m.format.displayName, features: f, rows: rows, batch: batch, threads: threads,
                 singleRaw: Percentiles(raw), singleFull: Percentiles(full), batchRawRowsPerSecond: rawRate,
-                batchFullRowsPerSecond: fullRate, checksum: sink)
+                batchFullRowsPerSecond: fullRate, explainMethod: explainMethod, singleExplain: explainSingle,
+                batchExplainRowsPerSecond: explainRate, checksum: sink)
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try enc.encode(result), as: UTF8.self))
             } else {
                 print("model \(m.name) (\(m.format.displayName)), \(f) features; \(rows) rows, batch \(batch), \(threads) thread(s)")
-                printTable(
-                    header: ["path", "p50 µs", "p90 µs", "p99 µs", "max µs", "batch rows/s"],
-                    rows: [
-                        ["raw (margin + link)"] + result.singleRaw.cells + [String(format: "%.0f", rawRate)],
-                        ["full record (guardrails)"] + result.singleFull.cells + [String(format: "%.0f", fullRate)],
-                    ])
+                var table = [
+                    ["raw (margin + link)"] + result.singleRaw.cells + [String(format: "%.0f", rawRate)],
+                    ["full record (guardrails)"] + result.singleFull.cells + [String(format: "%.0f", fullRate)],
+                ]
+                if let explainSingle, let explainRate, let explainMethod {
+                    table.append(["attribution (\(explainMethod))"] + explainSingle.cells + [String(format: "%.0f", explainRate)])
+                }
+                printTable(header: ["path", "p50 µs", "p90 µs", "p99 µs", "max µs", "batch rows/s"], rows: table)
             }
         }
     }
@@ -178,6 +209,8 @@ struct BenchResult: Codable {
     var model: String, format: String, features: Int, rows: Int, batch: Int, threads: Int
     var singleRaw: Percentiles, singleFull: Percentiles
     var batchRawRowsPerSecond: Double, batchFullRowsPerSecond: Double
+    /// With --explain: the attribution method, its single-row latency and batch throughput.
+    var explainMethod: String?, singleExplain: Percentiles?, batchExplainRowsPerSecond: Double?
     var checksum: Double
 }
 

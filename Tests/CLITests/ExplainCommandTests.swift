@@ -116,6 +116,18 @@ struct ExplainCommandTests {
         #expect(jsonl.stdout.contains("\"feature\":\"bias\""))
     }
 
+    @Test func benchTimesAttributions() throws {
+        let r = try CLI.run(["bench", "--model", "Tests/Fixtures/lightgbm/stumps/model.txt", "--rows", "200", "--batch", "100",
+                             "--single-calls", "20", "--explain", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(obj["explainMethod"] as? String == "tree-shap")
+        #expect((obj["batchExplainRowsPerSecond"] as? Double ?? 0) > 0)
+        #expect((obj["singleExplain"] as? [String: Any])?["p50"] is Double)
+        let plain = try CLI.run(["bench", "--model", "Tests/Fixtures/lightgbm/stumps/model.txt", "--rows", "200", "--batch", "100", "--single-calls", "20"])
+        #expect(plain.status == 0 && !plain.stdout.contains("attribution"))
+    }
+
     @Test func linearModelsWithoutMeansSayE0() throws {
         let r = try CLI.run(["score", "--model", "Tests/Fixtures/linear/json/model.linear.json", "--input", "Tests/Fixtures/linear/json/input.csv", "--explain", "2"])
         #expect(r.status == 0, "\(r.stderr)")
