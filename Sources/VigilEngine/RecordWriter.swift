@@ -138,7 +138,11 @@ public final class RecordWriter {
     }
 
     private func appendJSONAttribution(_ a: Attribution, _ explain: ExplainMode, to out: inout String) {
-        let names = model.schema.names
+        out += Self.attributionJSON(a, explain, names: model.schema.names)
+    }
+
+    /// The `,"attribution":{...}` member of a JSON record (also used by the server's records).
+    package static func attributionJSON(_ a: Attribution, _ explain: ExplainMode, names: [String]) -> String {
         func entries(_ c: Int) -> String {
             let features: [Int]
             switch explain {
@@ -147,17 +151,18 @@ public final class RecordWriter {
             }
             let items = features.map { j -> String in
                 let v = a.values[j]
-                return "{\"feature\":\(Self.jsonString(names[j])),\"value\":\(v.isNaN ? "null" : Self.number(v)),\"contribution\":\(Self.number(a.contribution(output: c, feature: j)))}"
+                return "{\"feature\":\(jsonString(names[j])),\"value\":\(v.isNaN ? "null" : number(v)),\"contribution\":\(number(a.contribution(output: c, feature: j)))}"
             }
             return "\"\(explain == .all ? "contributions" : "top")\":[\(items.joined(separator: ","))]"
         }
-        out += ",\"attribution\":{\"method\":\"\(a.method.rawValue)\",\"space\":\"\(a.space.rawValue)\""
+        var out = ",\"attribution\":{\"method\":\"\(a.method.rawValue)\",\"space\":\"\(a.space.rawValue)\""
         if a.outputCount == 1 {
-            out += ",\"base\":\(Self.number(a.base[0])),\(entries(0))}"
+            out += ",\"base\":\(number(a.base[0])),\(entries(0))}"
         } else {
-            let classes = (0..<a.outputCount).map { c in "{\"class\":\(c),\"base\":\(Self.number(a.base[c])),\(entries(c))}" }
+            let classes = (0..<a.outputCount).map { c in "{\"class\":\(c),\"base\":\(number(a.base[c])),\(entries(c))}" }
             out += ",\"classes\":[\(classes.joined(separator: ","))]}"
         }
+        return out
     }
 
     /// A contribution with its sign and 6 significant digits (`+0.123457`, `-5e-07`).

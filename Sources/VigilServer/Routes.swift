@@ -88,8 +88,29 @@ struct Routes: Sendable {
             let body = try await readBody(req)
             let value = try RequestParser.parseJSON(body)
             let batch = try m.parser.nativeRows(value, maxRows: server.options.maxRowsPerRequest)
+            // ?explain=K or ?explain=all: each record carries its attribution (as vigil score --explain).
+            var attributions: [String]?
+            if let text = req.uri.queryParameters.get("explain") {
+                let mode: ExplainMode
+                do { mode = try ExplainMode(parsing: text) } catch { throw ServerError.badRequest("query explain: \((error as? VigilError)?.message ?? "\(error)")") }
+                guard case .success(let e) = m.model.explainer else {
+                    throw ServerError(501, "query explain: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage))")
+                }
+                var block = [Double](repeating: 0, count: batch.count * e.rowStride)
+                batch.features.withUnsafeBufferPointer { x in
+                    block.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: batch.count, into: $0.baseAddress!, threads: 1) }
+                }
+                let f = m.model.schema.count
+                attributions = block.withUnsafeBufferPointer { b in
+                    batch.features.withUnsafeBufferPointer { x in
+                        (0..<batch.count).map { r in
+                            RecordWriter.attributionJSON(e.attribution(block: b.baseAddress! + r * e.rowStride, values: x.baseAddress! + r * f), mode, names: m.model.schema.names)
+                        }
+                    }
+                }
+            }
             let rows = try await m.score(batch)
-            let records = rows.map { recordJSON($0, m.model) }
+            let records = rows.enumerated().map { recordJSON($1, m.model, attribution: attributions?[$0]) }
             let isArray: Bool = { if case .array = value { return true } else { return false } }()
             let text = isArray ? "[\(records.joined(separator: ","))]" : records[0]
             server.metrics.request(route: "v1_score", model: m.model.name, seconds: elapsed(start))
@@ -138,7 +159,7 @@ struct Routes: Sendable {
 
     /// The prediction record as `vigil score` writes it in JSON Lines (RecordWriter), plus
     /// `prediction_id` (for outcomes) and `audit_seq` (the ledger entry).
-    func recordJSON(_ s: ScoredRow, _ model: VigilModel) -> String {
+    func recordJSON(_ s: ScoredRow, _ model: VigilModel, attribution: String? = nil) -> String {
         let r = s.record
         var out = "{\"id\":\(JSON.string(r.id)),\"model\":{\"name\":\(JSON.string(model.name)),\"version\":\(JSON.string(model.version)),\"sha256\":\"\(model.sha256)\"}"
         switch model.ir.objective {
@@ -152,6 +173,7 @@ struct Routes: Sendable {
             out += ",\"policy\":{\"version\":\(JSON.string(model.policy.version)),\"sha256\":\(JSON.string(model.policy.sha256))}"
             out += ",\"decision\":\(d)"
         }
+        if let attribution { out += attribution }
         out += ",\"warnings\":[\(r.warnings.map(JSON.string).joined(separator: ","))]"
         out += ",\"prediction_id\":\(JSON.string(s.predictionID)),\"audit_seq\":\(s.auditSeq.map(String.init) ?? "null")}"
         return out

@@ -58,6 +58,20 @@ struct EndpointTests {
         let warnings = recs[1]["warnings"] as? [String] ?? []
         #expect(warnings.contains { $0.contains("age=120 is outside the valid range") })
         #expect(warnings.contains { $0.contains("fallback threshold 0.45") })
+
+        // ?explain=all: the record carries linear SHAP contributions summing to logit(risk).
+        let explained = try await c.send("POST", "/v1/models/toy/score?explain=all", json: toyRecord(id: "x", lactate: 3))
+        #expect(explained.status == 200, "\(explained.text)")
+        let er = explained.object
+        let attribution = try #require(er["attribution"] as? [String: Any])
+        #expect(attribution["method"] as? String == "linear-shap")
+        let contributions = try #require(attribution["contributions"] as? [[String: Any]])
+        let total = contributions.compactMap { $0["contribution"] as? Double }.reduce(0, +) + (attribution["base"] as? Double ?? .nan)
+        let risk = try #require(er["risk"] as? Double)
+        #expect(abs(total - log(risk / (1 - risk))) < 1e-9)
+        let bad = try await c.send("POST", "/v1/models/toy/score?explain=nope", json: toyRecord())
+        #expect(bad.status == 400)
+        #expect(bad.error.contains("explain"))
         try await s.stop()
     }
 
