@@ -6,6 +6,7 @@
 #
 #   scripts/load.sh                 # release build, 20000 requests per run
 #   REQUESTS=5000 BATCH_WAIT_US=0 scripts/load.sh
+#   EXPLAIN=5 scripts/load.sh       # attribution on (?explain=5) for the native requests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-20000}
@@ -13,6 +14,7 @@ BATCH_WAIT_US=${BATCH_WAIT_US:-200}
 MAX_BATCH_ROWS=${MAX_BATCH_ROWS:-64}   # 1 = no micro-batching (to measure its gain)
 CONCURRENCY=${CONCURRENCY:-1 16 64}
 LEDGER=${LEDGER:-1}
+EXPLAIN=${EXPLAIN:-}                  # e.g. EXPLAIN=5: native requests ask for the top-5 attribution
 BIN=${BIN:-.build/release/vigil}
 [ -x "$BIN" ] || nice -n 10 swift build -c release --product vigil
 WORK=$(mktemp -d /tmp/vigil-load.XXXXXX)
@@ -48,10 +50,12 @@ SERVER=$!
 for _ in $(seq 1 100); do grep -q "ready on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 cat "$WORK/serve.out"
 PORT=$(grep -o 'tcp:127.0.0.1:[0-9]*' "$WORK/serve.out" | cut -d: -f3)
-echo "ledger=$LEDGER batch_wait_us=$BATCH_WAIT_US max_batch_rows=$MAX_BATCH_ROWS requests_per_run=$REQUESTS $(nproc) cores"
+QUERY=""
+if [ -n "$EXPLAIN" ]; then QUERY="?explain=$EXPLAIN"; fi
+echo "explain=${EXPLAIN:-off} ledger=$LEDGER batch_wait_us=$BATCH_WAIT_US max_batch_rows=$MAX_BATCH_ROWS requests_per_run=$REQUESTS $(nproc) cores"
 for model in readmission sepsis; do
   for c in $CONCURRENCY; do
-    "$BIN" load --socket "$WORK/vigil.sock" --path "/v1/models/$model/score" --body "$WORK/$model.json" \
+    "$BIN" load --socket "$WORK/vigil.sock" --path "/v1/models/$model/score$QUERY" --body "$WORK/$model.json" \
         --concurrency "$c" --requests "$REQUESTS"
   done
   "$BIN" load --port "$PORT" --path "/v2/models/$model/infer" --body "$WORK/$model.oip.json" --concurrency 1 --requests "$REQUESTS"
