@@ -38,26 +38,34 @@ package enum TensorKernels {
             }
             return
         }
-        let rows = windows(g, vertical: true), cols = windows(g, vertical: false)
-        for p in 0..<planes {
-            let xs = x + p * h * w, ys = y + p * oh * ow
-            for r in 0..<oh {
-                let (ilo, ihi, rowBase) = rows[r]
-                for q in 0..<ow {
-                    let (jlo, jhi, colBase) = cols[q]
-                    var m = -Float.infinity
+        let rows = windows(g, vertical: true)
+        let sw = g.strideWidth, dh = g.dilationHeight
+        let columnTaps = (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
+            let base = j * g.dilationWidth - g.padLeft
+            let (lo, hi) = Conv2DGeometry.taps(base: base, step: sw, size: w, count: ow)
+            return (lo, hi, base)
+        }
+        rows.withUnsafeBufferPointer { rows in
+            for p in 0..<planes {
+                let xs = x + p * h * w, ys = y + p * oh * ow
+                for r in 0..<oh {
+                    // A row of outputs at once: each output's max over its taps inside the input.
+                    let out = ys + r * ow
+                    for q in 0..<ow { out[q] = -Float.infinity }
+                    let (ilo, ihi, rowBase) = rows[r]
                     var i = ilo
                     while i < ihi {
-                        let row = xs + (rowBase + i * g.dilationHeight) * w + colBase
-                        var j = jlo
-                        while j < jhi {
-                            let v = row[j * g.dilationWidth]
-                            if v > m { m = v }
-                            j += 1
+                        let row = xs + (rowBase + i * dh) * w
+                        for (lo, hi, base) in columnTaps where hi > lo {
+                            let src = row + base
+                            if sw == 1 {
+                                for q in lo..<hi { let v = src[q]; if v > out[q] { out[q] = v } }
+                            } else {
+                                for q in lo..<hi { let v = src[q * sw]; if v > out[q] { out[q] = v } }
+                            }
                         }
                         i += 1
                     }
-                    ys[r * ow + q] = m
                 }
             }
         }
@@ -79,27 +87,53 @@ package enum TensorKernels {
         let paddedCols = (0..<ow).map { q in
             Conv2DGeometry.taps(base: q * g.strideWidth, step: g.dilationWidth, size: w + g.padLeft + g.padRight, count: g.kernelWidth)
         }
-        for p in 0..<planes {
-            let xs = x + p * h * w, ys = y + p * oh * ow
-            for r in 0..<oh {
-                let (ilo, ihi, rowBase) = rows[r]
-                for q in 0..<ow {
-                    let (jlo, jhi, colBase) = cols[q]
-                    var sum = 0.0
-                    var i = ilo
-                    while i < ihi {
-                        let row = xs + (rowBase + i * g.dilationHeight) * w + colBase
-                        var j = jlo
-                        while j < jhi {
-                            sum += Double(row[j * g.dilationWidth])
-                            j += 1
+        // 1 / divisor of each output, computed once for all planes.
+        var divisors = [Double](repeating: 0, count: oh * ow)
+        for r in 0..<oh {
+            for q in 0..<ow {
+                let count = countIncludePad
+                    ? (paddedRows[r].1 - paddedRows[r].0) * (paddedCols[q].1 - paddedCols[q].0)
+                    : (rows[r].1 - rows[r].0) * (cols[q].1 - cols[q].0)
+                divisors[r * ow + q] = count > 0 ? 1 / Double(count) : 0
+            }
+        }
+        let sw = g.strideWidth, dh = g.dilationHeight
+        // For each kernel column j: the outputs whose tap j is inside the input, and tap j's
+        // offset. Sums run across a row of outputs at once (independent accumulators, which
+        // vectorise), each output still adding its taps in (row, column) order.
+        let columnTaps = (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
+            let base = j * g.dilationWidth - g.padLeft
+            let (lo, hi) = Conv2DGeometry.taps(base: base, step: sw, size: w, count: ow)
+            return (lo, hi, base)
+        }
+        var accumulator = [Double](repeating: 0, count: ow)
+        rows.withUnsafeBufferPointer { rows in
+            divisors.withUnsafeBufferPointer { div in
+                accumulator.withUnsafeMutableBufferPointer { acc in
+                    for p in 0..<planes {
+                        let xs = x + p * h * w, ys = y + p * oh * ow
+                        for r in 0..<oh {
+                            let (ilo, ihi, rowBase) = rows[r]
+                            for q in 0..<ow { acc[q] = 0 }
+                            var i = ilo
+                            while i < ihi {
+                                let row = xs + (rowBase + i * dh) * w
+                                for (lo, hi, base) in columnTaps where hi > lo {
+                                    let src = row + base
+                                    if sw == 1 {
+                                        for q in lo..<hi { acc[q] += Double(src[q]) }
+                                    } else {
+                                        for q in lo..<hi { acc[q] += Double(src[q * sw]) }
+                                    }
+                                }
+                                i += 1
+                            }
+                            let d = div.baseAddress! + r * ow
+                            // sum * (1 / count) in Double: within an ulp of sum / count in
+                            // Double, so the float32 result is the same but for ties.
+                            for q in 0..<ow { ys[r * ow + q] = Float(acc[q] * d[q]) }
                         }
-                        i += 1
                     }
-                    let count = countIncludePad
-                        ? (paddedRows[r].1 - paddedRows[r].0) * (paddedCols[q].1 - paddedCols[q].0)
-                        : (ihi - ilo) * (jhi - jlo)
-                    ys[r * ow + q] = count > 0 ? Float(sum / Double(count)) : 0
                 }
             }
         }
