@@ -192,13 +192,15 @@ extension BLAS {
                     while f < oh * w { dst[f] = 0; f += 1 }
                     // Columns whose tap falls in the left or right padding wrapped into the
                     // neighbouring row: zero them.
+                    // (Column by column: a run of one or two values per row would otherwise
+                    // become a memset call per row.)
                     if lo > 0 || hi < w {
-                        for y in rlo..<rhi {
-                            let d = dst + y * w
-                            var q = 0
-                            while q < lo { d[q] = 0; q += 1 }
-                            q = hi
-                            while q < w { d[q] = 0; q += 1 }
+                        for q in Array(0..<lo) + Array(hi..<w) {
+                            var d = dst + rlo * w + q
+                            for _ in rlo..<rhi {
+                                d[0] = 0
+                                d += w
+                            }
                         }
                     }
                 }
