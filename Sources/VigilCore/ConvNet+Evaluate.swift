@@ -99,8 +99,7 @@ enum Executor {
         case .conv(let g, let activation):
             let batch = inputShapes[0][0]
             let s = scratch.pointer(kernels.conv2dScratch(g, batch))
-            kernels.conv2d(g, batch, x, inputs[1], inputs.count > 2 ? inputs[2] : nil, y, s)
-            if let activation { TensorKernels.apply(activation, count: total, x: y, y: y) }
+            kernels.conv2d(g, batch, x, inputs[1], inputs.count > 2 ? inputs[2] : nil, activation, y, s)
         case .maxPool(let g):
             TensorKernels.maxPool2d(g, batch: inputShapes[0][0], x: x, y: y)
         case .averagePool(let g, let includePad):

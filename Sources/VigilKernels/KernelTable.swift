@@ -16,10 +16,11 @@ package struct KernelTable: Sendable {
         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
     ) -> Void
-    /// NCHW convolution of `batch` samples with optional bias, using `scratch`.
+    /// NCHW convolution of `batch` samples with optional bias and fused activation, using `scratch`.
     package typealias Conv2D = @Sendable (
         _ geometry: Conv2DGeometry, _ batch: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-        _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>
+        _ bias: UnsafePointer<Float>?, _ activation: TensorKernels.Unary?, _ y: UnsafeMutablePointer<Float>,
+        _ scratch: UnsafeMutablePointer<Float>
     ) -> Void
     /// Floats of scratch `conv2d` needs for a geometry and batch.
     package typealias Conv2DScratch = @Sendable (_ geometry: Conv2DGeometry, _ batch: Int) -> Int
@@ -40,7 +41,9 @@ package struct KernelTable: Sendable {
                 transA: $0, transB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
                 beta: $10, c: $11, ldc: $12)
         },
-        conv2d: { g, batch, x, w, bias, y, _ in ReferenceKernels.conv2d(g, batch: batch, x: x, w: w, bias: bias, y: y) },
+        conv2d: { g, batch, x, w, bias, f, y, _ in
+            ReferenceKernels.conv2d(g, batch: batch, x: x, w: w, bias: bias, activation: f, y: y)
+        },
         conv2dScratch: { _, _ in 0 })
 
     package static let blas = KernelTable(
@@ -52,15 +55,17 @@ package struct KernelTable: Sendable {
                 transA: $0, transB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
                 beta: $10, c: $11, ldc: $12)
         },
-        conv2d: { g, batch, x, w, bias, y, scratch in BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, y: y, scratch: scratch) },
+        conv2d: { g, batch, x, w, bias, f, y, scratch in
+            BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, activation: f, y: y, scratch: scratch)
+        },
         conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch) })
 
     /// The OpenBLAS table with a fixed convolution lowering (for benchmarks and the shared suite).
     package static func blas(lowering: BLAS.ConvLowering) -> KernelTable {
         KernelTable(
             name: "openblas-\(lowering.rawValue)", gemv: blas.gemv, gemmABt: blas.gemmABt, sgemm: blas.sgemm,
-            conv2d: { g, batch, x, w, bias, y, scratch in
-                BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, y: y, scratch: scratch, lowering: lowering)
+            conv2d: { g, batch, x, w, bias, f, y, scratch in
+                BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, activation: f, y: y, scratch: scratch, lowering: lowering)
             },
             conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch, lowering: lowering) })
     }

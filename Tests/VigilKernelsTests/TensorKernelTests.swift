@@ -20,6 +20,8 @@ struct TensorKernelTests {
         ("groups 2", Conv2DGeometry(inChannels: 4, inHeight: 6, inWidth: 6, outChannels: 6, outHeight: 4, outWidth: 4, kernelHeight: 3, kernelWidth: 3, groups: 2)),
         ("depthwise x2", Conv2DGeometry(inChannels: 3, inHeight: 8, inWidth: 5, outChannels: 6, outHeight: 8, outWidth: 5, kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 3)),
         ("depthwise stride 2", Conv2DGeometry(inChannels: 4, inHeight: 9, inWidth: 9, outChannels: 4, outHeight: 5, outWidth: 5, kernelHeight: 3, kernelWidth: 3, strideHeight: 2, strideWidth: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 4)),
+        ("stride 1, shifted same padding", Conv2DGeometry(inChannels: 3, inHeight: 6, inWidth: 5, outChannels: 2, outHeight: 6, outWidth: 5, kernelHeight: 3, kernelWidth: 3, padTop: 0, padLeft: 2, padBottom: 2, padRight: 0)),
+        ("stride 1, 5x5 dilated same", Conv2DGeometry(inChannels: 2, inHeight: 7, inWidth: 9, outChannels: 3, outHeight: 7, outWidth: 9, kernelHeight: 5, kernelWidth: 5, dilationHeight: 2, dilationWidth: 1, padTop: 4, padLeft: 2, padBottom: 4, padRight: 2)),
         ("pointwise", Conv2DGeometry(inChannels: 8, inHeight: 5, inWidth: 5, outChannels: 3, outHeight: 5, outWidth: 5, kernelHeight: 1, kernelWidth: 1)),
         ("1-D as height 1", Conv2DGeometry(inChannels: 2, inHeight: 1, inWidth: 17, outChannels: 3, outHeight: 1, outWidth: 8, kernelHeight: 1, kernelWidth: 4, strideWidth: 2, padLeft: 1, padRight: 0)),
         ("kernel wider than input + pads", Conv2DGeometry(inChannels: 1, inHeight: 2, inWidth: 2, outChannels: 2, outHeight: 2, outWidth: 2, kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)),
@@ -33,7 +35,7 @@ struct TensorKernelTests {
         let x = Self.floats(batch * g.inputCount, seed: 7)
         let w = Self.floats(g.weightCount, seed: 8)
         let b = Self.floats(g.outChannels, seed: 9)
-        for useBias in [true, false] {
+        for (useBias, activation) in [(true, nil), (false, nil), (true, TensorKernels.Unary.leakyRelu(alpha: 0.1)), (false, .clip(lower: -0.1, upper: 0.2))] {
             var y = [Float](repeating: .nan, count: batch * g.outputCount)
             var want = y
             var bound = y
@@ -45,11 +47,11 @@ struct TensorKernelTests {
                         var s = scratch
                         s.withUnsafeMutableBufferPointer { sp in
                             y.withUnsafeMutableBufferPointer {
-                                table.conv2d(g, batch, xp.baseAddress!, wp.baseAddress!, useBias ? bp.baseAddress! : nil, $0.baseAddress!, sp.baseAddress!)
+                                table.conv2d(g, batch, xp.baseAddress!, wp.baseAddress!, useBias ? bp.baseAddress! : nil, activation, $0.baseAddress!, sp.baseAddress!)
                             }
                         }
                         want.withUnsafeMutableBufferPointer {
-                            ReferenceKernels.conv2d(g, batch: batch, x: xp.baseAddress!, w: wp.baseAddress!, bias: useBias ? bp.baseAddress! : nil, y: $0.baseAddress!)
+                            ReferenceKernels.conv2d(g, batch: batch, x: xp.baseAddress!, w: wp.baseAddress!, bias: useBias ? bp.baseAddress! : nil, activation: activation, y: $0.baseAddress!)
                         }
                     }
                 }
@@ -64,7 +66,7 @@ struct TensorKernelTests {
             for i in y.indices {
                 // Rounding contract: float32 accumulation over K terms, bounded by sum |w x|.
                 let tol = Float(g.patchCount + 2) * Float.ulpOfOne * (bound[i] + 1)
-                #expect(abs(y[i] - want[i]) <= tol, "\(table.name) \(name) bias \(useBias) [\(i)]: \(y[i]) vs \(want[i])")
+                #expect(abs(y[i] - want[i]) <= tol, "\(table.name) \(name) bias \(useBias) \(String(describing: activation)) [\(i)]: \(y[i]) vs \(want[i])")
             }
         }
     }

@@ -205,7 +205,7 @@ private struct Walker {
             }
             outputID = id
         }
-        builder.notes["parameters in file"] = String(fileParameters)
+        builder.notes["initializer values read"] = String(fileParameters)
         if foldedBatchNorms > 0 { builder.notes["batch norms folded into convolutions"] = String(foldedBatchNorms) }
         if fusedActivations > 0 { builder.notes["activations fused into convolutions"] = String(fusedActivations) }
         if let l = linkNode { builder.notes["link"] = "\(graph.node[l].opType) '\(graph.node[l].name)' applied as the objective" }

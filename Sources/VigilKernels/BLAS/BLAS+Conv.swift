@@ -34,13 +34,12 @@ extension BLAS {
         /// Direct loops for depthwise convolutions (one input channel per group).
         case depthwise
 
-        /// The lowering Vigil picks: depthwise when each group reads one channel, batched GEMM
-        /// when the feature map is small (below 256 output pixels, where per-sample GEMMs are
-        /// too thin for OpenBLAS), per sample otherwise. Measured with `vigil bench` on the
-        /// retinopathy model (see scripts/compare_cnn.py).
+        /// The lowering Vigil picks: depthwise when each group reads one channel, per sample
+        /// otherwise. Measured on the retinopathy model's shapes (28x28 to 7x7, batch 64, one
+        /// thread): per sample 91-92 µs per image, batched 97-99 µs (the scatter and a working
+        /// set out of L2 cost more than the wider GEMMs gain), at chunk sizes 4 to 64 alike.
         package static func choose(_ g: Conv2DGeometry, batch: Int) -> ConvLowering {
             if g.groups > 1 && g.inChannelsPerGroup == 1 { return .depthwise }
-            if g.groups == 1 && batch > 1 && g.outPixels < 256 { return .batched }
             return .perSample
         }
 
@@ -65,17 +64,18 @@ extension BLAS {
         }
     }
 
-    /// y = conv(x, w) + bias over `batch` NCHW samples (weights `[Cout, Cin/groups, kh, kw]`),
-    /// using `scratch` (at least `conv2dScratchCount` floats).
+    /// y = f(conv(x, w) + bias) over `batch` NCHW samples (weights `[Cout, Cin/groups, kh, kw]`,
+    /// `f` an optional fused activation), using `scratch` (at least `conv2dScratchCount` floats).
     package static func conv2d(
         _ g: Conv2DGeometry, batch: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        lowering: ConvLowering? = nil
+        bias: UnsafePointer<Float>?, activation: TensorKernels.Unary? = nil, y: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, lowering: ConvLowering? = nil
     ) {
         guard batch > 0 else { return }
         switch ConvLowering.effective(lowering, g, batch: batch) {
         case .depthwise:
             depthwiseConv2d(g, batch: batch, x: x, w: w, bias: bias, y: y)
+            TensorKernels.biasActivation(channels: batch * g.outChannels, pixels: g.outPixels, bias: nil, activation: activation, y: y)
         case .perSample:
             let pixels = g.outPixels, k = g.patchCount, coutG = g.outChannelsPerGroup
             for n in 0..<batch {
@@ -88,13 +88,14 @@ extension BLAS {
                     im2col(g, x: xs, col: scratch, ldCol: pixels)
                     col = UnsafePointer(scratch)
                 }
-                fillBias(bias, channels: g.outChannels, pixels: pixels, y: ys)
                 for group in 0..<g.groups {
                     sgemm(
                         transA: false, transB: false, m: coutG, n: pixels, k: k, alpha: 1,
                         a: w + group * coutG * k, lda: k, b: col + group * k * pixels, ldb: pixels,
-                        beta: bias == nil ? 0 : 1, c: ys + group * coutG * pixels, ldc: pixels)
+                        beta: 0, c: ys + group * coutG * pixels, ldc: pixels)
                 }
+                // Bias and activation in one pass over this sample's output, still in cache.
+                TensorKernels.biasActivation(channels: g.outChannels, pixels: pixels, bias: bias, activation: activation, y: ys)
             }
         case .batched:
             let pixels = g.outPixels, k = g.patchCount, wide = batch * pixels
@@ -116,23 +117,11 @@ extension BLAS {
             for n in 0..<batch {
                 let ys = y + n * g.outputCount
                 for co in 0..<g.outChannels {
-                    let src = out + co * wide + n * pixels
-                    let dst = ys + co * pixels
-                    if let bias {
-                        let b = bias[co]
-                        for p in 0..<pixels { dst[p] = src[p] + b }
-                    } else {
-                        dst.update(from: src, count: pixels)
-                    }
+                    (ys + co * pixels).update(from: out + co * wide + n * pixels, count: pixels)
                 }
+                TensorKernels.biasActivation(channels: g.outChannels, pixels: pixels, bias: bias, activation: activation, y: ys)
             }
         }
-    }
-
-    @inline(__always)
-    private static func fillBias(_ bias: UnsafePointer<Float>?, channels: Int, pixels: Int, y: UnsafeMutablePointer<Float>) {
-        guard let bias else { return }
-        for c in 0..<channels { (y + c * pixels).update(repeating: bias[c], count: pixels) }
     }
 
     /// Writes the patches of one sample: row `(c, i, j)` of `col` (stride `ldCol`) holds, for each
@@ -140,6 +129,10 @@ extension BLAS {
     /// zero in the padding.
     package static func im2col(_ g: Conv2DGeometry, x: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, ldCol: Int) {
         let oh = g.outHeight, ow = g.outWidth, h = g.inHeight, wd = g.inWidth, sw = g.strideWidth
+        if sw == 1 && g.strideHeight == 1 && ow == wd {
+            im2colSamePadding(g, x: x, col: col, ldCol: ldCol)
+            return
+        }
         var r = 0
         for c in 0..<g.inChannels {
             let xc = x + c * h * wd
@@ -157,14 +150,58 @@ extension BLAS {
                             continue
                         }
                         let src = xc + ih * wd + base
-                        if lo > 0 { dst.update(repeating: 0, count: lo) }
+                        // Plain loops: rows are short (tens of values), where a memcpy call costs
+                        // more than the copy.
+                        var q = 0
+                        while q < lo { dst[q] = 0; q += 1 }
                         if sw == 1 {
-                            if hi > lo { (dst + lo).update(from: src + lo, count: hi - lo) }
+                            while q < hi { dst[q] = src[q]; q += 1 }
                         } else {
-                            var q = lo
                             while q < hi { dst[q] = src[q * sw]; q += 1 }
                         }
-                        if hi < ow { (dst + hi).update(repeating: 0, count: ow - hi) }
+                        while q < ow { dst[q] = 0; q += 1 }
+                    }
+                }
+            }
+        }
+    }
+
+    /// im2col for stride 1 with as many output as input columns ("same" padding): then row
+    /// `(c, i, j)` is the input plane shifted by a constant flat offset, so it is one contiguous
+    /// copy, after which the rows and columns that fall in the padding are set to zero.
+    private static func im2colSamePadding(_ g: Conv2DGeometry, x: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>, ldCol: Int) {
+        let oh = g.outHeight, w = g.inWidth, h = g.inHeight, plane = h * w
+        var r = 0
+        for c in 0..<g.inChannels {
+            let xc = x + c * plane
+            for i in 0..<g.kernelHeight {
+                let rowShift = i * g.dilationHeight - g.padTop
+                let (rlo, rhi) = Conv2DGeometry.taps(base: rowShift, step: 1, size: h, count: oh)
+                for j in 0..<g.kernelWidth {
+                    let colShift = j * g.dilationWidth - g.padLeft
+                    let (lo, hi) = Conv2DGeometry.taps(base: colShift, step: 1, size: w, count: w)
+                    let dst = col + r * ldCol
+                    r += 1
+                    let shift = rowShift * w + colShift
+                    // dst[f] = xc[f + shift] for the flat range of the valid rows, clamped to the plane.
+                    let from = max(rlo * w, -shift), to = min(rhi * w, plane - shift)
+                    var f = 0
+                    while f < from { dst[f] = 0; f += 1 }
+                    if to > from { (dst + from).update(from: xc + from + shift, count: to - from) }
+                    f = max(to, from)
+                    while f < oh * w { dst[f] = 0; f += 1 }
+                    // Columns whose tap falls in the left or right padding wrapped into the
+                    // neighbouring row: zero them.
+                    // (Column by column: a run of one or two values per row would otherwise
+                    // become a memset call per row.)
+                    if lo > 0 || hi < w {
+                        for q in Array(0..<lo) + Array(hi..<w) {
+                            var d = dst + rlo * w + q
+                            for _ in rlo..<rhi {
+                                d[0] = 0
+                                d += w
+                            }
+                        }
                     }
                 }
             }
@@ -174,11 +211,7 @@ extension BLAS {
     /// The output columns `lo..<hi` whose tap `q * stride + base` lies in `0..<size`.
     @inline(__always)
     package static func validRange(base: Int, stride: Int, size: Int, count: Int) -> (Int, Int) {
-        let lo = base >= 0 ? 0 : (-base + stride - 1) / stride
-        let last = size - 1 - base
-        let hi = last < 0 ? 0 : last / stride + 1
-        let l = min(lo, count), u = min(max(hi, l), count)
-        return (l, u)
+        Conv2DGeometry.taps(base: base, step: stride, size: size, count: count)
     }
 
     /// Depthwise (one input channel per group, any channel multiplier): for each output channel,

@@ -25,12 +25,13 @@ extension ReferenceKernels {
 
     /// Direct convolution over `batch` NCHW samples: y[n, co, oh, ow] = bias[co] + the sum over
     /// the group's input channels and kernel taps of w * x (padding reads as zero), summed in
-    /// `Double` in (channel, row, column) order. Weights are `[outChannels, inChannels / groups,
-    /// kernelHeight, kernelWidth]`; `bias` may be nil (zero).
+    /// `Double` in (channel, row, column) order, then the optional activation. Weights are
+    /// `[outChannels, inChannels / groups, kernelHeight, kernelWidth]`; `bias` may be nil (zero).
     package static func conv2d(
         _ g: Conv2DGeometry, batch: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-        bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>
+        bias: UnsafePointer<Float>?, activation: TensorKernels.Unary? = nil, y: UnsafeMutablePointer<Float>
     ) {
+        defer { if let activation { TensorKernels.apply(activation, count: batch * g.outputCount, x: y, y: y) } }
         let cinG = g.inChannelsPerGroup, coutG = g.outChannelsPerGroup
         for n in 0..<batch {
             let xs = x + n * g.inputCount

@@ -72,6 +72,17 @@ package struct Conv2DGeometry: Sendable, Equatable, CustomStringConvertible {
     @inline(__always) package func inRow(_ oh: Int, _ i: Int) -> Int { oh * strideHeight - padTop + i * dilationHeight }
     @inline(__always) package func inColumn(_ ow: Int, _ j: Int) -> Int { ow * strideWidth - padLeft + j * dilationWidth }
 
+    /// The indices `lo..<hi` of `0..<count` whose position `base + q * step` lies in `0..<size`
+    /// (the kernel taps inside the input, or the output columns a tap reaches).
+    @inline(__always)
+    package static func taps(base: Int, step: Int, size: Int, count: Int) -> (Int, Int) {
+        let lo = base >= 0 ? 0 : (-base + step - 1) / step
+        let last = size - 1 - base
+        let hi = last < 0 ? 0 : last / step + 1
+        let l = min(lo, count), u = min(max(hi, l), count)
+        return (l, u)
+    }
+
     /// Every field in range, so that no kernel can index outside its buffers. Returns the broken
     /// rule, or nil.
     package func validate() -> String? {

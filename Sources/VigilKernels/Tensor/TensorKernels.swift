@@ -16,27 +16,56 @@ package enum TensorKernels {
     // MARK: - Pooling
 
     /// Max over each window's taps inside the input (padding never wins); a window with no tap
-    /// inside gives -infinity. `g.inChannels == g.outChannels`.
+    /// inside gives -infinity. A NaN input does not propagate (comparisons skip it).
+    /// `g.inChannels == g.outChannels`.
     package static func maxPool2d(_ g: Conv2DGeometry, batch: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let planes = batch * g.inChannels
-        let inPlane = g.inHeight * g.inWidth, outPlane = g.outPixels
-        for p in 0..<planes {
-            let xs = x + p * inPlane
-            let ys = y + p * outPlane
-            for oh in 0..<g.outHeight {
-                for ow in 0..<g.outWidth {
-                    var m = -Float.infinity
-                    for i in 0..<g.kernelHeight {
-                        let ih = g.inRow(oh, i)
-                        guard ih >= 0, ih < g.inHeight else { continue }
-                        for j in 0..<g.kernelWidth {
-                            let iw = g.inColumn(ow, j)
-                            guard iw >= 0, iw < g.inWidth else { continue }
-                            let v = xs[ih * g.inWidth + iw]
-                            if v > m || v.isNaN { m = v }
-                        }
+        let h = g.inHeight, w = g.inWidth, oh = g.outHeight, ow = g.outWidth
+        if g.kernelHeight == 2 && g.kernelWidth == 2 && g.strideHeight == 2 && g.strideWidth == 2
+            && g.dilationHeight == 1 && g.dilationWidth == 1 && g.padTop == 0 && g.padLeft == 0
+            && 2 * oh <= h && 2 * ow <= w {
+            // The common 2x2 / stride 2 pool: every window lies inside the input.
+            for p in 0..<planes {
+                let xs = x + p * h * w, ys = y + p * oh * ow
+                for r in 0..<oh {
+                    let r0 = xs + 2 * r * w, r1 = r0 + w, yr = ys + r * ow
+                    for q in 0..<ow {
+                        let a = r0[2 * q] > r0[2 * q + 1] ? r0[2 * q] : r0[2 * q + 1]
+                        let b = r1[2 * q] > r1[2 * q + 1] ? r1[2 * q] : r1[2 * q + 1]
+                        yr[q] = a > b ? a : b
                     }
-                    ys[oh * g.outWidth + ow] = m
+                }
+            }
+            return
+        }
+        let rows = windows(g, vertical: true)
+        let sw = g.strideWidth, dh = g.dilationHeight
+        let columnTaps = (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
+            let base = j * g.dilationWidth - g.padLeft
+            let (lo, hi) = Conv2DGeometry.taps(base: base, step: sw, size: w, count: ow)
+            return (lo, hi, base)
+        }
+        rows.withUnsafeBufferPointer { rows in
+            for p in 0..<planes {
+                let xs = x + p * h * w, ys = y + p * oh * ow
+                for r in 0..<oh {
+                    // A row of outputs at once: each output's max over its taps inside the input.
+                    let out = ys + r * ow
+                    for q in 0..<ow { out[q] = -Float.infinity }
+                    let (ilo, ihi, rowBase) = rows[r]
+                    var i = ilo
+                    while i < ihi {
+                        let row = xs + (rowBase + i * dh) * w
+                        for (lo, hi, base) in columnTaps where hi > lo {
+                            let src = row + base
+                            if sw == 1 {
+                                for q in lo..<hi { let v = src[q]; if v > out[q] { out[q] = v } }
+                            } else {
+                                for q in lo..<hi { let v = src[q * sw]; if v > out[q] { out[q] = v } }
+                            }
+                        }
+                        i += 1
+                    }
                 }
             }
         }
@@ -49,30 +78,80 @@ package enum TensorKernels {
         _ g: Conv2DGeometry, batch: Int, countIncludePad: Bool, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
     ) {
         let planes = batch * g.inChannels
-        let inPlane = g.inHeight * g.inWidth, outPlane = g.outPixels
-        for p in 0..<planes {
-            let xs = x + p * inPlane
-            let ys = y + p * outPlane
-            for oh in 0..<g.outHeight {
-                for ow in 0..<g.outWidth {
-                    var sum = 0.0
-                    var inside = 0, padded = 0
-                    for i in 0..<g.kernelHeight {
-                        let ih = g.inRow(oh, i)
-                        let rowInPad = ih >= -g.padTop && ih < g.inHeight + g.padBottom
-                        let rowInside = ih >= 0 && ih < g.inHeight
-                        for j in 0..<g.kernelWidth {
-                            let iw = g.inColumn(ow, j)
-                            if rowInPad && iw >= -g.padLeft && iw < g.inWidth + g.padRight { padded += 1 }
-                            guard rowInside, iw >= 0, iw < g.inWidth else { continue }
-                            inside += 1
-                            sum += Double(xs[ih * g.inWidth + iw])
+        let h = g.inHeight, w = g.inWidth, oh = g.outHeight, ow = g.outWidth
+        let rows = windows(g, vertical: true), cols = windows(g, vertical: false)
+        // Taps inside the padded extent, per output row and column.
+        let paddedRows = (0..<oh).map { r in
+            Conv2DGeometry.taps(base: r * g.strideHeight, step: g.dilationHeight, size: h + g.padTop + g.padBottom, count: g.kernelHeight)
+        }
+        let paddedCols = (0..<ow).map { q in
+            Conv2DGeometry.taps(base: q * g.strideWidth, step: g.dilationWidth, size: w + g.padLeft + g.padRight, count: g.kernelWidth)
+        }
+        // 1 / divisor of each output, computed once for all planes.
+        var divisors = [Double](repeating: 0, count: oh * ow)
+        for r in 0..<oh {
+            for q in 0..<ow {
+                let count = countIncludePad
+                    ? (paddedRows[r].1 - paddedRows[r].0) * (paddedCols[q].1 - paddedCols[q].0)
+                    : (rows[r].1 - rows[r].0) * (cols[q].1 - cols[q].0)
+                divisors[r * ow + q] = count > 0 ? 1 / Double(count) : 0
+            }
+        }
+        let sw = g.strideWidth, dh = g.dilationHeight
+        // For each kernel column j: the outputs whose tap j is inside the input, and tap j's
+        // offset. Sums run across a row of outputs at once (independent accumulators, which
+        // vectorise), each output still adding its taps in (row, column) order.
+        let columnTaps = (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
+            let base = j * g.dilationWidth - g.padLeft
+            let (lo, hi) = Conv2DGeometry.taps(base: base, step: sw, size: w, count: ow)
+            return (lo, hi, base)
+        }
+        var accumulator = [Double](repeating: 0, count: ow)
+        rows.withUnsafeBufferPointer { rows in
+            divisors.withUnsafeBufferPointer { div in
+                accumulator.withUnsafeMutableBufferPointer { acc in
+                    for p in 0..<planes {
+                        let xs = x + p * h * w, ys = y + p * oh * ow
+                        for r in 0..<oh {
+                            let (ilo, ihi, rowBase) = rows[r]
+                            for q in 0..<ow { acc[q] = 0 }
+                            var i = ilo
+                            while i < ihi {
+                                let row = xs + (rowBase + i * dh) * w
+                                for (lo, hi, base) in columnTaps where hi > lo {
+                                    let src = row + base
+                                    if sw == 1 {
+                                        for q in lo..<hi { acc[q] += Double(src[q]) }
+                                    } else {
+                                        for q in lo..<hi { acc[q] += Double(src[q * sw]) }
+                                    }
+                                }
+                                i += 1
+                            }
+                            let d = div.baseAddress! + r * ow
+                            // sum * (1 / count) in Double: within an ulp of sum / count in
+                            // Double, so the float32 result is the same but for ties.
+                            for q in 0..<ow { ys[r * ow + q] = Float(acc[q] * d[q]) }
                         }
                     }
-                    let count = countIncludePad ? padded : inside
-                    ys[oh * g.outWidth + ow] = count > 0 ? Float(sum / Double(count)) : 0
                 }
             }
+        }
+    }
+
+    /// For each output row (or column): the kernel taps `lo..<hi` that fall inside the input, and
+    /// the input index of tap 0 (`out * stride - pad`).
+    private static func windows(_ g: Conv2DGeometry, vertical: Bool) -> [(Int, Int, Int)] {
+        let n = vertical ? g.outHeight : g.outWidth
+        let stride = vertical ? g.strideHeight : g.strideWidth
+        let pad = vertical ? g.padTop : g.padLeft
+        let step = vertical ? g.dilationHeight : g.dilationWidth
+        let size = vertical ? g.inHeight : g.inWidth
+        let k = vertical ? g.kernelHeight : g.kernelWidth
+        return (0..<n).map { o in
+            let base = o * stride - pad
+            let (lo, hi) = Conv2DGeometry.taps(base: base, step: step, size: size, count: k)
+            return (lo, hi, base)
         }
     }
 
@@ -117,6 +196,35 @@ package enum TensorKernels {
             for i in 0..<count { y[i] = 1 / (1 + expf(-x[i])) }
         case .tanh:
             for i in 0..<count { y[i] = tanhf(x[i]) }
+        }
+    }
+
+    /// y[c, p] = f(y[c, p] + bias[c]) over `channels` planes of `pixels` values: a convolution's
+    /// epilogue, one pass while the plane is in cache. No bias and no activation is a no-op.
+    package static func biasActivation(
+        channels: Int, pixels: Int, bias: UnsafePointer<Float>?, activation: Unary?, y: UnsafeMutablePointer<Float>
+    ) {
+        guard bias != nil || activation != nil else { return }
+        for c in 0..<channels {
+            let plane = y + c * pixels
+            let b = bias?[c] ?? 0
+            switch activation {
+            case nil:
+                for p in 0..<pixels { plane[p] = plane[p] + b }
+            case .relu?:
+                for p in 0..<pixels { let v = plane[p] + b; plane[p] = v < 0 ? 0 : v }
+            case .leakyRelu(let alpha)?:
+                for p in 0..<pixels { let v = plane[p] + b; plane[p] = v < 0 ? v * alpha : v }
+            case .clip(let lower, let upper)?:
+                for p in 0..<pixels {
+                    let v = plane[p] + b
+                    let t = v < lower ? lower : v
+                    plane[p] = t > upper ? upper : t
+                }
+            case let f?:
+                if bias != nil { for p in 0..<pixels { plane[p] = plane[p] + b } }
+                apply(f, count: pixels, x: plane, y: plane)
+            }
         }
     }
 
