@@ -1,4 +1,4 @@
-package import VigilKernels
+internal import VigilKernels
 
 /// Builds a `ConvNet` node by node, checking everything the executor relies on: every input
 /// defined before use, shapes that agree (channels, GEMM inner dimensions, broadcasting,
@@ -41,7 +41,7 @@ public struct ConvNetBuilder: Sendable {
         }
         dynamicBatch = inputShape[0] == nil
         let shape = inputShape.map { $0 ?? 1 }
-        guard shape.reduce(1, *) <= 1 << 28 else {
+        guard Self.count(shape) != nil else {
             throw .modelInvalid("input '\(inputName)': \(shape) has more than 2^28 values per sample")
         }
         inputID = 0
@@ -60,7 +60,7 @@ public struct ConvNetBuilder: Sendable {
     @discardableResult
     public mutating func addConstant(name: String, shape: [Int], values: [Float]) throws(VigilError) -> TensorID {
         guard names[name] == nil else { throw .modelInvalid("tensor '\(name)' is defined twice") }
-        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
+        guard Self.count(shape) == values.count else {
             throw .modelInvalid("constant '\(name)': \(values.count) values for shape \(shape)")
         }
         if let i = values.firstIndex(where: { !$0.isFinite }) {
@@ -84,7 +84,7 @@ public struct ConvNetBuilder: Sendable {
         for i in inputs where i < 0 || i >= tensors.count { throw fail("input id \(i) does not exist") }
         let (shape, step, breaker) = try infer(operation, inputs: inputs, fail: fail)
         guard shape.allSatisfy({ $0 > 0 }) else { throw fail("the output shape \(shape) has an empty axis") }
-        guard shape.reduce(1, *) <= 1 << 28 else { throw fail("the output \(shape) has more than 2^28 values") }
+        guard Self.count(shape) != nil else { throw fail("the output \(shape) has more than 2^28 values") }
         let batched = inputs.contains { tensors[$0].isBatched }
         if batched {
             if let breaker, batchBreaker == nil { batchBreaker = "\(place): \(breaker)" }
@@ -153,7 +153,7 @@ public struct ConvNetBuilder: Sendable {
             let xs = x!.shape, ws = tensors[inputs[1]].shape
             guard xs.count == 3 || xs.count == 4 else { throw fail("input \(xs) must be [N, C, W] or [N, C, H, W] (1-D or 2-D convolution)") }
             guard ws.count == xs.count else { throw fail("weights \(ws) must have rank \(xs.count) like the input \(xs)") }
-            guard c.groups >= 1, xs[1] % c.groups == 0, ws[0] % c.groups == 0 else {
+            guard c.groups >= 1, c.groups <= xs[1], xs[1] % c.groups == 0, ws[0] % c.groups == 0 else {
                 throw fail("group \(c.groups) must divide the input channels \(xs[1]) and the output channels \(ws[0])")
             }
             guard ws[1] * c.groups == xs[1] else {
@@ -325,13 +325,13 @@ public struct ConvNetBuilder: Sendable {
                         }
                         guard i < xs.count else { throw fail("shape \(target): 0 at axis \(i) copies an axis the input \(xs) does not have") }
                         shape.append(xs[i])
-                    case let v where v > 0:
+                    case let v where v > 0 && v <= 1 << 28:
                         shape.append(v)
                     default:
                         throw fail("shape \(target) has the invalid size \(d)")
                     }
                 }
-                let known = shape.reduce(1, *)
+                guard let known = Self.count(shape) else { throw fail("shape \(target) has more than 2^28 values") }
                 if let i = inferred {
                     guard known > 0, count % known == 0 else { throw fail("cannot reshape \(xs) (\(count) values) to \(target)") }
                     shape[i] = count / known
@@ -357,8 +357,13 @@ public struct ConvNetBuilder: Sendable {
         guard s.count == spatial, d.count == spatial else {
             throw fail("strides \(s) and dilations \(d) need \(spatial) values for input \(xs)")
         }
-        guard kernel.allSatisfy({ $0 > 0 }), s.allSatisfy({ $0 > 0 }), d.allSatisfy({ $0 > 0 }) else {
-            throw fail("kernel \(kernel), strides \(s) and dilations \(d) must be > 0")
+        let limit = 1 << 16
+        guard kernel.allSatisfy({ $0 > 0 && $0 <= limit }), s.allSatisfy({ $0 > 0 && $0 <= limit }),
+              d.allSatisfy({ $0 > 0 && $0 <= limit }) else {
+            throw fail("kernel \(kernel), strides \(s) and dilations \(d) must be in 1...\(limit)")
+        }
+        if case .explicit(let pads) = padding, pads.contains(where: { $0 > limit }) {
+            throw fail("pads \(pads) must be <= \(limit)")
         }
         let inSize = Array(xs.dropFirst(2))
         var begin = [Int](repeating: 0, count: spatial), end = begin, out = begin
@@ -400,6 +405,18 @@ public struct ConvNetBuilder: Sendable {
             kernelWidth: kernel[spatial - 1], strideHeight: pick(s, 1), strideWidth: s[spatial - 1],
             dilationHeight: pick(d, 1), dilationWidth: d[spatial - 1], padTop: pick(begin, 0),
             padLeft: begin[spatial - 1], padBottom: pick(end, 0), padRight: end[spatial - 1])
+    }
+
+    /// The number of values of `shape`, or nil when a size is negative or the product exceeds
+    /// 2^28 (checked as it multiplies, so a crafted shape cannot overflow).
+    static func count(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            guard d >= 0, d <= 1 << 28 else { return nil }
+            n *= d
+            guard n <= 1 << 28 else { return nil }
+        }
+        return n
     }
 
     private func normalize(axis: Int, rank: Int, fail: Fail) throws(VigilError) -> Int {

@@ -1,5 +1,5 @@
 public import Foundation
-package import VigilFormats
+internal import VigilFormats
 
 extension GuardrailPolicy {
     /// Reads `policy.json` (docs/FORMATS.md), strictly.

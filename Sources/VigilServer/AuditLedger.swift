@@ -1,6 +1,6 @@
 internal import Crypto
 package import Foundation
-package import VigilEngine
+internal import VigilEngine
 package import VigilFormats
 #if canImport(Glibc)
 internal import Glibc

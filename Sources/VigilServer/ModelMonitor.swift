@@ -1,4 +1,4 @@
-package import Foundation
+internal import Foundation
 package import VigilEngine
 
 /// Monitoring state for one served model: additive counters only (../shared/DESIGN.md,

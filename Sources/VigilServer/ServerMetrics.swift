@@ -1,4 +1,4 @@
-package import Foundation
+internal import Foundation
 internal import Prometheus
 
 /// Prometheus metrics (swift-prometheus), exposed at `GET /metrics`. Every series is a counter

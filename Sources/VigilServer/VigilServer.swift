@@ -1,5 +1,5 @@
-package import Foundation
-package import VigilEngine
+internal import Foundation
+internal import VigilEngine
 internal import VigilFormats
 internal import Hummingbird
 internal import Logging

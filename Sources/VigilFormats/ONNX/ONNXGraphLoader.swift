@@ -132,9 +132,17 @@ private struct Walker {
         guard tt.hasShape else {
             throw VigilError.modelFormat(file, at: "input '\(input.name)'", "has no shape; Vigil needs the input's rank and sizes")
         }
-        let dims: [Int?] = tt.shape.dim.map { d in
-            if case .dimValue(let v)? = d.value, v > 0 { return Int(v) }
-            return nil
+        // A symbolic or unknown size is dynamic; a stated size must be > 0.
+        var dims: [Int?] = []
+        for (i, d) in tt.shape.dim.enumerated() {
+            if case .dimValue(let v)? = d.value {
+                guard v > 0, v <= 1 << 28 else {
+                    throw VigilError.modelFormat(file, at: "input '\(input.name)'", "dimension \(i) is \(v); sizes must be in 1...2^28")
+                }
+                dims.append(Int(v))
+            } else {
+                dims.append(nil)
+            }
         }
         do {
             builder = try ConvNetBuilder(inputName: input.name, inputShape: dims)
@@ -184,6 +192,7 @@ private struct Walker {
             let shape = builder.shape(of: id)
             let perSample = builder.dynamicBatch || shape.first == 1 ? shape.dropFirst().reduce(1, *) : shape.reduce(1, *)
             if node.opType == "Sigmoid" {
+                try checkAttributes(node, allowed: [])
                 guard perSample == 1 else {
                     throw fail(node, "a final Sigmoid over \(perSample) outputs (multi-label) is not supported; Vigil reads one risk")
                 }
@@ -280,8 +289,12 @@ private struct Walker {
     }
 
     func checkAttributes(_ node: Onnx_NodeProto, allowed: Set<String>) throws {
-        for a in node.attribute where !allowed.contains(a.name) {
-            throw fail(node, "attribute '\(a.name)' is not supported (\(allowed.isEmpty ? "none are" : allowed.sorted().joined(separator: ", ") + " are"))")
+        var seen = Set<String>()
+        for a in node.attribute {
+            guard allowed.contains(a.name) else {
+                throw fail(node, "attribute '\(a.name)' is not supported (\(allowed.isEmpty ? "none are" : allowed.sorted().joined(separator: ", ") + " are"))")
+            }
+            guard seen.insert(a.name).inserted else { throw fail(node, "attribute '\(a.name)' appears more than once") }
         }
     }
 

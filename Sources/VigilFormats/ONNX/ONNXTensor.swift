@@ -24,7 +24,15 @@ struct ONNXTensor {
         guard dims.allSatisfy({ $0 >= 0 }) else {
             throw VigilError.modelFormat(file, at: place, "negative dimension in \(dims)")
         }
-        let expected = dims.reduce(1, *)
+        // Checked as it multiplies: a crafted shape must not overflow.
+        var expected = 1
+        for d in dims {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= 1 << 31 else {
+                throw VigilError.modelFormat(file, at: place, "shape \(dims) has more than 2^31 values")
+            }
+            expected = product
+        }
         let raw = proto.rawData
         switch proto.dataType {
         case 1:  // FLOAT
