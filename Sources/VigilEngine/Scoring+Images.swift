@@ -32,7 +32,9 @@ extension VigilModel {
         guard let image = imageInput else {
             throw VigilError(.usage, "\(name) is a tabular model: score a RowBatch (CSV or JSON Lines)")
         }
-        precondition(batch.tensors.count == batch.count * image.count, "ImageBatch tensors must be count x image size")
+        guard batch.tensors.count == batch.count * image.count else {
+            throw VigilError(.input, "ImageBatch of \(batch.count) images needs \(batch.count * image.count) tensor values (\(image.count) per image); got \(batch.tensors.count)")
+        }
         let k = ir.outputCount
         let outputs = batch.tensors.withUnsafeBufferPointer {
             predictImages($0.baseAddress!, count: batch.count, threads: threads ?? Parallel.cores)

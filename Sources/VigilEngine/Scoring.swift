@@ -62,7 +62,10 @@ extension VigilModel {
         let f = schema.count
         let k = ir.outputCount
         let n = batch.count
-        precondition(batch.features.count == n * f, "RowBatch features must be count x featureCount")
+        guard batch.features.count == n * f, batch.ids.count == n, batch.origins.count == n,
+              batch.groupRaw.count == n * fieldGroups.count else {
+            throw VigilError(.input, "RowBatch of \(n) rows needs \(n * f) feature values, \(n) ids and origins and \(n * fieldGroups.count) group values; got \(batch.features.count), \(batch.ids.count), \(batch.origins.count) and \(batch.groupRaw.count)")
+        }
         if !ir.acceptsMissing, let bad = batch.features.firstIndex(where: \.isNaN) {
             let r = bad / f
             throw VigilError.input(

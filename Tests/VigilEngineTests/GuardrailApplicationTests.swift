@@ -93,3 +93,13 @@ struct GuardrailApplicationTests {
         #expect(error?.message.contains("does not impute") == true)
     }
 }
+
+/// A batch built by an embedding program with the wrong shape is refused, not trapped on.
+struct RowBatchShapeTests {
+    @Test func aMisshapedBatchThrows() throws {
+        let model = try VigilModel.load(path: Fixtures.url("lightgbm/heart_binary/model.txt").path)
+        let batch = RowBatch(count: 2, ids: ["a", "b"], features: [1, 2, 3], groupRaw: [], origins: ["x", "y"])
+        let error = #expect(throws: VigilError.self) { _ = try model.score(batch) }
+        #expect(error?.message.contains("needs 26 feature values") == true)
+    }
+}
