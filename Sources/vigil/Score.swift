@@ -76,22 +76,15 @@ struct Score: ParsableCommand {
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
             let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
             let progress = Progress(total: reader.totalBytes, log: log)
-            var rows = 0
-            var warned = 0
-            var positives = 0
+            var tally = ScoreTally()
             while let batch = try reader.nextBatch(maxRows: batchSize) {
                 let records = try model.score(batch, explain: explainMode != nil)
                 try writer.write(records)
-                rows += records.count
-                warned += records.reduce(0) { $0 + ($1.warnings.isEmpty ? 0 : 1) }
-                positives += records.reduce(0) { $0 + ($1.decision == true ? 1 : 0) }
-                progress.update(rows: rows, bytes: reader.bytesRead)
+                tally.add(records)
+                progress.update(rows: tally.rows, bytes: reader.bytesRead)
             }
-            progress.finish(rows: rows)
-            var summary = "scored \(rows) rows with \(model.name) \(model.version) (\(model.format.displayName), sha256 \(model.sha256.prefix(12)))"
-            if model.makesDecisions { summary += "; \(positives) positive decisions" }
-            summary += "; \(warned) rows with warnings"
-            log.line(summary)
+            progress.finish(rows: tally.rows)
+            log.line(tally.summary(model, unit: "rows", format: model.format.displayName))
         }
     }
 }

@@ -60,3 +60,23 @@ final class Progress {
         log.line(String(format: "%d rows in %.2f s (%.0f rows/s)", rows, elapsed, Double(rows) / elapsed))
     }
 }
+
+/// Counts of a scoring run and its closing summary line, shared by tabular and image scoring.
+struct ScoreTally {
+    var rows = 0
+    var warned = 0
+    var positives = 0
+
+    mutating func add(_ records: [PredictionRecord]) {
+        rows += records.count
+        warned += records.reduce(0) { $0 + ($1.warnings.isEmpty ? 0 : 1) }
+        positives += records.reduce(0) { $0 + ($1.decision == true ? 1 : 0) }
+    }
+
+    /// `scored N <unit> with <model> <version> (<format>, sha256 …); P positive decisions; W <unit> with warnings`.
+    func summary(_ model: VigilModel, unit: String, format: String) -> String {
+        var line = "scored \(rows) \(unit) with \(model.name) \(model.version) (\(format), sha256 \(model.sha256.prefix(12)))"
+        if model.makesDecisions { line += "; \(positives) positive decisions" }
+        return line + "; \(warned) \(unit) with warnings"
+    }
+}
