@@ -24,53 +24,48 @@ extension TreeEnsemble {
         defer {
             scratch.deallocate(); index.deallocate(); rowPtr.deallocate(); accD.deallocate(); accF.deallocate()
         }
-        nodes.withUnsafeBufferPointer { nodeBuf in
-            categoryBits.withUnsafeBufferPointer { bits in
-                categorySets.withUnsafeBufferPointer { sets in
-                    roots.withUnsafeBufferPointer { rootBuf in
-                        treeOutput.withUnsafeBufferPointer { outBuf in
-                            let walker = Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
-                            let nodesP = nodeBuf.baseAddress!
-                            var start = 0
-                            while start < rows {
-                                let bn = min(block, rows - start)
-                                for i in 0..<bn { rowPtr[i] = canonicalRow(x + (start + i) * f, scratch: scratch + i * f) }
-                                for i in 0..<bn {
-                                    for c in 0..<k {
-                                        accF[i * k + c] = Float(baseMargin[c])
-                                        accD[i * k + c] = 0
-                                    }
-                                }
-                                for t in 0..<rootBuf.count {
-                                    let root = rootBuf[t]
-                                    for i in 0..<bn { index[i] = root }
-                                    var active = true
-                                    while active {
-                                        active = false
-                                        for i in 0..<bn {
-                                            let node = nodesP[Int(index[i])]
-                                            if node.feature >= 0 {
-                                                index[i] = walker.goesLeft(node, rowPtr[i][Int(node.feature)]) ? node.left : node.right
-                                                active = true
-                                            }
-                                        }
-                                    }
-                                    let c = Int(outBuf[t])
-                                    if float32 {
-                                        for i in 0..<bn { accF[i * k + c] += Float(nodesP[Int(index[i])].value) }
-                                    } else {
-                                        for i in 0..<bn { accD[i * k + c] += nodesP[Int(index[i])].value }
-                                    }
-                                }
-                                for i in 0..<bn {
-                                    let o = out + (start + i) * k
-                                    for c in 0..<k {
-                                        o[c] = float32 ? Double(accF[i * k + c]) : baseMargin[c] + accD[i * k + c] / divisor
-                                    }
-                                }
-                                start += bn
+        withWalker { walker in
+            roots.withUnsafeBufferPointer { rootBuf in
+                treeOutput.withUnsafeBufferPointer { outBuf in
+                    let nodesP = walker.nodes
+                    var start = 0
+                    while start < rows {
+                        let bn = min(block, rows - start)
+                        for i in 0..<bn { rowPtr[i] = canonicalRow(x + (start + i) * f, scratch: scratch + i * f) }
+                        for i in 0..<bn {
+                            for c in 0..<k {
+                                accF[i * k + c] = Float(baseMargin[c])
+                                accD[i * k + c] = 0
                             }
                         }
+                        for t in 0..<rootBuf.count {
+                            let root = rootBuf[t]
+                            for i in 0..<bn { index[i] = root }
+                            var active = true
+                            while active {
+                                active = false
+                                for i in 0..<bn {
+                                    let node = nodesP[Int(index[i])]
+                                    if node.feature >= 0 {
+                                        index[i] = walker.goesLeft(node, rowPtr[i][Int(node.feature)]) ? node.left : node.right
+                                        active = true
+                                    }
+                                }
+                            }
+                            let c = Int(outBuf[t])
+                            if float32 {
+                                for i in 0..<bn { accF[i * k + c] += Float(nodesP[Int(index[i])].value) }
+                            } else {
+                                for i in 0..<bn { accD[i * k + c] += nodesP[Int(index[i])].value }
+                            }
+                        }
+                        for i in 0..<bn {
+                            let o = out + (start + i) * k
+                            for c in 0..<k {
+                                o[c] = float32 ? Double(accF[i * k + c]) : baseMargin[c] + accD[i * k + c] / divisor
+                            }
+                        }
+                        start += bn
                     }
                 }
             }
@@ -84,34 +79,30 @@ extension TreeEnsemble {
         let f = featureCount
         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: inputPrecision == .double ? 0 : f)
         defer { scratch.deallocate() }
-        nodes.withUnsafeBufferPointer { nodeBuf in
-            categoryBits.withUnsafeBufferPointer { bits in
-                categorySets.withUnsafeBufferPointer { sets in
-                    roots.withUnsafeBufferPointer { rootBuf in
-                        treeOutput.withUnsafeBufferPointer { outBuf in
-                            let walker = Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
-                            for r in 0..<rows {
-                                let row = canonicalRow(x + r * f, scratch: scratch)
-                                let o = out + r * k
-                                if inputPrecision == .float32 {
-                                    // XGBoost: float32 running sums from the base margin.
-                                    for c in 0..<k {
-                                        var acc = Float(baseMargin[c])
-                                        for t in 0..<rootBuf.count where Int(outBuf[t]) == c {
-                                            acc += Float(nodeBuf[walker.leaf(from: Int(rootBuf[t]), row: row)].value)
-                                        }
-                                        o[c] = Double(acc)
-                                    }
-                                    continue
+        withWalker { walker in
+            let nodeBuf = walker.nodes
+            roots.withUnsafeBufferPointer { rootBuf in
+                treeOutput.withUnsafeBufferPointer { outBuf in
+                    for r in 0..<rows {
+                        let row = canonicalRow(x + r * f, scratch: scratch)
+                        let o = out + r * k
+                        if inputPrecision == .float32 {
+                            // XGBoost: float32 running sums from the base margin.
+                            for c in 0..<k {
+                                var acc = Float(baseMargin[c])
+                                for t in 0..<rootBuf.count where Int(outBuf[t]) == c {
+                                    acc += Float(nodeBuf[walker.leaf(from: Int(rootBuf[t]), row: row)].value)
                                 }
-                                for c in 0..<k { o[c] = 0 }
-                                for t in 0..<rootBuf.count {
-                                    let leaf = walker.leaf(from: Int(rootBuf[t]), row: row)
-                                    o[Int(outBuf[t])] += nodeBuf[leaf].value
-                                }
-                                for c in 0..<k { o[c] = baseMargin[c] + o[c] / divisor }
+                                o[c] = Double(acc)
                             }
+                            continue
                         }
+                        for c in 0..<k { o[c] = 0 }
+                        for t in 0..<rootBuf.count {
+                            let leaf = walker.leaf(from: Int(rootBuf[t]), row: row)
+                            o[Int(outBuf[t])] += nodeBuf[leaf].value
+                        }
+                        for c in 0..<k { o[c] = baseMargin[c] + o[c] / divisor }
                     }
                 }
             }
@@ -140,27 +131,13 @@ extension TreeEnsemble {
 
     /// The leaf node index that tree `t` routes `row` to (row already in `inputPrecision`).
     public func leafIndex(tree t: Int, row: UnsafePointer<Double>) -> Int {
-        nodes.withUnsafeBufferPointer { nodeBuf in
-            categoryBits.withUnsafeBufferPointer { bits in
-                categorySets.withUnsafeBufferPointer { sets in
-                    Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
-                        .leaf(from: Int(roots[t]), row: row)
-                }
-            }
-        }
+        withWalker { $0.leaf(from: Int(roots[t]), row: row) }
     }
 
     /// Whether `node` sends value `x` to its left child (the routing rule, shared by traversal
     /// and by TreeSHAP).
     public func goesLeft(node: Int, value x: Double) -> Bool {
-        nodes.withUnsafeBufferPointer { nodeBuf in
-            categoryBits.withUnsafeBufferPointer { bits in
-                categorySets.withUnsafeBufferPointer { sets in
-                    Walker(nodes: nodeBuf.baseAddress!, sets: sets.baseAddress, bits: bits.baseAddress, decoding: categoryDecoding)
-                        .goesLeft(nodeBuf[node], x)
-                }
-            }
-        }
+        withWalker { $0.goesLeft($0.nodes[node], x) }
     }
 }
 
