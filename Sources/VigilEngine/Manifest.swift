@@ -33,17 +33,7 @@ public struct Manifest: Sendable {
     public static let fileName = "manifest.json"
 
     public init(data: Data, file: String = fileName) throws {
-        let root: JSONNode
-        do {
-            root = try JSONNode.parse(data, file: file)
-        } catch let e as VigilError {
-            throw VigilError(.package, e.message)
-        }
-        do {
-            try self.init(root: root)
-        } catch let e as VigilError where e.kind == .modelFormat {
-            throw VigilError(.package, e.message)
-        }
+        self = try withPackageJSON(data, file: file) { try Manifest(root: $0) }
     }
 
     private init(root: JSONNode) throws {
@@ -186,6 +176,16 @@ public struct Manifest: Sendable {
         guard counts.count == edges.count + 1 else { throw node.fail("\(edges.count) edges need \(edges.count + 1) counts, got \(counts.count)") }
         guard zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }) else { throw node.fail("edges must be strictly increasing") }
         return Histogram(edges: edges, counts: counts, missing: try node.optional("missing")?.double() ?? 0)
+    }
+}
+
+/// Parses a package's JSON file (manifest, policy) and reads it with `body`. Errors in it are
+/// the package's (`.package`), not a model file's, whatever the JSON layer calls them.
+func withPackageJSON<T>(_ data: Data, file: String, _ body: (JSONNode) throws -> T) throws -> T {
+    do {
+        return try body(try JSONNode.parse(data, file: file))
+    } catch let e as VigilError where e.kind == .modelFormat {
+        throw VigilError(.package, e.message)
     }
 }
 

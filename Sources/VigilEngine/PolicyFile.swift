@@ -4,13 +4,7 @@ internal import VigilFormats
 extension GuardrailPolicy {
     /// Reads `policy.json` (docs/FORMATS.md), strictly.
     public static func load(data: Data, file: String = "policy.json") throws -> GuardrailPolicy {
-        let root: JSONNode
-        do {
-            root = try JSONNode.parse(data, file: file)
-        } catch let e as VigilError {
-            throw VigilError(.package, e.message)
-        }
-        do {
+        try withPackageJSON(data, file: file) { root in
             try root.requireKeys(in: ["schema", "version", "constraint", "objective", "rule", "group_fields", "min_group_size", "groups", "fallback", "fitted_on", "randomized", "created", "tolerance"])
             let schema = try root["schema"].string()
             guard schema == "vigil.policy/1" else { throw try root["schema"].fail("'\(schema)' is not a supported policy schema (vigil.policy/1 is)") }
@@ -65,8 +59,6 @@ extension GuardrailPolicy {
                 fallbackThreshold: try fallback["threshold"].double(),
                 fittedRows: try fitted?.optional("rows")?.int(), fittedSHA256: try fitted?.optional("sha256")?.string(),
                 randomizationSeed: seed)
-        } catch let e as VigilError where e.kind == .modelFormat {
-            throw VigilError(.package, e.message)
         }
     }
 }

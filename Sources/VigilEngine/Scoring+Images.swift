@@ -1,4 +1,4 @@
-public import Foundation
+internal import Foundation
 internal import VigilKernels
 
 /// Images to score, already decoded and preprocessed into the model's input tensor.

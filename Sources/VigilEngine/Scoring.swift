@@ -1,4 +1,4 @@
-public import Foundation
+internal import Foundation
 internal import VigilKernels
 
 /// Rows to score, as parsed from a file or a request: features in the model's order (NaN =
