@@ -79,24 +79,8 @@ package enum TensorKernels {
     ) {
         let planes = batch * g.inChannels
         let h = g.inHeight, w = g.inWidth, oh = g.outHeight, ow = g.outWidth
-        let rows = windows(g, vertical: true), cols = windows(g, vertical: false)
-        // Taps inside the padded extent, per output row and column.
-        let paddedRows = (0..<oh).map { r in
-            Conv2DGeometry.taps(base: r * g.strideHeight, step: g.dilationHeight, size: h + g.padTop + g.padBottom, count: g.kernelHeight)
-        }
-        let paddedCols = (0..<ow).map { q in
-            Conv2DGeometry.taps(base: q * g.strideWidth, step: g.dilationWidth, size: w + g.padLeft + g.padRight, count: g.kernelWidth)
-        }
-        // 1 / divisor of each output, computed once for all planes.
-        var divisors = [Double](repeating: 0, count: oh * ow)
-        for r in 0..<oh {
-            for q in 0..<ow {
-                let count = countIncludePad
-                    ? (paddedRows[r].1 - paddedRows[r].0) * (paddedCols[q].1 - paddedCols[q].0)
-                    : (rows[r].1 - rows[r].0) * (cols[q].1 - cols[q].0)
-                divisors[r * ow + q] = count > 0 ? 1 / Double(count) : 0
-            }
-        }
+        let rows = windows(g, vertical: true)
+        let divisors = averagePoolDivisors(g, countIncludePad: countIncludePad)
         let sw = g.strideWidth, dh = g.dilationHeight
         // For each kernel column j: the outputs whose tap j is inside the input, and tap j's
         // offset. Sums run across a row of outputs at once (independent accumulators, which
@@ -139,9 +123,34 @@ package enum TensorKernels {
         }
     }
 
+    /// 1 / divisor of each output of an average pool (`outHeight x outWidth`), the same for every
+    /// plane: 1 / (taps inside the input), or with `countIncludePad` 1 / (taps inside the padded
+    /// input); 0 for a window with no tap.
+    package static func averagePoolDivisors(_ g: Conv2DGeometry, countIncludePad: Bool) -> [Double] {
+        let h = g.inHeight, w = g.inWidth, oh = g.outHeight, ow = g.outWidth
+        let rows = windows(g, vertical: true), cols = windows(g, vertical: false)
+        // Taps inside the padded extent, per output row and column.
+        let paddedRows = (0..<oh).map { r in
+            Conv2DGeometry.taps(base: r * g.strideHeight, step: g.dilationHeight, size: h + g.padTop + g.padBottom, count: g.kernelHeight)
+        }
+        let paddedCols = (0..<ow).map { q in
+            Conv2DGeometry.taps(base: q * g.strideWidth, step: g.dilationWidth, size: w + g.padLeft + g.padRight, count: g.kernelWidth)
+        }
+        var divisors = [Double](repeating: 0, count: oh * ow)
+        for r in 0..<oh {
+            for q in 0..<ow {
+                let count = countIncludePad
+                    ? (paddedRows[r].1 - paddedRows[r].0) * (paddedCols[q].1 - paddedCols[q].0)
+                    : (rows[r].1 - rows[r].0) * (cols[q].1 - cols[q].0)
+                divisors[r * ow + q] = count > 0 ? 1 / Double(count) : 0
+            }
+        }
+        return divisors
+    }
+
     /// For each output row (or column): the kernel taps `lo..<hi` that fall inside the input, and
     /// the input index of tap 0 (`out * stride - pad`).
-    private static func windows(_ g: Conv2DGeometry, vertical: Bool) -> [(Int, Int, Int)] {
+    static func windows(_ g: Conv2DGeometry, vertical: Bool) -> [(Int, Int, Int)] {
         let n = vertical ? g.outHeight : g.outWidth
         let stride = vertical ? g.strideHeight : g.strideWidth
         let pad = vertical ? g.padTop : g.padLeft
