@@ -110,4 +110,25 @@ static inline int vigil_png_decode(
     return 0;
 }
 
+/// Writes 8-bit RGB pixels (`width * height * 3`, rows top to bottom) to a PNG file with
+/// libpng's simplified API, which handles its errors internally (no longjmp reaches the caller).
+/// Returns 0, or -1 with the message in `message`.
+static inline int vigil_png_write_rgb(
+    const char *path, const unsigned char *rgb, unsigned width, unsigned height, char *message, size_t message_size) {
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = width;
+    image.height = height;
+    image.format = PNG_FORMAT_RGB;
+    int ok = png_image_write_to_file(&image, path, 0, rgb, 0, NULL);
+    if (!ok) {
+        snprintf(message, message_size, "%s", image.message);
+        png_image_free(&image);
+        return -1;
+    }
+    png_image_free(&image);
+    return 0;
+}
+
 #endif

@@ -19,6 +19,8 @@ public final class RecordWriter {
     public let format: CohortFormat
     public let explain: ExplainMode?
     private let model: VigilModel
+    /// What attributions are reported under (`VigilModel.attributionNames`), computed once.
+    private let names: [String]
     private let handle: FileHandle
     private let closeAtEnd: Bool
     private var wroteHeader = false
@@ -27,6 +29,7 @@ public final class RecordWriter {
         self.model = model
         self.format = format
         self.explain = explain
+        self.names = explain == nil ? [] : model.attributionNames
         if explain == .all, format == .csv, let bias = model.schema.names.first(where: { $0 == "bias" }) {
             throw VigilError(.usage, "--explain all: feature '\(bias)' would make a second contrib_bias column in the CSV output; write JSON Lines (--output-format jsonl) instead")
         }
@@ -86,27 +89,35 @@ public final class RecordWriter {
 
     private var explanationColumns: [String] {
         let k = model.ir.outputCount
-        let names = model.schema.names
+        var columns: [String]
         switch explain {
         case nil:
             return []
         case .top:
-            return k == 1 ? ["top_contributions"] : (0..<k).map { "top_contributions_\($0)" }
+            columns = k == 1 ? ["top_contributions"] : (0..<k).map { "top_contributions_\($0)" }
         case .all:
-            if k == 1 { return names.map { "contrib_\($0)" } + ["contrib_bias"] }
-            return (0..<k).flatMap { c in names.map { "contrib_\(c)_\($0)" } + ["contrib_\(c)_bias"] }
+            columns = k == 1
+                ? names.map { "contrib_\($0)" } + ["contrib_bias"]
+                : (0..<k).flatMap { c in names.map { "contrib_\(c)_\($0)" } + ["contrib_\(c)_bias"] }
         }
+        if model.imageInput != nil { columns += ["attribution_steps", "completeness_error"] }
+        return columns
     }
 
     private func appendCSVAttribution(_ a: Attribution?, _ explain: ExplainMode, to out: inout String) {
         let k = model.ir.outputCount
-        let f = model.schema.count
+        let f = names.count
+        let integrationColumns = model.imageInput != nil ? 2 : 0
         guard let a else {
             // Not explained (cannot happen through `vigil score`): empty cells keep the columns aligned.
-            out += String(repeating: ",", count: explain == .all ? k * (f + 1) : k)
+            out += String(repeating: ",", count: (explain == .all ? k * (f + 1) : k) + integrationColumns)
             return
         }
-        let names = model.schema.names
+        defer {
+            if integrationColumns > 0 {
+                out += ",\(a.integration.map { "\($0.steps)" } ?? ""),\(a.integration.map { Self.number($0.completenessError) } ?? "")"
+            }
+        }
         for c in 0..<k {
             switch explain {
             case .top(let n):
@@ -138,7 +149,7 @@ public final class RecordWriter {
     }
 
     private func appendJSONAttribution(_ a: Attribution, _ explain: ExplainMode, to out: inout String) {
-        out += Self.attributionJSON(a, explain, names: model.schema.names)
+        out += Self.attributionJSON(a, explain, names: names)
     }
 
     /// The `,"attribution":{...}` member of a JSON record (also used by the server's records).
@@ -156,6 +167,10 @@ public final class RecordWriter {
             return "\"\(explain == .all ? "contributions" : "top")\":[\(items.joined(separator: ","))]"
         }
         var out = ",\"attribution\":{\"method\":\"\(a.method.rawValue)\",\"space\":\"\(a.space.rawValue)\""
+        if let i = a.integration {
+            out += ",\"baseline\":\(jsonString(i.baseline)),\"steps\":\(i.steps),\"completeness_error\":\(number(i.completenessError))"
+            out += ",\"relative_completeness_error\":\(number(i.relativeError))"
+        }
         if a.outputCount == 1 {
             out += ",\"base\":\(number(a.base[0])),\(entries(0))}"
         } else {

@@ -1,5 +1,6 @@
 internal import Foundation
 internal import VigilKernels
+public import VigilGuardrails
 
 /// Images to score, already decoded and preprocessed into the model's input tensor.
 public struct ImageBatch: Sendable {
@@ -27,8 +28,13 @@ public struct ImageBatch: Sendable {
 extension VigilModel {
     /// Scores preprocessed images: the net's margins over all cores (batch partitions, one
     /// buffer arena per thread), the link, groups from the input fields, the policy's threshold
-    /// and the decision, as `score(_: RowBatch)` does for tabular rows.
-    public func score(_ batch: ImageBatch, threads: Int? = nil) throws -> [PredictionRecord] {
+    /// and the decision, as `score(_: RowBatch)` does for tabular rows. With `explain`, each
+    /// record also carries its integrated gradients (one contribution per input value, in
+    /// `attributionNames` order, with the steps and completeness error), computed with
+    /// `integrationSteps` quadrature points (default `IntegratedGradients.defaultSteps`).
+    public func score(
+        _ batch: ImageBatch, threads: Int? = nil, explain: Bool = false, integrationSteps: Int? = nil
+    ) throws -> [PredictionRecord] {
         guard let image = imageInput else {
             throw VigilError(.usage, "\(name) is a tabular model: score a RowBatch (CSV or JSON Lines)")
         }
@@ -38,6 +44,20 @@ extension VigilModel {
         let k = ir.outputCount
         let outputs = batch.tensors.withUnsafeBufferPointer {
             predictImages($0.baseAddress!, count: batch.count, threads: threads ?? Parallel.cores)
+        }
+        var explained: [IntegratedGradients.Result]?
+        var integrator: IntegratedGradients?
+        if explain {
+            guard var ig = try explainer.get().integratedGradients else {
+                throw VigilError(.usage, "\(name): no integrated-gradients explainer for this model")
+            }
+            if let steps = integrationSteps, steps != ig.steps {
+                ig = try IntegratedGradients(
+                    net: ig.net, baseline: ig.baseline, baselineName: ig.baselineName, steps: steps,
+                    maxSteps: max(steps, ig.maxSteps), tolerance: ig.tolerance)
+            }
+            integrator = ig
+            explained = batch.tensors.withUnsafeBufferPointer { ig.explain($0.baseAddress!, rows: batch.count, threads: threads) }
         }
         let fieldGroupCount = fieldGroups.count
         let slots = groups.indices.map { i in groups[i].source == .field ? groups[..<i].filter { $0.source == .field }.count : -1 }
@@ -52,6 +72,16 @@ extension VigilModel {
             var record = PredictionRecord(
                 id: batch.ids[r], outputs: o, groupLabels: labels, groupKey: "", threshold: nil, thresholdSource: nil,
                 decision: nil, warnings: batch.notes[r])
+            if let explained, let integrator {
+                let result = explained[r]
+                let values = batch.tensors[(r * image.count)..<((r + 1) * image.count)].map(Double.init)
+                record.attribution = Attribution(
+                    method: .integratedGradients, space: AttributionSpace(ir.objective), featureCount: image.count,
+                    base: result.base, contributions: result.attributions, values: values,
+                    integration: Integration(
+                        baseline: integrator.baselineName, steps: result.steps,
+                        completenessError: result.completenessError.max() ?? 0, relativeError: result.relativeError))
+            }
             if makesDecisions {
                 let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
                 let (threshold, source) = policy.threshold(forKey: key)

@@ -48,7 +48,7 @@ public final class VigilModel: Sendable {
         self.loadWarnings = loadWarnings
         self.idField = idField
         do {
-            explainer = .success(try Explainer(model: ir, means: schema.features.map(\.mean)))
+            explainer = .success(try Explainer(model: ir, means: schema.features.map(\.mean), imageInput: imageInput))
         } catch {
             explainer = .failure(error)
         }
@@ -178,5 +178,25 @@ public final class VigilModel: Sendable {
         case .multiclassSoftmax(let k): return (0..<k).map { "risk_\($0)" }
         case .regression: return ["prediction"]
         }
+    }
+}
+
+extension VigilModel {
+    /// The names attributions are reported under, one per model input value: the schema's
+    /// feature names for a tabular model; for an image model one per tensor element,
+    /// `<channel>_<row>_<column>` (`R_12_5`, channels named by the manifest's channel order, or
+    /// `c0`, `c1`, ... when it has none that fits), safe as CSV column names.
+    public var attributionNames: [String] {
+        guard let image = imageInput else { return schema.names }
+        let letters = image.channelOrder.rawValue.map(String.init)
+        let channels = letters.count == image.channels ? letters : (0..<image.channels).map { "c\($0)" }
+        var names: [String] = []
+        names.reserveCapacity(image.count)
+        for c in channels {
+            for y in 0..<image.height {
+                for x in 0..<image.width { names.append("\(c)_\(y)_\(x)") }
+            }
+        }
+        return names
     }
 }

@@ -70,6 +70,9 @@ package final class VigilServer: @unchecked Sendable {
             guard models[m.name] == nil else {
                 throw VigilError(.usage, "--model \(path): a model named '\(m.name)' is already served; names must be unique (they are the URL)")
             }
+            guard m.imageInput == nil else {
+                throw VigilError(.usage, "--model \(path): '\(m.name)' is an image (CNN) model; the server scores tabular rows. Score images with `vigil score --model \(path) --input <folder>`")
+            }
             notes += m.loadWarnings.map { "\(m.name): \($0)" }
             models[m.name] = ServedModel(model: m, metrics: metrics, ledger: ledger, index: index, options: options.batching)
         }

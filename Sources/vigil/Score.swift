@@ -28,6 +28,14 @@ struct Score: ParsableCommand {
             "contribution"}]} (value null when missing). --explain all: CSV gets \
             contrib_<feature> per feature plus contrib_bias, JSON Lines every contribution. \
             Multiclass models: per class.
+
+            Image models explain by integrated gradients from a black image: one contribution \
+            per input value (named <channel>_<row>_<column>, e.g. R_12_5), base = the margin of \
+            the black image, base + contributions = the margin up to the reported \
+            completeness_error (--ig-steps Gauss-Legendre points, doubled up to 1024 for an \
+            image whose error exceeds 1% of |margin - base|). --heatmaps DIR writes DIR/<id>.png \
+            for each image: the image, and beside it red (raises the risk) / blue (lowers it) \
+            over grey.
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")
@@ -51,6 +59,12 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Attributions in each record: 'all', or K for the top K by |contribution|.")
     var explain: String?
 
+    @Option(name: .long, help: "Image models: write a heat-map PNG of each image's integrated gradients into this folder (created if needed).")
+    var heatmaps: String?
+
+    @Option(name: .customLong("ig-steps"), help: "Image models: integrated-gradients quadrature points per image (2-4096).")
+    var igSteps: Int = 64
+
     @Flag(name: .long, help: "No progress or summary on standard error.")
     var quiet = false
 
@@ -62,11 +76,11 @@ struct Score: ParsableCommand {
             let log = StandardError(quiet: quiet)
             for w in model.loadWarnings { log.line("warning: \(w)") }
             if model.imageInput != nil {
-                if explainMode != nil {
-                    throw VigilError(.usage, "--explain is not available for image (CNN) models yet: integrated gradients is not built")
-                }
-                try scoreImages(model, log: log)
+                try scoreImages(model, explain: explainMode, log: log)
                 return
+            }
+            if heatmaps != nil {
+                throw VigilError(.usage, "--heatmaps is for image models; \(model.name) is tabular (use --explain)")
             }
             if explainMode != nil {
                 for w in try model.explainer.get().warnings { log.line("warning: \(w)") }

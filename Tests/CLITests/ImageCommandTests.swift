@@ -55,4 +55,45 @@ struct ImageCommandTests {
         #expect((obj["imagesPerSecond"] as? Double ?? 0) > 0)
         #expect(obj["decodePreprocess"] != nil)
     }
+
+    @Test func explainWritesIntegratedGradientsAndHeatMaps() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        for name in ["1.png", "12.png", "4.png"] {
+            try FileManager.default.copyItem(
+                at: Fixtures.repositoryRoot.appendingPathComponent("models/retinopathy/test_images/\(name)"), to: dir.file(name))
+        }
+        let maps = dir.file("maps")
+        let r = try CLI.run([
+            "score", "--model", "models/retinopathy", "--input", dir.url.path, "--explain", "2", "--heatmaps", maps.path,
+            "--output-format", "jsonl",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        for line in lines {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let a = try #require(obj["attribution"] as? [String: Any])
+            #expect(a["method"] as? String == "integrated-gradients" && a["baseline"] as? String == "black image")
+            #expect((a["relative_completeness_error"] as? Double ?? 1) <= 0.01)
+            let top = try #require(a["top"] as? [[String: Any]])
+            #expect(top.count == 2)
+            // Named channel_row_column.
+            #expect(top.allSatisfy { ($0["feature"] as? String)?.split(separator: "_").count == 3 })
+        }
+        for name in ["1.png", "12.png", "4.png"] {
+            #expect(FileManager.default.fileExists(atPath: maps.appendingPathComponent(name + ".png").path), "heat-map for \(name)")
+        }
+        #expect(r.stderr.contains("integrated gradients: worst completeness error"))
+
+        // CSV: the steps and completeness error columns follow the contributions.
+        let csv = try CLI.run(["score", "--model", "models/retinopathy", "--input", dir.url.path, "--explain", "1", "--ig-steps", "8", "--quiet"])
+        #expect(csv.status == 0, "\(csv.stderr)")
+        #expect(csv.stdout.hasPrefix("id,risk,group,threshold,threshold_source,decision,warnings,top_contributions,attribution_steps,completeness_error\n"))
+
+        let bad = try CLI.run(["score", "--model", "models/retinopathy", "--input", dir.url.path, "--explain", "1", "--ig-steps", "1"])
+        #expect(bad.status == 2 && bad.stderr.contains("--ig-steps"))
+        let tabular = try CLI.run(["score", "--model", "models/sepsis", "--input", "models/sepsis/test_cohort.csv", "--heatmaps", maps.path])
+        #expect(tabular.status == 2 && tabular.stderr.contains("--heatmaps is for image models"))
+    }
 }

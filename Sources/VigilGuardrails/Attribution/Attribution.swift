@@ -23,6 +23,28 @@ public enum AttributionMethod: String, Sendable, Equatable {
     case linearSHAP = "linear-shap"
     /// Exact path-dependent TreeSHAP (Lundberg et al. 2018), weighted by the trees' node covers.
     case treeSHAP = "tree-shap"
+    /// Integrated gradients (Sundararajan et al. 2017) along the straight path from a baseline,
+    /// by quadrature: approximate, with its completeness error reported (`Integration`).
+    case integratedGradients = "integrated-gradients"
+}
+
+/// How an approximate attribution was integrated, and how far its sum is from exact.
+public struct Integration: Sendable, Equatable {
+    /// The baseline the path starts from (e.g. "black image").
+    public var baseline: String
+    /// Quadrature points used.
+    public var steps: Int
+    /// Largest |Σφ − (F(x) − F(baseline))| over the outputs, in margin units.
+    public var completenessError: Double
+    /// That error relative to |F(x) − F(baseline)|.
+    public var relativeError: Double
+
+    public init(baseline: String, steps: Int, completenessError: Double, relativeError: Double) {
+        self.baseline = baseline
+        self.steps = steps
+        self.completenessError = completenessError
+        self.relativeError = relativeError
+    }
 }
 
 /// One row's attribution: per output, a base value and one contribution per feature, in the
@@ -38,11 +60,15 @@ public struct Attribution: Sendable, Equatable {
     /// The row's input values in feature order, as given (NaN = missing; never replaced by 0),
     /// so that a record shows each contribution next to the value that earned it.
     public var values: [Double]
+    /// For integrated gradients: the baseline, steps and completeness error; nil for the exact
+    /// methods.
+    public var integration: Integration?
 
     public init(
         method: AttributionMethod, space: AttributionSpace, featureCount: Int, base: [Double],
-        contributions: [Double], values: [Double]
+        contributions: [Double], values: [Double], integration: Integration? = nil
     ) {
+        self.integration = integration
         self.method = method
         self.space = space
         self.featureCount = featureCount

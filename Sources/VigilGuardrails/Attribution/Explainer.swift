@@ -20,6 +20,7 @@ public struct Explainer: Sendable {
     enum Kernel: Sendable {
         case linear(LinearSHAP)
         case trees(TreeSHAP)
+        case integratedGradients(IntegratedGradients)
     }
 
     let kernel: Kernel
@@ -29,9 +30,15 @@ public struct Explainer: Sendable {
     ///   - means: per feature, its training mean (the manifest's `mean`), nil where unknown;
     ///     `nil` for none at all (a bare model file). Used by linear SHAP only: TreeSHAP takes its
     ///     expectations from the trees' covers.
+    ///   - imageInput: a CNN's image preprocessing; integrated gradients then start from a black
+    ///     image through it. Without it (a CNN on plain tensors) the baseline is all zeros.
+    ///   - integrationSteps: integrated gradients' quadrature points per row (CNN only).
     /// - Throws: `VigilError` (`.modelInvalid`) when the model lacks what the method needs (a
     ///   tree split without a cover), naming the tree and node.
-    public init(model: ModelIR, means: [Double?]?) throws(VigilError) {
+    public init(
+        model: ModelIR, means: [Double?]?, imageInput: ImageInputSpec? = nil,
+        integrationSteps: Int = IntegratedGradients.defaultSteps
+    ) throws(VigilError) {
         featureCount = model.featureCount
         outputCount = model.outputCount
         space = AttributionSpace(model.objective)
@@ -63,8 +70,22 @@ public struct Explainer: Sendable {
             base = shap.base
             warnings = []
             kernel = .trees(shap)
-        case .convNet:
-            throw VigilError(.usage, "attribution for CNN models (integrated gradients) is not built yet")
+        case .convNet(let net, _):
+            let baseline: [Float], name: String
+            if let imageInput, imageInput.count == net.inputCount {
+                baseline = IntegratedGradients.blackImage(imageInput)
+                name = "black image"
+            } else {
+                baseline = [Float](repeating: 0, count: net.inputCount)
+                name = "zero tensor"
+            }
+            let ig = try IntegratedGradients(
+                net: net, baseline: baseline, baselineName: name, steps: integrationSteps,
+                maxSteps: max(integrationSteps, IntegratedGradients.defaultMaxSteps))
+            method = .integratedGradients
+            base = ig.base
+            warnings = []
+            kernel = .integratedGradients(ig)
         }
     }
 
@@ -79,7 +100,26 @@ public struct Explainer: Sendable {
         switch kernel {
         case .linear(let m): m.explain(x, rows: rows, into: out, threads: threads)
         case .trees(let m): m.explain(x, rows: rows, into: out, threads: threads)
+        case .integratedGradients(let ig):
+            let f = featureCount
+            var xf = [Float](repeating: 0, count: rows * f)
+            for i in 0..<(rows * f) { xf[i] = Float(x[i]) }
+            let results = xf.withUnsafeBufferPointer { ig.explain($0.baseAddress!, rows: rows, threads: threads) }
+            for (r, result) in results.enumerated() {
+                let block = out + r * rowStride
+                for c in 0..<outputCount {
+                    for j in 0..<f { block[c * (f + 1) + j] = result.attributions[c * f + j] }
+                    block[c * (f + 1) + f] = result.base[c]
+                }
+            }
         }
+    }
+
+    /// The integrated-gradients engine of a CNN's explainer (nil for trees and linear models):
+    /// image scoring uses it directly for each row's steps and completeness error.
+    public var integratedGradients: IntegratedGradients? {
+        if case .integratedGradients(let ig) = kernel { return ig }
+        return nil
     }
 
     /// One row's `Attribution` from its block of `explain`'s output and its input values.

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import VigilEngine
+import VigilFormats
+import VigilTesting
+
+/// Integrated gradients on image models (issue 6): completeness on the shipped retinopathy model
+/// with the default steps, exactness on a linear net, and the heat-map.
+struct ImageAttributionTests {
+    static let retinopathy = Fixtures.repositoryRoot.appendingPathComponent("models/retinopathy")
+
+    func explainAll(_ model: VigilModel, steps: Int? = nil) throws -> [PredictionRecord] {
+        let reader = try ImageCohortReader(url: Self.retinopathy.appendingPathComponent("test_cohort.csv"), model: model)
+        var records: [PredictionRecord] = []
+        while let b = try reader.nextBatch(maxImages: 50) { records += try model.score(b, explain: true, integrationSteps: steps) }
+        return records
+    }
+
+    @Test func completenessIsWithinOnePercentOnEveryRetinopathyTestImage() throws {
+        let model = try VigilModel.load(path: Self.retinopathy.path)
+        let records = try explainAll(model)
+        #expect(records.count == 100)
+        var worst = 0.0
+        for r in records {
+            let a = try #require(r.attribution)
+            let i = try #require(a.integration)
+            #expect(a.method == .integratedGradients && a.space == .logOdds && i.baseline == "black image")
+            // The margin from the record's risk (sigmoid link), against base + Σφ.
+            let p = r.outputs[0]
+            let margin = log(p / (1 - p))
+            let sum = a.contributions.reduce(0, +)
+            let gap = abs(margin - a.base[0])
+            // The record's reported error is the real one (to the float32 rounding of the margin).
+            #expect(abs(abs(a.base[0] + sum - margin) - i.completenessError) <= 1e-5, "\(r.id)")
+            #expect(i.completenessError <= 0.01 * gap, "image \(r.id): |Σφ − ΔF| = \(i.completenessError), ΔF = \(gap), steps \(i.steps)")
+            worst = max(worst, i.relativeError)
+        }
+        let steps = records.map { $0.attribution?.integration?.steps ?? 0 }
+        print("retinopathy integrated gradients: worst relative completeness error \(worst); steps \(steps.min()!)...\(steps.max()!), mean \(Double(steps.reduce(0, +)) / 100)")
+    }
+
+    @Test func blackPixelsGetNothingAndMoreStepsConverge() throws {
+        let model = try VigilModel.load(path: Self.retinopathy.path)
+        let reader = try ImageCohortReader(url: Self.retinopathy.appendingPathComponent("test_cohort.csv"), model: model)
+        let batch = try #require(try reader.nextBatch(maxImages: 3))
+        let coarse = try model.score(batch, explain: true, integrationSteps: 16)
+        let fine = try model.score(batch, explain: true, integrationSteps: 256)
+        let spec = try #require(model.imageInput)
+        let black = IntegratedGradients.blackImage(spec)
+        for (c, f) in zip(coarse, fine) {
+            let a = try #require(f.attribution)
+            let i = try #require(a.integration)
+            // Where the image equals the baseline (the black border), x − x′ = 0.
+            let blackValues = a.values.indices.filter { Float(a.values[$0]) == black[$0] }
+            #expect(!blackValues.isEmpty)
+            #expect(blackValues.allSatisfy { a.contributions[$0] == 0 })
+            // Both meet the 1% target, whatever the starting grid.
+            #expect(i.relativeError <= 0.01, "\(f.id): \(i.relativeError)")
+            #expect((c.attribution?.integration?.relativeError ?? 1) <= 0.01)
+        }
+    }
+
+    @Test func heatMapIsAPNGOfBothPanels() throws {
+        let model = try VigilModel.load(path: Self.retinopathy.path)
+        let reader = try ImageCohortReader(url: Self.retinopathy.appendingPathComponent("test_cohort.csv"), model: model)
+        let batch = try #require(try reader.nextBatch(maxImages: 1))
+        let record = try #require(try model.score(batch, explain: true).first)
+        let map = try Heatmap(try #require(record.attribution), spec: try #require(model.imageInput))
+        // 28 px × 9 per panel, two panels and a 4 px gap; a 10 px colour bar under them.
+        #expect(map.width == 2 * 252 + 4 && map.height == 252 + 4 + 10)
+        #expect(map.saturation > 0)
+        let dir = try TemporaryDirectory()
+        let url = dir.url.appendingPathComponent("1.png")
+        try map.write(to: url)
+        let decoded = try ImageDecoder.decode(try Data(contentsOf: url), name: url.path)
+        #expect(decoded.width == map.width && decoded.height == map.height && decoded.pixels == map.rgb)
+        // The left panel is the input image: its centre pixel is the preprocessed value undone.
+        let spec = try #require(model.imageInput)
+        let a = try #require(record.attribution)
+        let centre = 14 * 28 + 14
+        let red = (a.values[centre] * Double(spec.std[0]) + Double(spec.mean[0])) / Double(spec.scale)
+        #expect(abs(Double(map.rgb[(126 * map.width + 126) * 3]) - red) <= 1)
+    }
+
+    @Test func stepsOutOfRangeAreRefused() throws {
+        let model = try VigilModel.load(path: Self.retinopathy.path)
+        let reader = try ImageCohortReader(url: Self.retinopathy.appendingPathComponent("test_cohort.csv"), model: model)
+        let batch = try #require(try reader.nextBatch(maxImages: 1))
+        #expect(throws: VigilError.self) { _ = try model.score(batch, explain: true, integrationSteps: 1) }
+    }
+}
