@@ -27,120 +27,130 @@ extension ConvNet {
             if plan.batched[id] && n != 1 { s[0] *= n }
             return s
         }
-        var buffers: [UnsafeMutablePointer<Float>] = []
-        defer { for b in buffers { b.deallocate() } }
-        func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-            p.initialize(repeating: 0, count: max(count, 1))
-            buffers.append(p)
-            return p
-        }
         // Which tensors depend on the input (the others are constants: no gradient).
         var live = [Bool](repeating: false, count: t)
         live[input] = true
         for (i, node) in nodes.enumerated() { live[plan.nodeOutputs[i]] = node.inputs.contains { live[$0] } }
 
-        // Forward, keeping every tensor. Views share their source's values and gradient.
-        var value = [UnsafeMutablePointer<Float>?](repeating: nil, count: t)
-        var grad = [UnsafeMutablePointer<Float>?](repeating: nil, count: t)
-        var preActivation = [UnsafeMutablePointer<Float>?](repeating: nil, count: t)
-        value[input] = UnsafeMutablePointer(mutating: inputValues)
-        gradient.update(repeating: 0, count: n * inputCount)
-        grad[input] = gradient
-        for id in tensors.indices where tensors[id].kind == .constant {
-            if let slot = constants.slot[id] { value[id] = constants.pointer(slot) }
-        }
-        let scratch = ScratchBuffer()
+        // One buffer for every tensor, gradient and pre-activation of this batch, reused across
+        // calls (no allocation once it has grown to the largest batch).
+        var total = 0
         for (i, step) in plan.steps.enumerated() {
-            let ins = plan.nodeInputs[i], out = plan.nodeOutputs[i]
-            if case .view = step {
-                value[out] = value[ins[0]]
-                grad[out] = grad[ins[0]]
-                continue
-            }
-            let count = shape(out).reduce(1, *)
-            value[out] = allocate(count)
-            if live[out] { grad[out] = allocate(count) }
-            var runStep = step
-            if case .conv(let g, let activation?) = step {
-                // Keep the convolution's output before its activation.
-                runStep = .conv(g, activation: nil)
-                preActivation[out] = allocate(count)
-            }
-            let target = preActivation[out] ?? value[out]!
-            Executor.run(
-                runStep, inputs: ins.map { UnsafePointer(value[$0]!) }, inputShapes: ins.map(shape), output: target,
-                outputShape: shape(out), scratch: scratch, kernels: kernels)
-            if case .conv(_, let activation?) = step {
-                TensorKernels.apply(activation, count: count, x: target, y: value[out]!)
-            }
+            if case .view = step { continue }
+            let count = shape(plan.nodeOutputs[i]).reduce(1, *)
+            total += count * (live[plan.nodeOutputs[i]] ? 2 : 1)
+            if case .conv(_, _?) = step { total += 2 * count }
         }
-        if let outputs { outputs.update(from: value[output]!, count: n * outputCount) }
-        guard live[output] else { return }  // The output does not depend on the input.
+        gradientBuffers.withBuffers { storage, scratch in
+            var cursor = storage.pointer(total)
+            func allocate(_ count: Int, zeroed: Bool = true) -> UnsafeMutablePointer<Float> {
+                let p = cursor
+                cursor += count
+                if zeroed { p.update(repeating: 0, count: count) }
+                return p
+            }
 
-        // Backward.
-        let seedTarget = grad[output]!
-        for i in 0..<(n * outputCount) { seedTarget[i] += seeds[i] }
-        for i in plan.steps.indices.reversed() {
-            let step = plan.steps[i], ins = plan.nodeInputs[i], out = plan.nodeOutputs[i]
-            guard live[out], let gy = grad[out] else { continue }
-            let x = value[ins[0]]!
-            let gx = live[ins[0]] ? grad[ins[0]] : nil
-            let count = shape(out).reduce(1, *)
-            switch step {
-            case .view:
-                break
-            case .conv(let g, let activation):
-                guard let gx else { break }
-                var gPre = UnsafePointer(gy)
-                if let activation {
-                    let tmp = allocate(count)
-                    TensorKernels.activationBackward(activation, count: count, x: preActivation[out]!, gy: gy, gx: tmp)
-                    gPre = UnsafePointer(tmp)
+            // Forward, keeping every tensor. Views share their source's values and gradient.
+            var value = [UnsafeMutablePointer<Float>?](repeating: nil, count: t)
+            var grad = [UnsafeMutablePointer<Float>?](repeating: nil, count: t)
+            var preActivation = [UnsafeMutablePointer<Float>?](repeating: nil, count: t)
+            value[input] = UnsafeMutablePointer(mutating: inputValues)
+            gradient.update(repeating: 0, count: n * inputCount)
+            grad[input] = gradient
+            for id in tensors.indices where tensors[id].kind == .constant {
+                if let slot = constants.slot[id] { value[id] = constants.pointer(slot) }
+            }
+            for (i, step) in plan.steps.enumerated() {
+                let ins = plan.nodeInputs[i], out = plan.nodeOutputs[i]
+                if case .view = step {
+                    value[out] = value[ins[0]]
+                    grad[out] = grad[ins[0]]
+                    continue
                 }
-                convBackwardInput(g, batch: shape(ins[0])[0], gy: gPre, w: value[ins[1]]!, gx: gx, scratch: scratch, kernels: kernels)
-            case .maxPool(let g):
-                if let gx { TensorKernels.maxPool2dBackward(g, batch: shape(ins[0])[0], x: x, y: value[out]!, gy: gy, gx: gx) }
-            case .averagePool(let g, let includePad):
-                if let gx { TensorKernels.averagePool2dBackward(g, batch: shape(ins[0])[0], countIncludePad: includePad, gy: gy, gx: gx) }
-            case .globalAveragePool(let planeSize):
-                if let gx { TensorKernels.globalAveragePoolBackward(planes: count, size: planeSize, gy: gy, gx: gx) }
-            case .unary(let f):
-                if let gx { TensorKernels.activationBackward(f, count: count, x: x, gy: gy, gx: gx) }
-            case .softmax(_, let axis, let inner):
-                if let gx {
-                    TensorKernels.softmaxBackward(outer: count / (axis * inner), axis: axis, inner: inner, y: value[out]!, gy: gy, gx: gx)
+                let count = shape(out).reduce(1, *)
+                value[out] = allocate(count, zeroed: false)
+                if live[out] { grad[out] = allocate(count) }
+                var runStep = step
+                if case .conv(let g, let activation?) = step {
+                    // Keep the convolution's output before its activation.
+                    runStep = .conv(g, activation: nil)
+                    preActivation[out] = allocate(count, zeroed: false)
                 }
-            case .channelAffine(let channels, let inner):
-                if let gx {
-                    TensorKernels.channelAffineBackward(
-                        batch: count / (channels * inner), channels: channels, inner: inner, scale: value[ins[1]]!, gy: gy, gx: gx)
+                let target = preActivation[out] ?? value[out]!
+                Executor.run(
+                    runStep, inputs: ins.map { UnsafePointer(value[$0]!) }, inputShapes: ins.map(shape), output: target,
+                    outputShape: shape(out), scratch: scratch, kernels: kernels)
+                if case .conv(_, let activation?) = step {
+                    TensorKernels.apply(activation, count: count, x: target, y: value[out]!)
                 }
-            case .gemm(_, let nOut, let k, let gm, let cShape):
-                gemmBackward(
-                    gm, n: nOut, k: k, a: x, aShape: shape(ins[0]), b: value[ins[1]]!, bShape: shape(ins[1]),
-                    gy: gy, ga: gx, gb: live[ins[1]] ? grad[ins[1]] : nil, kernels: kernels)
-                if cShape != nil, live[ins[2]], let gc = grad[ins[2]] {
-                    var beta = gm.beta
-                    TensorKernels.broadcastBackward(.mul, gy: gy, yShape: shape(out), aShape: shape(ins[2]), other: &beta, otherShape: [], ga: gc)
+            }
+            if let outputs { outputs.update(from: value[output]!, count: n * outputCount) }
+            guard live[output] else { return }  // The output does not depend on the input.
+
+            // Backward.
+            let seedTarget = grad[output]!
+            for i in 0..<(n * outputCount) { seedTarget[i] += seeds[i] }
+            for i in plan.steps.indices.reversed() {
+                let step = plan.steps[i], ins = plan.nodeInputs[i], out = plan.nodeOutputs[i]
+                guard live[out], let gy = grad[out] else { continue }
+                let x = value[ins[0]]!
+                let gx = live[ins[0]] ? grad[ins[0]] : nil
+                let count = shape(out).reduce(1, *)
+                switch step {
+                case .view:
+                    break
+                case .conv(let g, let activation):
+                    guard let gx else { break }
+                    var gPre = UnsafePointer(gy)
+                    if let activation {
+                        let tmp = allocate(count)
+                        TensorKernels.activationBackward(activation, count: count, x: preActivation[out]!, gy: gy, gx: tmp)
+                        gPre = UnsafePointer(tmp)
+                    }
+                    convBackwardInput(g, batch: shape(ins[0])[0], gy: gPre, w: value[ins[1]]!, gx: gx, scratch: scratch, kernels: kernels)
+                case .maxPool(let g):
+                    if let gx { TensorKernels.maxPool2dBackward(g, batch: shape(ins[0])[0], x: x, y: value[out]!, gy: gy, gx: gx) }
+                case .averagePool(let g, let includePad):
+                    if let gx { TensorKernels.averagePool2dBackward(g, batch: shape(ins[0])[0], countIncludePad: includePad, gy: gy, gx: gx) }
+                case .globalAveragePool(let planeSize):
+                    if let gx { TensorKernels.globalAveragePoolBackward(planes: count, size: planeSize, gy: gy, gx: gx) }
+                case .unary(let f):
+                    if let gx { TensorKernels.activationBackward(f, count: count, x: x, gy: gy, gx: gx) }
+                case .softmax(_, let axis, let inner):
+                    if let gx {
+                        TensorKernels.softmaxBackward(outer: count / (axis * inner), axis: axis, inner: inner, y: value[out]!, gy: gy, gx: gx)
+                    }
+                case .channelAffine(let channels, let inner):
+                    if let gx {
+                        TensorKernels.channelAffineBackward(
+                            batch: count / (channels * inner), channels: channels, inner: inner, scale: value[ins[1]]!, gy: gy, gx: gx)
+                    }
+                case .gemm(_, let nOut, let k, let gm, let cShape):
+                    gemmBackward(
+                        gm, n: nOut, k: k, a: x, aShape: shape(ins[0]), b: value[ins[1]]!, bShape: shape(ins[1]),
+                        gy: gy, ga: gx, gb: live[ins[1]] ? grad[ins[1]] : nil, kernels: kernels)
+                    if cShape != nil, live[ins[2]], let gc = grad[ins[2]] {
+                        var beta = gm.beta
+                        TensorKernels.broadcastBackward(.mul, gy: gy, yShape: shape(out), aShape: shape(ins[2]), other: &beta, otherShape: [], ga: gc)
+                    }
+                case .matMul(let an, let bn):
+                    var a = an
+                    if shape(ins[0]).count == an.count { a = shape(ins[0]) }
+                    matMulBackward(
+                        a: a, b: bn, x: x, w: value[ins[1]]!, gy: gy, ga: gx, gb: live[ins[1]] ? grad[ins[1]] : nil, kernels: kernels)
+                case .binary(let op):
+                    let shapes = ins.map(shape)
+                    for side in 0..<2 where live[ins[side]] {
+                        TensorKernels.broadcastBackward(
+                            op, gy: gy, yShape: shape(out), aShape: shapes[side], other: value[ins[1 - side]]!,
+                            otherShape: shapes[1 - side], ga: grad[ins[side]]!)
+                    }
+                case .concat(let axis):
+                    let outShape = shape(out)
+                    let outer = outShape[..<axis].reduce(1, *)
+                    let parts = ins.map { id in (grad: live[id] ? grad[id] : nil, count: shape(id)[axis...].reduce(1, *)) }
+                    TensorKernels.concatBackward(outer: outer, parts: parts, gy: gy)
                 }
-            case .matMul(let an, let bn):
-                var a = an
-                if shape(ins[0]).count == an.count { a = shape(ins[0]) }
-                matMulBackward(
-                    a: a, b: bn, x: x, w: value[ins[1]]!, gy: gy, ga: gx, gb: live[ins[1]] ? grad[ins[1]] : nil, kernels: kernels)
-            case .binary(let op):
-                let shapes = ins.map(shape)
-                for side in 0..<2 where live[ins[side]] {
-                    TensorKernels.broadcastBackward(
-                        op, gy: gy, yShape: shape(out), aShape: shapes[side], other: value[ins[1 - side]]!,
-                        otherShape: shapes[1 - side], ga: grad[ins[side]]!)
-                }
-            case .concat(let axis):
-                let outShape = shape(out)
-                let outer = outShape[..<axis].reduce(1, *)
-                let parts = ins.map { id in (grad: live[id] ? grad[id] : nil, count: shape(id)[axis...].reduce(1, *)) }
-                TensorKernels.concatBackward(outer: outer, parts: parts, gy: gy)
             }
         }
     }

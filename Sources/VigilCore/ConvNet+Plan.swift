@@ -170,3 +170,15 @@ final class ArenaPool: Sendable {
         return try body(arena)
     }
 }
+
+/// Pairs of scratch buffers handed to one caller at a time (as `ArenaPool`), for buffers whose
+/// size depends on the call (`ConvNet.gradient`'s batch).
+final class ScratchPool: Sendable {
+    private let idle = Mutex<[UncheckedSendable<(ScratchBuffer, ScratchBuffer)>]>([])
+
+    func withBuffers<R>(_ body: (ScratchBuffer, ScratchBuffer) throws -> R) rethrows -> R {
+        let pair = idle.withLock { $0.popLast() }?.value ?? (ScratchBuffer(), ScratchBuffer())
+        defer { idle.withLock { $0.append(UncheckedSendable(pair)) } }
+        return try body(pair.0, pair.1)
+    }
+}

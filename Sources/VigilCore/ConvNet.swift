@@ -186,6 +186,8 @@ public struct ConvNet: Sendable {
     let constants: ConstantStore
     let plan: Plan
     let arenas: ArenaPool
+    /// Buffers of `gradient` (every tensor of a batch and its gradient), reused across calls.
+    let gradientBuffers = ScratchPool()
 
     init(
         tensors: [Tensor], nodes: [Node], input: TensorID, output: TensorID, batchMode: BatchMode,
