@@ -65,10 +65,31 @@ extension Bench {
                 best = max(best, Double(batches * imageBatch) / secs)
             }
         }
+        // --explain: integrated gradients of single images (one thread each), with the gradients
+        // each needed.
+        var integration: IntegrationBench?
+        if explain, let ig = try m.explainer.get().integratedGradients {
+            var micros: [Double] = [], steps: [Double] = [], worst = 0.0
+            let count = min(sourceCount, 32)
+            source.withUnsafeBufferPointer { s in
+                _ = ig.explain(s.baseAddress!)  // warm-up
+                for r in 0..<count {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let result = ig.explain(s.baseAddress! + r * size)
+                    micros.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
+                    steps.append(Double(result.steps))
+                    worst = max(worst, result.relativeError)
+                }
+            }
+            integration = IntegrationBench(
+                images: count, microseconds: Percentiles(micros), meanSteps: steps.reduce(0, +) / Double(count),
+                worstRelativeCompletenessError: worst)
+        }
         let result = ImageBenchResult(
             model: m.name, images: sourceCount, batch: imageBatch, threads: threads, blasThreads: blasThreads,
             batch1: Percentiles(latency), imagesPerSecond: best,
-            decodePreprocess: decodeMicros.isEmpty ? nil : Percentiles(decodeMicros), checksum: sink)
+            decodePreprocess: decodeMicros.isEmpty ? nil : Percentiles(decodeMicros), integratedGradients: integration,
+            checksum: sink)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -78,7 +99,13 @@ extension Bench {
             var rows = [["batch 1 (tensor -> risk)"] + result.batch1.cells + [String(format: "%.0f", 1e6 / result.batch1.p50)]]
             rows.append(["batch \(imageBatch) throughput", "", "", "", "", String(format: "%.0f", best)])
             if let d = result.decodePreprocess { rows.append(["decode + preprocess (1 file)"] + d.cells + [""]) }
+            if let i = integration {
+                rows.append(["integrated gradients (1 image)"] + i.microseconds.cells + [String(format: "%.1f", 1e6 / i.microseconds.p50)])
+            }
             printTable(header: ["path", "p50 µs", "p90 µs", "p99 µs", "max µs", "images/s"], rows: rows)
+            if let i = integration {
+                print(String(format: "integrated gradients: %.1f gradients per image on average, worst completeness error %.3g%% (%d images)", i.meanSteps, i.worstRelativeCompletenessError * 100, i.images))
+            }
         }
     }
 }
@@ -88,5 +115,13 @@ struct ImageBenchResult: Codable {
     var batch1: Percentiles
     var imagesPerSecond: Double
     var decodePreprocess: Percentiles?
+    var integratedGradients: IntegrationBench?
     var checksum: Double
+}
+
+struct IntegrationBench: Codable {
+    var images: Int
+    var microseconds: Percentiles
+    var meanSteps: Double
+    var worstRelativeCompletenessError: Double
 }

@@ -16,7 +16,8 @@ struct Bench: ParsableCommand {
             batch-1 latency, throughput in batches of --image-batch over --threads partitions \
             with OpenBLAS at --blas-threads, and the cost of decoding and preprocessing a file. \
             --explain adds the attribution path (linear SHAP or TreeSHAP, no records): single-row latency \
-            and batch throughput over the same partitions.
+            and batch throughput over the same partitions; for an image model, integrated gradients \
+            of single images (latency, gradients per image, worst completeness error).
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")

@@ -47,13 +47,17 @@ struct ImageCommandTests {
     @Test func benchMeasuresAnImageModel() throws {
         let r = try CLI.run([
             "bench", "--model", "models/retinopathy", "--input", "models/retinopathy/test_images", "--json",
-            "--single-calls", "20", "--images", "64", "--image-batch", "16", "--threads", "2",
+            "--single-calls", "20", "--images", "64", "--image-batch", "16", "--threads", "2", "--explain",
         ])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(obj["images"] as? Int == 100)
         #expect((obj["imagesPerSecond"] as? Double ?? 0) > 0)
         #expect(obj["decodePreprocess"] != nil)
+        let ig = try #require(obj["integratedGradients"] as? [String: Any])
+        #expect(ig["images"] as? Int == 32)
+        #expect((ig["meanSteps"] as? Double ?? 0) >= 64)
+        #expect((ig["worstRelativeCompletenessError"] as? Double ?? 1) <= 0.01)
     }
 
     @Test func explainWritesIntegratedGradientsAndHeatMaps() throws {
