@@ -135,22 +135,8 @@ enum Executor {
                 kernels.sgemm(false, false, rows, p, k, 1, x, k, inputs[1], p, 0, y, p)
                 return
             }
-            let la = Array(a.dropLast(2)), lb = Array(b.dropLast(2))
-            let rank = max(la.count, lb.count)
-            let pa = [Int](repeating: 1, count: rank - la.count) + la
-            let pb = [Int](repeating: 1, count: rank - lb.count) + lb
-            let lead = zip(pa, pb).map { max($0, $1) }
-            let batches = lead.reduce(1, *)
-            for bi in 0..<batches {
-                var rem = bi, offA = 0, offB = 0, strideA = 1, strideB = 1
-                for d in stride(from: rank - 1, through: 0, by: -1) {
-                    let idx = rem % lead[d]
-                    rem /= lead[d]
-                    if pa[d] != 1 { offA += idx * strideA }
-                    if pb[d] != 1 { offB += idx * strideB }
-                    strideA *= pa[d]
-                    strideB *= pb[d]
-                }
+            let offsets = TensorKernels.matMulBatchOffsets(leadingA: Array(a.dropLast(2)), leadingB: Array(b.dropLast(2)))
+            for (bi, (offA, offB)) in offsets.enumerated() {
                 kernels.sgemm(
                     false, false, m, p, k, 1, x + offA * m * k, k, inputs[1] + offB * k * p, p, 0, y + bi * m * p, p)
             }

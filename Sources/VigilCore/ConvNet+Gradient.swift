@@ -216,21 +216,8 @@ extension ConvNet {
             if let gb { kernels.sgemm(true, false, k, p, rows, 1, x, k, gy, p, 1, gb, p) }
             return
         }
-        let la = Array(a.dropLast(2)), lb = Array(b.dropLast(2))
-        let rank = max(la.count, lb.count)
-        let pa = [Int](repeating: 1, count: rank - la.count) + la
-        let pb = [Int](repeating: 1, count: rank - lb.count) + lb
-        let lead = zip(pa, pb).map { max($0, $1) }
-        for bi in 0..<lead.reduce(1, *) {
-            var rem = bi, offA = 0, offB = 0, strideA = 1, strideB = 1
-            for d in stride(from: rank - 1, through: 0, by: -1) {
-                let idx = rem % lead[d]
-                rem /= lead[d]
-                if pa[d] != 1 { offA += idx * strideA }
-                if pb[d] != 1 { offB += idx * strideB }
-                strideA *= pa[d]
-                strideB *= pb[d]
-            }
+        let offsets = TensorKernels.matMulBatchOffsets(leadingA: Array(a.dropLast(2)), leadingB: Array(b.dropLast(2)))
+        for (bi, (offA, offB)) in offsets.enumerated() {
             let gyi = gy + bi * m * p
             if let ga { kernels.sgemm(false, true, m, k, p, 1, gyi, p, w + offB * k * p, p, 1, ga + offA * m * k, k) }
             if let gb { kernels.sgemm(true, false, k, p, m, 1, x + offA * m * k, k, gyi, p, 1, gb + offB * k * p, p) }

@@ -150,6 +150,13 @@ package final class ServedModel: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Test hook: rows waiting in the queue now.
+    package var queuedRows: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return pendingRows
+    }
+
     /// Scores a batch through the queue; throws `ServerError` 503 when the queue is full, a
     /// `VigilError` when the engine refuses a row.
     package func score(_ batch: RowBatch) async throws -> [ScoredRow] {

@@ -32,7 +32,7 @@ extension Bench {
         } else {
             var g = SplitMix64(seed: 42)
             sourceCount = 256
-            source = (0..<(sourceCount * size)).map { _ in Float(g.nextUnit() * 4 - 2) }
+            source = (0..<(sourceCount * size)).map { _ in Float(g.unit() * 4 - 2) }
         }
         var sink = 0.0
         // Batch 1, one call at a time.

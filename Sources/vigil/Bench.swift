@@ -186,7 +186,7 @@ struct Bench: ParsableCommand {
         for _ in 0..<n {
             for spec in m.schema.features {
                 let r = spec.range ?? -3...3
-                features.append(r.lowerBound + (r.upperBound - r.lowerBound) * g.nextUnit())
+                features.append(r.lowerBound + (r.upperBound - r.lowerBound) * g.unit())
             }
         }
         return RowBatch(count: n, ids: (0..<n).map(String.init), features: features,
@@ -215,16 +215,3 @@ struct BenchResult: Codable {
     var checksum: Double
 }
 
-/// A small deterministic generator for synthetic rows.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}

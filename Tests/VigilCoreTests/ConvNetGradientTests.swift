@@ -9,19 +9,7 @@ import VigilKernels
 /// plus a few single coordinates. Nets use smooth activations (tanh, sigmoid) or random inputs
 /// far from kinks and ties, so the finite difference is a fair reference in float32.
 struct ConvNetGradientTests {
-    /// A deterministic generator (SplitMix64), so failures reproduce.
-    struct Rand {
-        var state: UInt64
-        mutating func next() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Double(z >> 11) / Double(1 << 53)
-        }
-        mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in Float(next() * 2 - 1) * scale } }
-    }
+    typealias Rand = SplitMix64
 
     /// Adds a projection of `y` to one scalar (Flatten + Gemm with random weights).
     static func project(_ b: inout ConvNetBuilder, _ y: Int, rand: inout Rand) throws -> Int {
@@ -37,7 +25,7 @@ struct ConvNetGradientTests {
         _ net: ConvNet, samples: Int = 2, inputScale: Float = 1, epsilon: Float = 1e-2, tolerance: Double = 2e-3,
         piecewiseLinear: Bool = false, seed: UInt64 = 1, _ comment: Comment
     ) throws {
-        var rand = Rand(state: seed)
+        var rand = Rand(seed: seed)
         let f = net.inputCount
         #expect(net.outputCount == 1)
         let x = rand.floats(samples * f, scale: inputScale)
@@ -81,7 +69,7 @@ struct ConvNetGradientTests {
                 // ~0): a step that crosses a kink measures nothing.
                 var directions = piecewiseLinear ? [] : [rand.floats(f), rand.floats(f)]
                 let byMagnitude = gs.indices.sorted { abs(gs[$0]) > abs(gs[$1]) }
-                let coordinates = piecewiseLinear ? Array(byMagnitude.prefix(4)) + (0..<4).map { _ in Int(rand.next() * Double(f)) } : [byMagnitude[0]]
+                let coordinates = piecewiseLinear ? Array(byMagnitude.prefix(4)) + (0..<4).map { _ in Int(rand.unit() * Double(f)) } : [byMagnitude[0]]
                 for c in coordinates {
                     var unit = [Float](repeating: 0, count: f)
                     unit[c] = 1
@@ -113,7 +101,7 @@ struct ConvNetGradientTests {
         cin: Int = 3, h: Int = 9, w: Int = 8, cout: Int = 4, k: Int = 3, _ c: ConvNet.Convolution, bias: Bool = true,
         then tail: ((inout ConvNetBuilder, Int) throws -> Int)? = nil, seed: UInt64 = 7
     ) throws -> ConvNet {
-        var rand = Rand(state: seed)
+        var rand = Rand(seed: seed)
         var b = try ConvNetBuilder(inputName: "x", inputShape: [nil, cin, h, w])
         let wt = try b.addConstant(name: "w", shape: [cout, cin / c.groups, k, k], values: rand.floats(cout * cin / c.groups * k * k, scale: 0.5))
         var inputs = [b.inputID, wt]
@@ -177,7 +165,7 @@ struct ConvNetGradientTests {
     }
 
     @Test func residualAddMulConcatAffineAndSoftmax() throws {
-        var rand = Rand(state: 3)
+        var rand = Rand(seed: 3)
         var b = try ConvNetBuilder(inputName: "x", inputShape: [nil, 2, 5, 5])
         let w = try b.addConstant(name: "w", shape: [2, 2, 3, 3], values: rand.floats(36, scale: 0.5))
         let c = try b.add(.conv(.init(padding: .explicit([1, 1, 1, 1]), activation: .tanh)), name: "c", opType: "Conv", inputs: [b.inputID, w], output: "c")
@@ -198,7 +186,7 @@ struct ConvNetGradientTests {
     }
 
     @Test func gemmInEveryTranspositionAndMatMul() throws {
-        var rand = Rand(state: 11)
+        var rand = Rand(seed: 11)
         // Gemm with transB and a broadcast C, then a fixed-batch Gemm with transA.
         var b = try ConvNetBuilder(inputName: "x", inputShape: [nil, 6])
         let w = try b.addConstant(name: "w", shape: [5, 6], values: rand.floats(30))

@@ -75,18 +75,7 @@ struct TreeSHAPEdgeCaseTests {
 
     // MARK: - Random trees against brute force
 
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-        mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
+    typealias Generator = SplitMix64
 
     /// A random tree over `features` features: depth up to `maxDepth`, features repeating along
     /// paths, every missing rule, categorical splits (feature 0 only, sets over ids 0..<6), some
@@ -102,18 +91,18 @@ struct TreeSHAPEdgeCaseTests {
             cover.append(0)
             if depth == maxDepth || (depth > 0 && g.unit() < 0.25) {
                 nodes[i] = .leaf((g.unit() - 0.5) * 4)
-                cover[i] = g.unit() < 0.1 ? 0 : Double(1 + g.int(50))
+                cover[i] = g.unit() < 0.1 ? 0 : Double(1 + g.index(below: 50))
                 return i
             }
-            let feature = g.int(features)
+            let feature = g.index(below: features)
             var node: TreeNode
             if feature == 0, !categorySets.isEmpty, g.unit() < 0.6 {
-                let set = categorySets[g.int(categorySets.count)]
+                let set = categorySets[g.index(below: categorySets.count)]
                 node = TreeNode(value: Double(set), feature: 0, left: -1, right: -1, flags: NodeFlags(
                     defaultLeft: g.unit() < 0.5, missing: .defaultChild, categorical: true, categoryMatchGoesLeft: g.unit() < 0.5))
             } else {
-                let rule = MissingRule.allCases[g.int(3)]
-                node = TreeNode(value: Double(g.int(5)) - 2, feature: Int32(feature), left: -1, right: -1,
+                let rule = MissingRule.allCases[g.index(below: 3)]
+                node = TreeNode(value: Double(g.index(below: 5)) - 2, feature: Int32(feature), left: -1, right: -1,
                                 flags: NodeFlags(defaultLeft: g.unit() < 0.5, missing: rule))
             }
             let l = grow(depth + 1)
@@ -179,7 +168,7 @@ struct TreeSHAPEdgeCaseTests {
         (seed: 5, outputs: 3, divisor: 4.0, precision: .double),
     ])
     func randomEnsemblesEqualBruteForceShapley(seed: UInt64, outputs: Int, divisor: Double, precision: InputPrecision) throws {
-        var g = Generator(state: seed)
+        var g = Generator(seed: seed)
         let f = 5
         let objective: Objective = outputs == 1 ? .binaryLogistic(scale: 1) : .multiclassSoftmax(classes: outputs)
         var b = TreeEnsembleBuilder(featureCount: f, objective: objective, inputPrecision: precision,
@@ -188,7 +177,7 @@ struct TreeSHAPEdgeCaseTests {
         b.divisor = divisor
         let sets = try [[0, 2], [1, 3, 5], [4]].map { try b.addCategorySet(categories: $0) }
         for t in 0..<(outputs * 7) {
-            let tree = Self.randomTree(&g, features: f, maxDepth: t % 7 == 0 ? 0 : 1 + g.int(7), categorySets: sets)
+            let tree = Self.randomTree(&g, features: f, maxDepth: t % 7 == 0 ? 0 : 1 + g.index(below: 7), categorySets: sets)
             try b.addTree(nodes: tree.nodes, cover: tree.cover, output: t % outputs)
         }
         let model = try b.build()
@@ -197,7 +186,7 @@ struct TreeSHAPEdgeCaseTests {
         let rows = 40
         for r in 0..<rows {
             for _ in 0..<f {
-                x.append(r == 0 ? .nan : (g.unit() < 0.5 ? specials[g.int(specials.count)] : (g.unit() - 0.5) * 8))
+                x.append(r == 0 ? .nan : (g.unit() < 0.5 ? specials[g.index(below: specials.count)] : (g.unit() - 0.5) * 8))
             }
         }
         let ours = try Self.explain(model, x, rows: rows)

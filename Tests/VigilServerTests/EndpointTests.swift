@@ -262,7 +262,9 @@ struct EndpointTests {
         served.hold(true)
         let path = s.socketPath
         let first = Task { try await offPool { try LoopbackHTTPClient(.unix(path)).request("POST", "/v1/models/toy/score", json: toyRecord()).status } }
-        try await Task.sleep(for: .milliseconds(300))
+        // Wait until the first row is queued (a fixed sleep raced on a loaded machine).
+        for _ in 0..<200 where served.queuedRows == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(served.queuedRows == 1)
         let second = try await s.unixClient().send("POST", "/v1/models/toy/score", json: toyRecord())
         #expect(second.status == 503)
         #expect(second.headers["retry-after"] == "1")

@@ -1,29 +1,4 @@
-/// SplitMix64 (Steele, Lea and Flood 2014): a small, fast, seedable generator. Every seeded
-/// computation in Vigil (bootstrap replicates) derives its stream from a user seed, so results
-/// are the same on every machine and whatever the thread count.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
-
-    /// The SplitMix64 output function, a bijective 64-bit finaliser.
-    public static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform index in `0..<n` (the high word of a 64x64-bit product; bias < n / 2^64).
-    public mutating func index(below n: Int) -> Int {
-        Int(UInt64(n).multipliedFullWidth(by: next()).high)
-    }
-}
+public import VigilCore
 
 /// Percentile bootstrap intervals.
 public enum Bootstrap {

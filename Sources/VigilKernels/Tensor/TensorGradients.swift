@@ -84,17 +84,7 @@ extension TensorKernels {
         let count = yShape.reduce(1, *)
         guard count > 0 else { return }
         let rank = yShape.count
-        func strides(_ shape: [Int]) -> [Int] {
-            let padded = [Int](repeating: 1, count: rank - shape.count) + shape
-            var s = [Int](repeating: 0, count: rank)
-            var acc = 1
-            for d in stride(from: rank - 1, through: 0, by: -1) {
-                s[d] = padded[d] == 1 ? 0 : acc
-                acc *= padded[d]
-            }
-            return s
-        }
-        let sa = strides(aShape), sb = strides(bShape)
+        let sa = broadcastStrides(aShape, rank: rank), sb = broadcastStrides(bShape, rank: rank)
         var index = [Int](repeating: 0, count: rank)
         var offA = 0, offB = 0
         for e in 0..<count {

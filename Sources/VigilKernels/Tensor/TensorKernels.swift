@@ -303,17 +303,7 @@ package enum TensorKernels {
         // General case: collapse to rank R, element strides (0 where broadcast), then walk all
         // but the last axis with an odometer and run the last axis as a strided loop.
         let rank = yShape.count
-        func strides(_ shape: [Int]) -> [Int] {
-            let padded = [Int](repeating: 1, count: rank - shape.count) + shape
-            var s = [Int](repeating: 0, count: rank)
-            var acc = 1
-            for d in stride(from: rank - 1, through: 0, by: -1) {
-                s[d] = padded[d] == 1 ? 0 : acc
-                acc *= padded[d]
-            }
-            return s
-        }
-        let sa = strides(aShape), sb = strides(bShape)
+        let sa = broadcastStrides(aShape, rank: rank), sb = broadcastStrides(bShape, rank: rank)
         let last = yShape[rank - 1]
         let outer = count / last
         var index = [Int](repeating: 0, count: rank)
@@ -332,6 +322,40 @@ package enum TensorKernels {
                 index[d] = 0
                 d -= 1
             }
+        }
+    }
+
+    /// Element strides of `shape` right-aligned to `rank` axes, 0 along every axis it is
+    /// broadcast over (size 1 or absent): the offset of an output index in the operand.
+    package static func broadcastStrides(_ shape: [Int], rank: Int) -> [Int] {
+        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+        var s = [Int](repeating: 0, count: rank)
+        var acc = 1
+        for d in stride(from: rank - 1, through: 0, by: -1) {
+            s[d] = padded[d] == 1 ? 0 : acc
+            acc *= padded[d]
+        }
+        return s
+    }
+
+    /// The matrix offsets (in matrices, not floats) of A and B for each batch of a NumPy matmul
+    /// whose leading axes `a` and `b` broadcast against each other, in output order.
+    package static func matMulBatchOffsets(leadingA a: [Int], leadingB b: [Int]) -> [(a: Int, b: Int)] {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        let lead = zip(pa, pb).map { max($0, $1) }
+        return (0..<lead.reduce(1, *)).map { bi in
+            var rem = bi, offA = 0, offB = 0, strideA = 1, strideB = 1
+            for d in stride(from: rank - 1, through: 0, by: -1) {
+                let idx = rem % lead[d]
+                rem /= lead[d]
+                if pa[d] != 1 { offA += idx * strideA }
+                if pb[d] != 1 { offB += idx * strideB }
+                strideA *= pa[d]
+                strideB *= pb[d]
+            }
+            return (offA, offB)
         }
     }
 
