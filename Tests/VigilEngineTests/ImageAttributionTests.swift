@@ -39,6 +39,21 @@ struct ImageAttributionTests {
         print("retinopathy integrated gradients: worst relative completeness error \(worst); steps \(steps.min()!)...\(steps.max()!), mean \(Double(steps.reduce(0, +)) / 100)")
     }
 
+    /// The residual CNN fixture (batch norm folded and standalone, a projection shortcut,
+    /// depthwise / grouped / dilated / strided convolutions, LeakyRelu, Clip, both poolings,
+    /// Concat, a squeeze-excitation gate multiplying two computed tensors, MatMul, Tanh, Gemm):
+    /// the same 1% completeness on its first 8 images, through every one of those backward steps.
+    @Test func completenessHoldsOnTheResidualFixture() throws {
+        let dir = Fixtures.url("cnn/deep_resnet")
+        let model = try VigilModel.load(path: dir.path)
+        let reader = try ImageCohortReader(url: dir.appendingPathComponent("expected.csv"), model: model)
+        let batch = try #require(try reader.nextBatch(maxImages: 8))
+        for r in try model.score(batch, explain: true) {
+            let i = try #require(r.attribution?.integration)
+            #expect(i.relativeError <= 0.01, "\(r.id): \(i.relativeError) after \(i.steps) steps")
+        }
+    }
+
     @Test func blackPixelsGetNothingAndMoreStepsConverge() throws {
         let model = try VigilModel.load(path: Self.retinopathy.path)
         let reader = try ImageCohortReader(url: Self.retinopathy.appendingPathComponent("test_cohort.csv"), model: model)

@@ -163,4 +163,5 @@ let benchmarks: @Sendable () -> Void = {
     registerSuite("logistic 40 features") {
         Workload(model: "logistic40/model.linear.json", rows: "logistic40/rows.csv")
     }
+    registerPathBenchmarks(models: modelsDirectory)
 }
