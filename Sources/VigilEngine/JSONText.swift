@@ -7,7 +7,21 @@ package enum JSON {
     package static func number(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
 
     package static func string(_ s: String) -> String {
-        var out = "\""
+        var out = ""
+        appendString(s, to: &out)
+        return out
+    }
+
+    /// Appends `s` as a JSON string literal; a string with nothing to escape (the common case:
+    /// ids, labels, names) is appended as it is, without a scalar-by-scalar copy.
+    package static func appendString(_ s: String, to out: inout String) {
+        if !s.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) {
+            out += "\""
+            out += s
+            out += "\""
+            return
+        }
+        out += "\""
         for u in s.unicodeScalars {
             switch u {
             case "\"": out += "\\\""
@@ -19,7 +33,7 @@ package enum JSON {
             default: out.unicodeScalars.append(u)
             }
         }
-        return out + "\""
+        out += "\""
     }
 }
 

@@ -130,22 +130,55 @@ public final class RecordWriter {
         }
     }
 
+    /// The parts of a JSON record that are the same on every line, built once.
+    private lazy var jsonModel = ",\"model\":{\"name\":\(Self.jsonString(model.name)),\"version\":\(Self.jsonString(model.version)),\"sha256\":\"\(model.sha256)\"}"
+    private lazy var jsonPolicy = ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
+    private lazy var jsonGroupKeys = model.groups.map { Self.jsonString($0.name) + ":" }
+
+    /// One record line, appended piece by piece (no intermediate arrays or joined strings: this
+    /// runs once per scored row).
     private func appendJSON(_ r: PredictionRecord, to out: inout String) {
-        out += "{\"id\":\(Self.jsonString(r.id)),\"model\":{\"name\":\(Self.jsonString(model.name)),\"version\":\(Self.jsonString(model.version)),\"sha256\":\"\(model.sha256)\"}"
+        out += "{\"id\":"
+        JSON.appendString(r.id, to: &out)
+        out += jsonModel
         switch model.ir.objective {
-        case .binaryLogistic: out += ",\"risk\":\(Self.number(r.outputs[0]))"
-        case .multiclassSoftmax: out += ",\"risk\":[\(r.outputs.map(Self.number).joined(separator: ","))]"
-        case .regression: out += ",\"prediction\":\(Self.number(r.outputs[0]))"
+        case .binaryLogistic:
+            out += ",\"risk\":"
+            out += Self.number(r.outputs[0])
+        case .multiclassSoftmax:
+            out += ",\"risk\":["
+            for (i, v) in r.outputs.enumerated() {
+                if i > 0 { out += "," }
+                out += Self.number(v)
+            }
+            out += "]"
+        case .regression:
+            out += ",\"prediction\":"
+            out += Self.number(r.outputs[0])
         }
-        out += ",\"group\":{\(zip(model.groups, r.groupLabels).map { "\(Self.jsonString($0.name)):\(Self.jsonString($1))" }.joined(separator: ","))}"
+        out += ",\"group\":{"
+        for (i, label) in r.groupLabels.enumerated() where i < jsonGroupKeys.count {
+            if i > 0 { out += "," }
+            out += jsonGroupKeys[i]
+            JSON.appendString(label, to: &out)
+        }
+        out += "}"
         if model.makesDecisions, let t = r.threshold, let s = r.thresholdSource, let d = r.decision {
-            out += ",\"threshold\":\(Self.number(t)),\"threshold_source\":\(Self.jsonString(s.label))"
-            if model.policy.randomizationSeed != nil { out += ",\"threshold_randomized\":\(r.randomized)" }
-            out += ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
-            out += ",\"decision\":\(d)"
+            out += ",\"threshold\":"
+            out += Self.number(t)
+            out += ",\"threshold_source\":"
+            JSON.appendString(s.label, to: &out)
+            if model.policy.randomizationSeed != nil { out += r.randomized ? ",\"threshold_randomized\":true" : ",\"threshold_randomized\":false" }
+            out += jsonPolicy
+            out += d ? ",\"decision\":true" : ",\"decision\":false"
         }
         if let explain, let a = r.attribution { appendJSONAttribution(a, explain, to: &out) }
-        out += ",\"warnings\":[\(r.warnings.map(Self.jsonString).joined(separator: ","))]}\n"
+        out += ",\"warnings\":["
+        for (i, w) in r.warnings.enumerated() {
+            if i > 0 { out += "," }
+            JSON.appendString(w, to: &out)
+        }
+        out += "]}\n"
     }
 
     private func appendJSONAttribution(_ a: Attribution, _ explain: ExplainMode, to out: inout String) {

@@ -238,7 +238,8 @@ struct EndpointTests {
                     try await offPool { try LoopbackHTTPClient(.unix(path)).request("POST", "/v1/models/toy/score", json: toyRecord(id: "c\(i)")).status }
                 }
             }
-            try await Task.sleep(for: .milliseconds(300))
+            // Release once all 8 are queued, or after 5 s (a fixed sleep raced on a loaded machine).
+            for _ in 0..<200 where served.queuedRows < 8 { try await Task.sleep(for: .milliseconds(25)) }
             served.hold(false)
             var statuses: [Int] = []
             for try await st in group { statuses.append(st) }
