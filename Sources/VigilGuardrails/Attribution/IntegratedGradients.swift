@@ -50,7 +50,7 @@ public struct IntegratedGradients: Sendable {
         /// F(baseline) and F(x), per output.
         public var base: [Double]
         public var margins: [Double]
-        /// The quadrature points this row needed.
+        /// The gradients (interval midpoints) this row needed.
         public var steps: Int
         /// Per output: |Σφ − (F(x) − F(baseline))|.
         public var completenessError: [Double]
