@@ -32,8 +32,9 @@ struct Score: ParsableCommand {
             Image models explain by integrated gradients from a black image: one contribution \
             per input value (named <channel>_<row>_<column>, e.g. R_12_5), base = the margin of \
             the black image, base + contributions = the margin up to the reported \
-            completeness_error (--ig-steps Gauss-Legendre points, doubled up to 1024 for an \
-            image whose error exceeds 1% of |margin - base|). --heatmaps DIR writes DIR/<id>.png \
+            completeness_error (an adaptive midpoint rule: --ig-steps intervals, the worst halved \
+            until the error is within 1% of |margin - base|, at most 1024 gradients). --heatmaps \
+            DIR writes DIR/<id>.png \
             for each image: the image, and beside it red (raises the risk) / blue (lowers it) \
             over grey.
             """)
@@ -62,7 +63,7 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Image models: write a heat-map PNG of each image's integrated gradients into this folder (created if needed).")
     var heatmaps: String?
 
-    @Option(name: .customLong("ig-steps"), help: "Image models: integrated-gradients quadrature points per image (2-4096).")
+    @Option(name: .customLong("ig-steps"), help: "Image models: integrated gradients start from this many path intervals per image (2-4096) and refine up to 1024 gradients until the completeness error is within 1%.")
     var igSteps: Int = 64
 
     @Flag(name: .long, help: "No progress or summary on standard error.")
