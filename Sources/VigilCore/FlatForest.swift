@@ -139,6 +139,8 @@ package final class FlatForest: @unchecked Sendable {
     static let firstSteps = 3
     /// Steps over the gathered list between gatherings.
     static let laterSteps = 2
+    /// `firstSteps` of the per-row kernel, whose lanes are trees (nodes from L2, not L1).
+    static let rowFirstSteps = 4
     /// From this many rows on, `predictRaw` takes the blocked kernel.
     static let blockedFrom = 16
 
@@ -266,14 +268,14 @@ package final class FlatForest: @unchecked Sendable {
                 for r in 0..<rows {
                     expand(x + r &* f, precision: precision, into: cols, stride: 1)
                     for t in 0..<trees { index[t] = roots[t] }
-                    for _ in 0..<min(maxDepth, Self.firstSteps) {
+                    for _ in 0..<min(maxDepth, Self.rowFirstSteps) {
                         for t in 0..<trees {
                             let n = nodes[Int(index[t])]
                             index[t] = n.left &+ (cols[Int(n.column)] <= n.threshold ? 0 : 1)
                         }
                     }
                     var count = 0
-                    if maxDepth > Self.firstSteps {
+                    if maxDepth > Self.rowFirstSteps {
                         for t in 0..<trees {
                             live[count] = Int32(t)
                             count &+= nodes[Int(index[t])].column != leafColumn ? 1 : 0
