@@ -138,7 +138,7 @@ package final class FlatForest: @unchecked Sendable {
     /// gathered into a list (most rows reach a leaf within a few levels of a LightGBM tree).
     static let firstSteps = 3
     /// Steps over the gathered list between gatherings.
-    static let laterSteps = 2
+    static let laterSteps = 4
     /// `firstSteps` of the per-row kernel, whose lanes are trees (nodes from L2, not L1).
     static let rowFirstSteps = 4
     /// From this many rows on, `predictRaw` takes the blocked kernel.
@@ -281,14 +281,18 @@ package final class FlatForest: @unchecked Sendable {
                             count &+= nodes[Int(index[t])].column != leafColumn ? 1 : 0
                         }
                     }
+                    var done = Self.rowFirstSteps
                     while count > 0 {
-                        for _ in 0..<Self.laterSteps {
+                        let steps = min(maxDepth - done, Self.laterSteps)
+                        for _ in 0..<steps {
                             for a in 0..<count {
                                 let t = Int(live[a])
                                 let n = nodes[Int(index[t])]
                                 index[t] = n.left &+ (cols[Int(n.column)] <= n.threshold ? 0 : 1)
                             }
                         }
+                        done &+= steps
+                        if done >= maxDepth { break }
                         var kept = 0
                         for a in 0..<count {
                             let t = live[a]
