@@ -9,6 +9,10 @@ models/lgb500/
     model.onnx   the same model converted with onnxmltools (float32 input, zipmap off), for
                  ONNX Runtime in compare.py
     rows.csv     10,000 held-out rows: id, f0..f39 (an empty cell is a missing value)
+models/xgb500/
+    model.json   XGBoost 3.1 binary:logistic model: 500 trees of depth 6 (hist), on the same kind of
+                 synthetic rows as lgb500 (40 features, about 5% missing), saved as JSON
+    rows.csv     10,000 held-out rows: id, f0..f39 (an empty cell is a missing value)
 models/logistic40/
     model.linear.json  scikit-learn LogisticRegression on 40 synthetic features, as Vigil linear JSON
                        (coefficients as float64)
@@ -116,6 +120,37 @@ def make_lgb500() -> None:
           f"mean risk {p.mean():.4f}, max |ORT - LightGBM| {np.abs(prob - p).max():.2e} (float32)")
 
 
+def make_xgb500() -> None:
+    import xgboost as xgb
+
+    rng = np.random.default_rng(20240503)
+    n = TRAIN_ROWS + BENCH_ROWS
+    X = synthetic_features(rng, n)
+    z = (0.8 * X[:, 0] - 0.5 * np.abs(X[:, 2]) + 0.3 * np.log1p(X[:, 1])
+         + 0.6 * np.sin(X[:, 6]) * X[:, 4] + 0.4 * (X[:, 10] > 1.0) - 0.4 * (X[:, 13] > 3.0)
+         + 0.2 * np.tanh(X[:, 20]) + 0.15 * X[:, 33] + 0.5 * rng.normal(0.0, 1.0, n) - 0.3)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-z))).astype(np.int32)
+    miss = rng.random((n, F)) < np.where(np.arange(F) % 5 == 1, 0.15, 0.03)
+    miss[:, 0] = False
+    X[miss] = np.nan
+    Xtr, ytr, Xb = X[:TRAIN_ROWS], y[:TRAIN_ROWS], X[TRAIN_ROWS:]
+    params = dict(objective="binary:logistic", max_depth=6, eta=0.05, subsample=0.8,
+                  colsample_bytree=0.9, tree_method="hist", seed=7, nthread=1)
+    dtrain = xgb.DMatrix(Xtr, label=ytr, feature_names=NAMES)
+    booster = xgb.train(params, dtrain, num_boost_round=500)
+
+    d = OUT / "xgb500"
+    d.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(d / "model.json"))
+    write_rows(d / "rows.csv", Xb, "X")
+    again = xgb.Booster(model_file=str(d / "model.json"))
+    again.set_param({"nthread": 1})
+    p = again.inplace_predict(Xb)
+    assert np.array_equal(p, booster.inplace_predict(Xb))
+    print(f"xgb500: {booster.num_boosted_rounds()} trees of depth <= 6, {np.isnan(Xb).mean():.3f} missing "
+          f"in rows.csv, mean risk {p.mean():.4f}")
+
+
 def make_logistic40() -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
@@ -154,6 +189,7 @@ def make_logistic40() -> None:
 
 if __name__ == "__main__":
     make_lgb500()
+    make_xgb500()
     make_logistic40()
     for f in sorted(OUT.rglob("*")):
         if f.is_file():

@@ -7,11 +7,35 @@ extension TreeEnsemble {
     /// Raw margins for `rows` rows of `featureCount` values each (row-major, NaN = missing),
     /// written to `out` as `rows x outputCount`.
     ///
+    /// Through `flat` (every ensemble without categorical splits): blocks of rows through one
+    /// tree at a time, or for fewer than `FlatForest.blockedFrom` rows, all trees of one row at a
+    /// time (`FlatForest.predictBlocked`, `predictRows`). Otherwise `predictRawWalker`. Sums are
+    /// taken in the same order as `predictRawReference` (tree order per row), so all give
+    /// bit-identical results.
+    public func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+        guard let flat else {
+            predictRawWalker(x, rows: rows, into: out)
+            return
+        }
+        baseMargin.withUnsafeBufferPointer { bm in
+            if rows >= FlatForest.blockedFrom {
+                flat.predictBlocked(
+                    x, rows: rows, into: out, precision: inputPrecision, baseMargin: bm.baseAddress!,
+                    outputCount: outputCount, divisor: divisor)
+            } else {
+                flat.predictRows(
+                    x, rows: rows, into: out, precision: inputPrecision, baseMargin: bm.baseAddress!,
+                    outputCount: outputCount, divisor: divisor)
+            }
+        }
+    }
+
+    /// `predictRaw` through `Walker`, for any ensemble (categorical splits included).
+    ///
     /// Rows go through each tree in blocks of `rowBlock`, one level at a time for the whole
     /// block, so the independent node loads of different rows overlap instead of each row
-    /// waiting on its own chain of loads. Sums are taken in the same order as
-    /// `predictRawReference` (tree order per row), so both give bit-identical results.
-    public func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+    /// waiting on its own chain of loads.
+    public func predictRawWalker(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
         let k = outputCount
         let f = featureCount
         let block = Self.rowBlock

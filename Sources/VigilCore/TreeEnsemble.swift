@@ -115,6 +115,8 @@ public struct TreeEnsemble: Sendable {
     public let featureNames: [String]?
     /// Free-form facts the loader wants `inspect` to show (format version, objective string).
     public let notes: [String: String]
+    /// The branch-free layout `predictRaw` uses, built here once; nil when a split is categorical.
+    package let flat: FlatForest?
 
     public var outputCount: Int { objective.outputCount }
     public var treeCount: Int { roots.count }
@@ -156,5 +158,6 @@ public struct TreeEnsemble: Sendable {
         self.categoryDecoding = categoryDecoding
         self.featureNames = featureNames
         self.notes = notes
+        self.flat = FlatForest(nodes: nodes, roots: roots, treeOutput: treeOutput, featureCount: featureCount)
     }
 }

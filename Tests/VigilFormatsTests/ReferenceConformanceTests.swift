@@ -42,6 +42,15 @@ struct ReferenceConformanceTests {
                 reference.withUnsafeMutableBufferPointer { ensemble.predictRawReference(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
             }
             #expect(reference == raw, "\(caseName): blocked and reference traversal differ")
+            // One row per call takes the per-row kernel, as single-row scoring does.
+            var single = [Double](repeating: .nan, count: rows * k)
+            let f = model.featureCount
+            x.withUnsafeBufferPointer { xp in
+                single.withUnsafeMutableBufferPointer { op in
+                    for r in 0..<rows { ensemble.predictRaw(xp.baseAddress! + r * f, rows: 1, into: op.baseAddress! + r * k) }
+                }
+            }
+            #expect(reference == single, "\(caseName): one-row and reference traversal differ")
         }
         var out = raw
         out.withUnsafeMutableBufferPointer { model.transform($0.baseAddress!, rows: rows) }

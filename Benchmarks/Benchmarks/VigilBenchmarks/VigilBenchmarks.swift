@@ -78,7 +78,7 @@ private func timedBatch(_ benchmark: Benchmark, rows: Int, _ body: () throws -> 
     benchmark.measurement(rowsPerSecond, Int((Double(rows) / max(seconds, 1e-9)).rounded()))
 }
 
-private func registerSuite(_ name: String, _ load: @escaping @Sendable () -> Workload) {
+private func registerSuite(_ name: String, explain: Bool = false, _ load: @escaping @Sendable () -> Workload) {
     // Loaded on first use by any of this suite's benchmarks, never inside a measurement:
     // each benchmark's setup touches it before measuring starts.
     let cache = WorkloadCache(load)
@@ -124,6 +124,23 @@ private func registerSuite(_ name: String, _ load: @escaping @Sendable () -> Wor
         }
     }
 
+    if explain {
+        // TreeSHAP on the first 1,000 rows, as compare.py's TreeSHAP work measures it (the
+        // features are sliced outside the measurement).
+        Benchmark(
+            "\(name) batch 1k TreeSHAP",
+            configuration: .init(metrics: metrics + [rowsPerSecond], setup: { _ = cache.value })
+        ) { benchmark in
+            let w = cache.value
+            let rows = min(1000, w.batch.count)
+            let features = Array(w.batch.features[0..<(rows * w.model.schema.count)])
+            benchmark.startMeasurement()
+            try timedBatch(benchmark, rows: rows) {
+                blackHole(try w.model.explain(features, rows: rows, threads: 1))
+            }
+        }
+    }
+
     Benchmark(
         "\(name) batch 10k full score",
         configuration: .init(metrics: metrics + [rowsPerSecond], setup: { _ = cache.value })
@@ -159,7 +176,8 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration.maxDuration = .seconds(3)
     Benchmark.defaultConfiguration.maxIterations = 10_000
 
-    registerSuite("LightGBM 500 trees") { Workload(model: "lgb500/model.txt", rows: "lgb500/rows.csv") }
+    registerSuite("LightGBM 500 trees", explain: true) { Workload(model: "lgb500/model.txt", rows: "lgb500/rows.csv") }
+    registerSuite("XGBoost 500 trees depth 6") { Workload(model: "xgb500/model.json", rows: "xgb500/rows.csv") }
     registerSuite("logistic 40 features") {
         Workload(model: "logistic40/model.linear.json", rows: "logistic40/rows.csv")
     }

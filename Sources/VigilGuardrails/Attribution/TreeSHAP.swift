@@ -8,6 +8,10 @@ package import VigilCore
 /// XGBoost's `sum_hessian`). The same quantity as LightGBM `pred_contrib=True` and XGBoost
 /// `pred_contribs=True`.
 ///
+/// Evaluated per leaf in closed form (`PolyWalk`): the path's hot features as the polynomial
+/// Π (z_k + x), its cold features as one product, so a node costs O(hot features) and no
+/// per-node permutation weights are kept (Algorithm 2's extend/unwind do the same sums).
+///
 /// Routing is the prediction's own (`TreeEnsemble.withWalker`, `canonicalRow`): missing values,
 /// the missing-value rules, categorical splits and the input precision act exactly as they do
 /// when scoring, so the hot path of each tree ends in the leaf `predictRaw` reaches.
@@ -31,9 +35,9 @@ package struct TreeSHAP: Sendable {
     package let base: [Double]
     /// What the walk reads besides the nodes, computed once at init.
     let tables: Tables
-    /// Path elements one walk needs: (D + 1)(D + 2) / 2 for the deepest tree's depth D (one path
-    /// copy per level, each at most as long as the level is deep).
-    let pathCapacity: Int
+    /// Frame stride of a walk: the deepest tree's depth D + 2 (a path holds at most D features,
+    /// E at most D + 1 coefficients, and there are D + 1 levels).
+    let stride: Int
 
     /// Immutable per-model tables in memory of their own, so that the hot loop reads plain
     /// pointers (no array access checks, no nested `withUnsafeBufferPointer`).
@@ -43,10 +47,10 @@ package struct TreeSHAP: Sendable {
         let coverFraction: UnsafeMutableBufferPointer<Double>
         /// Per tree: the depth of its deepest leaf (0 for a single leaf, which TreeSHAP skips).
         let treeDepth: UnsafeMutableBufferPointer<Int32>
-        /// 1/k for k = 0...D + 1 (entry 0 unused), so the inner loops multiply instead of dividing.
-        let reciprocal: UnsafeMutableBufferPointer<Double>
+        /// The Shapley weights w(s, d) = s!(d − 1 − s)!/d! at `d * stride + s`, d = 1...D.
+        let weights: UnsafeMutableBufferPointer<Double>
 
-        init(coverFraction: [Double], treeDepth: [Int32], reciprocal: [Double]) {
+        init(coverFraction: [Double], treeDepth: [Int32], weights: [Double]) {
             func copy<T>(_ a: [T]) -> UnsafeMutableBufferPointer<T> {
                 let p = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, a.count))
                 _ = p.initialize(from: a)
@@ -54,13 +58,13 @@ package struct TreeSHAP: Sendable {
             }
             self.coverFraction = copy(coverFraction)
             self.treeDepth = copy(treeDepth)
-            self.reciprocal = copy(reciprocal)
+            self.weights = copy(weights)
         }
 
         deinit {
             coverFraction.deallocate()
             treeDepth.deallocate()
-            reciprocal.deallocate()
+            weights.deallocate()
         }
     }
 
@@ -122,17 +126,29 @@ package struct TreeSHAP: Sendable {
         }
         base = (0..<ensemble.outputCount).map { ensemble.baseMargin[$0] + expected[$0] / ensemble.divisor }
         let d = Int(depth.max() ?? 0)
-        pathCapacity = (d + 1) * (d + 2) / 2
-        tables = Tables(
-            coverFraction: fraction, treeDepth: depth, reciprocal: (0...(d + 1)).map { $0 == 0 ? 0 : 1 / Double($0) })
+        let stride = d + 2
+        self.stride = stride
+        var weights = [Double](repeating: 0, count: stride * stride)
+        if d > 0 {
+            for n in 1...d {
+                // w(0, n) = 1/n; w(s + 1, n) = w(s, n) · (s + 1)/(n − 1 − s)
+                var w = 1 / Double(n)
+                for s in 0..<n {
+                    weights[n * stride + s] = w
+                    if s + 1 < n { w = w * Double(s + 1) / Double(n - 1 - s) }
+                }
+            }
+        }
+        tables = Tables(coverFraction: fraction, treeDepth: depth, weights: weights)
     }
 
     /// `rows x outputCount x (featureCount + 1)`: contributions then the base value, per output.
-    /// Each partition allocates its path buffer and row scratch once; nothing is allocated per row.
+    /// Each partition allocates its walk frames and row scratch once; nothing is allocated per row.
     package func explain(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>, threads: Int?) {
         let f = ensemble.featureCount
         let k = ensemble.outputCount
-        let stride = k * (f + 1)
+        let rowStride = k * (f + 1)
+        let frame = self.stride
         let divisor = ensemble.divisor
         let tables = self.tables
         ensemble.withWalker { walker in
@@ -141,21 +157,27 @@ package struct TreeSHAP: Sendable {
                     let ctx = UncheckedSendable((walker, roots, outputs, x, out))
                     Parallel.forEachChunk(count: rows, minChunk: 16, threads: threads ?? Parallel.cores) { range in
                         let (walker, roots, outputs, x, out) = ctx.value
-                        let path = UnsafeMutablePointer<PathElement>.allocate(capacity: max(1, pathCapacity))
+                        let levels = frame + 1
+                        let features = UnsafeMutablePointer<PathFeature>.allocate(capacity: frame)
+                        features.initialize(repeating: PathFeature(feature: -1, hot: false, z: 0), count: frame)
+                        let poly = UnsafeMutablePointer<Double>.allocate(capacity: levels * frame)
                         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: f)
                         defer {
-                            path.deallocate()
+                            features.deallocate()
+                            poly.deallocate()
                             scratch.deallocate()
                         }
                         for r in range {
                             let row = ensemble.canonicalRow(x + r * f, scratch: scratch)
-                            let o = out + r * stride
-                            o.update(repeating: 0, count: stride)
+                            let o = out + r * rowStride
+                            o.update(repeating: 0, count: rowStride)
                             for t in 0..<roots.count where tables.treeDepth[t] > 0 {
-                                let walk = PathWalk(
+                                let walk = PolyWalk(
                                     walker: walker, fraction: UnsafePointer(tables.coverFraction.baseAddress!), row: row,
-                                    phi: o + Int(outputs[t]) * (f + 1), reciprocal: UnsafePointer(tables.reciprocal.baseAddress!))
-                                walk.recurse(Int(roots[t]), path, 0, 1, 1, -1)
+                                    phi: o + Int(outputs[t]) * (f + 1), weights: UnsafePointer(tables.weights.baseAddress!),
+                                    features: features, poly: poly, stride: frame)
+                                poly[0] = 1
+                                walk.recurse(Int(roots[t]), 0, poly, 0, 0, 1)
                             }
                             for c in 0..<k {
                                 let block = o + c * (f + 1)
@@ -172,163 +194,166 @@ package struct TreeSHAP: Sendable {
     }
 }
 
-/// One element of a TreeSHAP path: a feature seen on the way from the root, the fraction of the
-/// "feature unknown" mass (`zero`: product of cover shares) and of the "feature known" mass
-/// (`one`: 1 if the row's value follows this path, else 0) that reach here, and the weight of the
-/// permutations in which `index` of the path's features come before the one being attributed.
-struct PathElement {
+/// One feature on the path from the root to the current node (each feature once): the share
+/// `z` of the "feature unknown" mass that follows the path (product of the cover fractions of
+/// its splits) and whether the row follows every split on it (`hot`).
+struct PathFeature {
     var feature: Int32
-    var zero: Double
-    var one: Double
-    var weight: Double
+    var hot: Bool
+    var z: Double
 }
 
-/// The recursion of one tree for one row (Algorithm 2), over raw pointers.
+/// The recursion of one tree for one row, in the polynomial form of path-dependent TreeSHAP.
 ///
-/// `path` holds the current level's copy of the path, `u + 1` elements with element 0 a
-/// placeholder (feature -1); each child gets its own copy just past the current one, so the
-/// whole walk fits in `TreeSHAP.pathCapacity` elements.
-struct PathWalk {
+/// For a leaf with value v whose path holds d distinct features U, with shares z_j and the
+/// set H ⊆ U of features the row follows (the others are "cold"), the Shapley value of j is
+///
+///     φ_j = v (o_j − z_j) Σ_{S ⊆ H∖{j}} w(|S|, d) Π_{k ∈ U∖S∖{j}} z_k,   w(s, d) = s!(d−1−s)!/d!
+///
+/// (terms with a cold feature in S vanish, since o_k = 0 there). With e_s the coefficients of
+/// E(x) = Π_{k∈H} (z_k + x) and c = Π_{k∉H} z_k:
+///
+///     cold j:  φ_j = −v · c · Σ_s w(s, d) e_s                     (the same for every cold j)
+///     hot j:   φ_j = v (1 − z_j) · c · Σ_s w(s, d) e_s(E / (z_j + x))
+///
+/// The walk carries E's coefficients and c down the tree: a hot edge of a new feature multiplies
+/// E by (q + x), a cold one multiplies c by q (q = the child's cover fraction); a feature met
+/// again divides its old factor out of E and, if still hot, multiplies its new one in. So a node
+/// costs O(h) for h hot features, and a leaf O(h²), with no per-node path weights to update.
+/// Children whose c is 0 add exactly 0 and are skipped.
+///
+/// Frames: the path's features live in one list (`stride` = deepest depth + 2 entries), each
+/// edge updating its feature's entry in place and restoring it on the way back; level l's E
+/// lives at `poly + l * stride`: a child whose edge changes E writes its own copy one level
+/// down, one whose edge does not (a cold edge, a feature already cold) reads its parent's.
+struct PolyWalk {
     let walker: Walker
     let fraction: UnsafePointer<Double>
     let row: UnsafePointer<Double>
     /// The output's `featureCount` contributions, accumulated.
     let phi: UnsafeMutablePointer<Double>
-    /// 1/k for k = 0...maxDepth + 1 (entry 0 unused).
-    let reciprocal: UnsafePointer<Double>
+    /// w(s, d) at `weights[d * stride + s]`.
+    let weights: UnsafePointer<Double>
+    let features: UnsafeMutablePointer<PathFeature>
+    let poly: UnsafeMutablePointer<Double>
+    let stride: Int
 
-    func recurse(
-        _ j: Int, _ path: UnsafeMutablePointer<PathElement>, _ depth: Int, _ zero: Double, _ one: Double, _ feature: Int32
-    ) {
-        extend(path, depth, zero, one, feature)
+    /// Visits node `j` at depth `level`, with `d` path features (`h` of them hot) and E of degree
+    /// `h` at `e` (its own frame or an ancestor's that no edge since has changed).
+    func recurse(_ j: Int, _ level: Int, _ e: UnsafeMutablePointer<Double>, _ d: Int, _ h: Int, _ cold: Double) {
         let node = walker.nodes[j]
         if node.isLeaf {
-            // Each feature on the path: its Shapley weight with it unwound, times the difference
-            // its being known makes at this leaf: unwoundSum(i) · (one − zero) · value. For a
-            // feature the row does not follow here (one = 0) the unwound sum is
-            // (u + 1) / zero · Σⱼ weightⱼ / (u − j), so its term is −(u + 1) · Σⱼ weightⱼ / (u − j)
-            // · value, the same for every such feature: computed once per leaf.
-            guard depth > 0 else { return }
-            var coldTerm: Double?
-            for i in 1...depth {
-                let e = path[i]
-                if e.one != 0 {
-                    phi[Int(e.feature)] += unwoundSum(path, depth, i) * (e.one - e.zero) * node.value
-                } else {
-                    if coldTerm == nil {
-                        var s = 0.0
-                        var j = depth - 1
-                        while j >= 0 {
-                            s += path[j].weight * reciprocal[depth - j]
-                            j -= 1
-                        }
-                        coldTerm = -Double(depth + 1) * s * node.value
-                    }
-                    phi[Int(e.feature)] += coldTerm!
-                }
-            }
+            leaf(node.value, e, d, h, cold)
             return
         }
         let left = walker.goesLeft(node, row[Int(node.feature)])
-        let hot = Int(left ? node.left : node.right)
-        let cold = Int(left ? node.right : node.left)
-        // A feature met before on this path is taken out and re-entered with both of its
-        // fractions combined, so each feature appears once.
-        var u = depth
-        var incomingZero = 1.0, incomingOne = 1.0
-        var k = 1
-        while k <= u && path[k].feature != node.feature { k += 1 }
-        if k <= u {
-            incomingZero = path[k].zero
-            incomingOne = path[k].one
-            unwind(path, u, k)
-            u -= 1
-        }
-        let next = path + (u + 1)
-        // A child that neither fraction reaches adds exactly 0 to every contribution; skipping
-        // it also keeps 0/0 out of `unwind`.
-        let hotZero = incomingZero * fraction[hot]
-        if hotZero != 0 || incomingOne != 0 {
-            next.update(from: path, count: u + 1)
-            recurse(hot, next, u + 1, hotZero, incomingOne, node.feature)
-        }
-        let coldZero = incomingZero * fraction[cold]
-        if coldZero != 0 {
-            next.update(from: path, count: u + 1)
-            recurse(cold, next, u + 1, coldZero, 0, node.feature)
-        }
+        let hotChild = Int(left ? node.left : node.right)
+        let coldChild = Int(left ? node.right : node.left)
+        var k = 0
+        while k < d && features[k].feature != node.feature { k &+= 1 }
+        descend(hotChild, hot: true, node.feature, k, level, e, d, h, cold)
+        descend(coldChild, hot: false, node.feature, k, level, e, d, h, cold)
     }
 
-    /// Appends a feature with fractions (`zero`, `one`) as element `u` and updates the
-    /// permutation weights: a path of u features has u + 1 subset sizes.
+    /// Visits `child` through an edge on `feature`, which is path feature `k` (new when k == d):
+    /// updates that feature's entry in place (restored afterwards), writes E one level down and
+    /// visits the child unless its c is 0.
     @inline(__always)
-    func extend(_ path: UnsafeMutablePointer<PathElement>, _ u: Int, _ zero: Double, _ one: Double, _ feature: Int32) {
-        path[u] = PathElement(feature: feature, zero: zero, one: one, weight: u == 0 ? 1 : 0)
-        let inverseN = reciprocal[u + 1]
-        var i = u - 1
-        while i >= 0 {
-            let w = path[i].weight
-            path[i + 1].weight += one * w * Double(i + 1) * inverseN
-            path[i].weight = zero * w * Double(u - i) * inverseN
-            i -= 1
-        }
-    }
-
-    /// Undoes `extend` for element `k` of a path whose last element is `u`, in place.
-    @inline(__always)
-    func unwind(_ path: UnsafeMutablePointer<PathElement>, _ u: Int, _ k: Int) {
-        let one = path[k].one, zero = path[k].zero
-        let n = Double(u + 1), inverseN = reciprocal[u + 1]
-        var i = u - 1
-        if one != 0 {
-            // `one` is 1 here: a product of "the row goes this way" indicators.
-            var carry = path[u].weight
-            while i >= 0 {
-                let w = path[i].weight
-                path[i].weight = carry * n * reciprocal[i + 1]
-                carry = w - path[i].weight * zero * Double(u - i) * inverseN
-                i -= 1
+    func descend(
+        _ child: Int, hot edgeHot: Bool, _ feature: Int32, _ k: Int, _ level: Int, _ e: UnsafeMutablePointer<Double>,
+        _ d: Int, _ h: Int, _ cold: Double
+    ) {
+        let q = fraction[child]
+        var ce = e, nd = d, nh = h, nc = cold
+        let saved = features[k]
+        if k == d {
+            features[d] = PathFeature(feature: feature, hot: edgeHot, z: q)
+            nd = d &+ 1
+            if edgeHot {
+                ce = copy(e, h, level)
+                Self.multiply(ce, h, by: q)
+                nh = h &+ 1
+            } else {
+                nc = cold * q
+            }
+        } else if saved.hot {
+            let z = saved.z
+            ce = copy(e, h, level)
+            Self.divide(ce, h, by: z)
+            features[k].z = z * q
+            if edgeHot {
+                Self.multiply(ce, h &- 1, by: z * q)
+            } else {
+                features[k].hot = false
+                nh = h &- 1
+                nc = cold * (z * q)
             }
         } else {
-            let scale = n / zero
-            while i >= 0 {
-                path[i].weight *= scale * reciprocal[u - i]
-                i -= 1
-            }
+            features[k].z = saved.z * q
+            nc = cold * q
         }
-        var m = k
-        while m < u {
-            path[m].feature = path[m + 1].feature
-            path[m].zero = path[m + 1].zero
-            path[m].one = path[m + 1].one
-            m += 1
+        if nc != 0 { recurse(child, level &+ 1, ce, nd, nh, nc) }
+        features[k] = saved
+    }
+
+    /// E's `h + 1` coefficients copied into the frame of depth `level + 1`.
+    @inline(__always)
+    func copy(_ e: UnsafeMutablePointer<Double>, _ h: Int, _ level: Int) -> UnsafeMutablePointer<Double> {
+        let ne = poly + (level &+ 1) &* stride
+        for s in 0...h { ne[s] = e[s] }
+        return ne
+    }
+
+    /// Adds one leaf's contributions (see the type's documentation).
+    @inline(__always)
+    func leaf(_ v: Double, _ e: UnsafeMutablePointer<Double>, _ d: Int, _ h: Int, _ cold: Double) {
+        guard d > 0 else { return }
+        let w = weights + d &* stride
+        var coldTerm = 0.0
+        if h < d {
+            var total = 0.0
+            for s in 0...h { total += w[s] * e[s] }
+            coldTerm = -v * cold * total
+        }
+        // Every feature's hot value is computed and the cold ones take `coldTerm` instead: a
+        // select, not a branch on a pattern that changes from row to row.
+        for i in 0..<d {
+            let pf = features[i]
+            // Σ_s w(s, d) q_s for q = E / (z + x), by synthetic division from the top.
+            var carry = e[h]
+            var total = 0.0
+            var s = h &- 1
+            while s >= 0 {
+                total += w[s] * carry
+                carry = e[s] - pf.z * carry
+                s &-= 1
+            }
+            phi[Int(pf.feature)] += pf.hot ? v * (1 - pf.z) * cold * total : coldTerm
         }
     }
 
-    /// The total weight the path would have with element `k` unwound, without changing it: the
-    /// inner loop of TreeSHAP (once per leaf and path element), so it multiplies by the
-    /// precomputed `reciprocal`s instead of dividing.
+    /// E ← E · (z + x) for E of degree `h` (h + 2 coefficients afterwards).
     @inline(__always)
-    func unwoundSum(_ path: UnsafeMutablePointer<PathElement>, _ u: Int, _ k: Int) -> Double {
-        let one = path[k].one, zero = path[k].zero
-        let n = Double(u + 1), inverseN = reciprocal[u + 1]
-        var total = 0.0
-        var i = u - 1
-        if one != 0 {
-            var carry = path[u].weight
-            while i >= 0 {
-                let w = carry * n * reciprocal[i + 1]
-                total += w
-                carry = path[i].weight - w * zero * Double(u - i) * inverseN
-                i -= 1
-            }
-        } else {
-            while i >= 0 {
-                total += path[i].weight * reciprocal[u - i]
-                i -= 1
-            }
-            total *= n / zero
+    static func multiply(_ e: UnsafeMutablePointer<Double>, _ h: Int, by z: Double) {
+        e[h &+ 1] = e[h]
+        var s = h
+        while s > 0 {
+            e[s] = z * e[s] + e[s &- 1]
+            s &-= 1
         }
-        return total
+        e[0] = z * e[0]
+    }
+
+    /// E ← E / (z + x) for E of degree `h` that has that factor.
+    @inline(__always)
+    static func divide(_ e: UnsafeMutablePointer<Double>, _ h: Int, by z: Double) {
+        var carry = e[h]
+        var s = h &- 1
+        while s >= 0 {
+            let original = e[s]
+            e[s] = carry
+            carry = original - z * carry
+            s &-= 1
+        }
     }
 }
