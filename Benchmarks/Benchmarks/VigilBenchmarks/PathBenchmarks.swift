@@ -1,6 +1,6 @@
-// The other model paths: the shipped CNN (batch 1 and 64, integrated gradients), attributions
-// (TreeSHAP on the LightGBM benchmark model, linear SHAP on the logistic one), and writing
-// records (JSON Lines and CSV) as `vigil score` does. Everything on one thread; inputs are
+// The other model paths: the shipped CNN (batch 1 and 64, integrated gradients), linear SHAP on
+// the logistic model (TreeSHAP is in the LightGBM suite), and writing records (JSON Lines and
+// CSV) as `vigil score` does. Everything on one thread; inputs are
 // prepared once, outside the measured closures.
 
 import Benchmark
@@ -70,7 +70,6 @@ func registerPathBenchmarks(models: URL) {
             }
         }
     }
-    let trees = rows("lgb500/model.txt", "lgb500/rows.csv", count: 1000)
     let linear = rows("logistic40/model.linear.json", "logistic40/rows.csv", count: 10_000)
 
     Benchmark("CNN retinopathy batch 1", configuration: .init(metrics: pathMetrics, scalingFactor: .kilo, setup: { _ = images.value })) { b in
@@ -104,12 +103,6 @@ func registerPathBenchmarks(models: URL) {
                 i = (i + 1) % w.batch.count
             }
         }
-    }
-
-    Benchmark("LightGBM 500 trees TreeSHAP 1k rows", configuration: .init(metrics: pathMetrics, maxIterations: 50, setup: { _ = trees.value })) { b in
-        let w = trees.value
-        b.startMeasurement()
-        for _ in b.scaledIterations { blackHole(try w.model.explain(w.batch.features, rows: w.batch.count, threads: 1)) }
     }
 
     Benchmark("logistic 40 linear SHAP 10k rows", configuration: .init(metrics: pathMetrics, setup: { _ = linear.value })) { b in
