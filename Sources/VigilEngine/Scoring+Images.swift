@@ -31,7 +31,7 @@ extension VigilModel {
     /// and the decision, as `score(_: RowBatch)` does for tabular rows. With `explain`, each
     /// record also carries its integrated gradients (one contribution per input value, in
     /// `attributionNames` order, with the steps and completeness error), computed with
-    /// `integrationSteps` quadrature points (default `IntegratedGradients.defaultSteps`).
+    /// `integrationSteps` initial path intervals (default `IntegratedGradients.defaultSteps`).
     public func score(
         _ batch: ImageBatch, threads: Int? = nil, explain: Bool = false, integrationSteps: Int? = nil
     ) throws -> [PredictionRecord] {
