@@ -15,8 +15,9 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
 
 private let pathMetrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal, .instructions]
 
-/// Loads once, on first use, from whichever thread gets there first.
-private final class Lazy<T>: @unchecked Sendable {
+/// Loads once, on first use, from whichever thread gets there first (never inside a
+/// measurement: each benchmark's setup touches it).
+final class Lazy<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var loaded: T?
     private let load: @Sendable () -> T

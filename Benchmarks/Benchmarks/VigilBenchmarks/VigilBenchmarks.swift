@@ -81,7 +81,7 @@ private func timedBatch(_ benchmark: Benchmark, rows: Int, _ body: () throws -> 
 private func registerSuite(_ name: String, explain: Bool = false, _ load: @escaping @Sendable () -> Workload) {
     // Loaded on first use by any of this suite's benchmarks, never inside a measurement:
     // each benchmark's setup touches it before measuring starts.
-    let cache = WorkloadCache(load)
+    let cache = Lazy(load)
 
     Benchmark(
         "\(name) single row raw predict",
@@ -153,23 +153,6 @@ private func registerSuite(_ name: String, explain: Bool = false, _ load: @escap
     }
 }
 
-/// Loads a workload once, on first access, from whichever thread gets there first.
-private final class WorkloadCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var loaded: Workload?
-    private let load: @Sendable () -> Workload
-
-    init(_ load: @escaping @Sendable () -> Workload) { self.load = load }
-
-    var value: Workload {
-        lock.lock()
-        defer { lock.unlock() }
-        if let loaded { return loaded }
-        let w = load()
-        loaded = w
-        return w
-    }
-}
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration.warmupIterations = 3

@@ -89,17 +89,7 @@ extension TensorKernels {
         var offA = 0, offB = 0
         for e in 0..<count {
             ga[offA] += op == .mul ? gy[e] * b[offB] : gy[e]
-            var d = rank - 1
-            while d >= 0 {
-                index[d] += 1
-                offA += sa[d]
-                offB += sb[d]
-                if index[d] < yShape[d] { break }
-                offA -= sa[d] * yShape[d]
-                offB -= sb[d] * yShape[d]
-                index[d] = 0
-                d -= 1
-            }
+            advance(&index, &offA, &offB, strides: sa, sb, shape: yShape, fromAxis: rank - 1)
         }
     }
 

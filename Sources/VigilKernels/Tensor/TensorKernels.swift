@@ -311,17 +311,27 @@ package enum TensorKernels {
         for o in 0..<outer {
             binary(op, count: last, a: a + offA, aStride: sa[rank - 1], b: b + offB, bStride: sb[rank - 1], y: y + o * last)
             // Advance the odometer over axes rank-2 ... 0.
-            var d = rank - 2
-            while d >= 0 {
-                index[d] += 1
-                offA += sa[d]
-                offB += sb[d]
-                if index[d] < yShape[d] { break }
-                offA -= sa[d] * yShape[d]
-                offB -= sb[d] * yShape[d]
-                index[d] = 0
-                d -= 1
-            }
+            advance(&index, &offA, &offB, strides: sa, sb, shape: yShape, fromAxis: rank - 2)
+        }
+    }
+
+    /// One step of an odometer over `shape` (axes `fromAxis` down to 0, the last fastest),
+    /// carrying two operands' offsets along with their broadcast strides.
+    @inline(__always)
+    package static func advance(
+        _ index: inout [Int], _ offA: inout Int, _ offB: inout Int, strides sa: [Int], _ sb: [Int], shape: [Int],
+        fromAxis: Int
+    ) {
+        var d = fromAxis
+        while d >= 0 {
+            index[d] += 1
+            offA += sa[d]
+            offB += sb[d]
+            if index[d] < shape[d] { return }
+            offA -= sa[d] * shape[d]
+            offB -= sb[d] * shape[d]
+            index[d] = 0
+            d -= 1
         }
     }
 
