@@ -71,18 +71,18 @@ extension ConvNet {
                 value[out] = allocate(count, zeroed: false)
                 if live[out] { grad[out] = allocate(count) }
                 var runStep = step
+                var fused: TensorKernels.Unary?
                 if case .conv(let g, let activation?) = step {
                     // Keep the convolution's output before its activation.
                     runStep = .conv(g, activation: nil)
+                    fused = activation
                     preActivation[out] = allocate(count, zeroed: false)
                 }
                 let target = preActivation[out] ?? value[out]!
                 Executor.run(
                     runStep, inputs: ins.map { UnsafePointer(value[$0]!) }, inputShapes: ins.map(shape), output: target,
                     outputShape: shape(out), scratch: scratch, kernels: kernels)
-                if case .conv(_, let activation?) = step {
-                    TensorKernels.apply(activation, count: count, x: target, y: value[out]!)
-                }
+                if let fused { TensorKernels.apply(fused, count: count, x: target, y: value[out]!) }
             }
             if let outputs { outputs.update(from: value[output]!, count: n * outputCount) }
             guard live[output] else { return }  // The output does not depend on the input.

@@ -21,6 +21,10 @@ public final class RecordWriter {
     private let model: VigilModel
     /// What attributions are reported under (`VigilModel.attributionNames`), computed once.
     private let names: [String]
+    /// The parts of a JSON record that are the same on every line, built once.
+    private let jsonModel: String
+    private let jsonPolicy: String
+    private let jsonGroupKeys: [String]
     private let handle: FileHandle
     private let closeAtEnd: Bool
     private var wroteHeader = false
@@ -30,6 +34,9 @@ public final class RecordWriter {
         self.format = format
         self.explain = explain
         self.names = explain == nil ? [] : model.attributionNames
+        jsonModel = ",\"model\":{\"name\":\(Self.jsonString(model.name)),\"version\":\(Self.jsonString(model.version)),\"sha256\":\"\(model.sha256)\"}"
+        jsonPolicy = ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
+        jsonGroupKeys = model.groups.map { Self.jsonString($0.name) + ":" }
         if explain == .all, format == .csv, let bias = model.schema.names.first(where: { $0 == "bias" }) {
             throw VigilError(.usage, "--explain all: feature '\(bias)' would make a second contrib_bias column in the CSV output; write JSON Lines (--output-format jsonl) instead")
         }
@@ -130,10 +137,6 @@ public final class RecordWriter {
         }
     }
 
-    /// The parts of a JSON record that are the same on every line, built once.
-    private lazy var jsonModel = ",\"model\":{\"name\":\(Self.jsonString(model.name)),\"version\":\(Self.jsonString(model.version)),\"sha256\":\"\(model.sha256)\"}"
-    private lazy var jsonPolicy = ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
-    private lazy var jsonGroupKeys = model.groups.map { Self.jsonString($0.name) + ":" }
 
     /// One record line, appended piece by piece (no intermediate arrays or joined strings: this
     /// runs once per scored row).

@@ -13,8 +13,6 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent()  // Benchmarks/
     .deletingLastPathComponent()  // repository
 
-private let pathMetrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal, .instructions]
-
 /// Loads once, on first use, from whichever thread gets there first (never inside a
 /// measurement: each benchmark's setup touches it).
 final class Lazy<T>: @unchecked Sendable {
@@ -73,7 +71,7 @@ func registerPathBenchmarks(models: URL) {
     }
     let linear = rows("logistic40/model.linear.json", "logistic40/rows.csv", count: 10_000)
 
-    Benchmark("CNN retinopathy batch 1", configuration: .init(metrics: pathMetrics, scalingFactor: .kilo, setup: { _ = images.value })) { b in
+    Benchmark("CNN retinopathy batch 1", configuration: .init(metrics: metrics, scalingFactor: .kilo, setup: { _ = images.value })) { b in
         let w = images.value
         var i = 0
         w.batch.tensors.withUnsafeBufferPointer { t in
@@ -85,7 +83,7 @@ func registerPathBenchmarks(models: URL) {
         }
     }
 
-    Benchmark("CNN retinopathy batch 64", configuration: .init(metrics: pathMetrics, setup: { _ = images.value })) { b in
+    Benchmark("CNN retinopathy batch 64", configuration: .init(metrics: metrics, setup: { _ = images.value })) { b in
         let w = images.value
         w.batch.tensors.withUnsafeBufferPointer { t in
             b.startMeasurement()
@@ -93,7 +91,7 @@ func registerPathBenchmarks(models: URL) {
         }
     }
 
-    Benchmark("CNN retinopathy integrated gradients 1 image", configuration: .init(metrics: pathMetrics, maxIterations: 200, setup: { _ = images.value })) { b in
+    Benchmark("CNN retinopathy integrated gradients 1 image", configuration: .init(metrics: metrics, maxIterations: 200, setup: { _ = images.value })) { b in
         let w = images.value
         guard let ig = try w.model.explainer.get().integratedGradients else { fatalError("no integrated gradients") }
         var i = 0
@@ -106,7 +104,7 @@ func registerPathBenchmarks(models: URL) {
         }
     }
 
-    Benchmark("logistic 40 linear SHAP 10k rows", configuration: .init(metrics: pathMetrics, setup: { _ = linear.value })) { b in
+    Benchmark("logistic 40 linear SHAP 10k rows", configuration: .init(metrics: metrics, setup: { _ = linear.value })) { b in
         let w = linear.value
         b.startMeasurement()
         for _ in b.scaledIterations { blackHole(try w.model.explain(w.batch.features, rows: w.batch.count, threads: 1)) }
@@ -114,7 +112,7 @@ func registerPathBenchmarks(models: URL) {
 
     // Records: score once outside, then measure writing 10k records to /dev/null.
     for format in [CohortFormat.jsonl, .csv] {
-        Benchmark("logistic 40 write 10k records \(format.rawValue)", configuration: .init(metrics: pathMetrics, setup: { _ = linear.value })) { b in
+        Benchmark("logistic 40 write 10k records \(format.rawValue)", configuration: .init(metrics: metrics, setup: { _ = linear.value })) { b in
             let w = linear.value
             let records = try w.model.score(w.batch, threads: 1)
             let writer = try RecordWriter(model: w.model, output: URL(fileURLWithPath: "/dev/null"), format: format)

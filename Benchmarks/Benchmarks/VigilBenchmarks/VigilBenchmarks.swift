@@ -63,7 +63,7 @@ private struct Workload: Sendable {
 
 /// The metrics every benchmark asks for. `.instructions` needs hardware performance counters
 /// (perf_event_open); where there are none (most VMs) the benchmark simply omits it.
-private let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal, .instructions]
+let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal, .instructions]
 
 /// Rows scored per second in a batch benchmark (larger is better).
 private let rowsPerSecond = BenchmarkMetric.custom("rows/s", polarity: .prefersLarger, useScalingFactor: false)

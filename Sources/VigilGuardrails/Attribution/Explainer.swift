@@ -32,13 +32,9 @@ public struct Explainer: Sendable {
     ///     expectations from the trees' covers.
     ///   - imageInput: a CNN's image preprocessing; integrated gradients then start from a black
     ///     image through it. Without it (a CNN on plain tensors) the baseline is all zeros.
-    ///   - integrationSteps: integrated gradients' quadrature points per row (CNN only).
     /// - Throws: `VigilError` (`.modelInvalid`) when the model lacks what the method needs (a
     ///   tree split without a cover), naming the tree and node.
-    public init(
-        model: ModelIR, means: [Double?]?, imageInput: ImageInputSpec? = nil,
-        integrationSteps: Int = IntegratedGradients.defaultSteps
-    ) throws(VigilError) {
+    public init(model: ModelIR, means: [Double?]?, imageInput: ImageInputSpec? = nil) throws(VigilError) {
         featureCount = model.featureCount
         outputCount = model.outputCount
         space = AttributionSpace(model.objective)
@@ -79,9 +75,7 @@ public struct Explainer: Sendable {
                 baseline = [Float](repeating: 0, count: net.inputCount)
                 name = "zero tensor"
             }
-            let ig = try IntegratedGradients(
-                net: net, baseline: baseline, baselineName: name, steps: integrationSteps,
-                maxSteps: max(integrationSteps, IntegratedGradients.defaultMaxSteps))
+            let ig = try IntegratedGradients(net: net, baseline: baseline, baselineName: name)
             method = .integratedGradients
             base = ig.base
             warnings = []

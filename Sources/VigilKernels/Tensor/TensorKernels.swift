@@ -40,11 +40,7 @@ package enum TensorKernels {
         }
         let rows = windows(g, vertical: true)
         let sw = g.strideWidth, dh = g.dilationHeight
-        let columnTaps = (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
-            let base = j * g.dilationWidth - g.padLeft
-            let (lo, hi) = Conv2DGeometry.taps(base: base, step: sw, size: w, count: ow)
-            return (lo, hi, base)
-        }
+        let columnTaps = columnTaps(g)
         rows.withUnsafeBufferPointer { rows in
             for p in 0..<planes {
                 let xs = x + p * h * w, ys = y + p * oh * ow
@@ -82,14 +78,9 @@ package enum TensorKernels {
         let rows = windows(g, vertical: true)
         let divisors = averagePoolDivisors(g, countIncludePad: countIncludePad)
         let sw = g.strideWidth, dh = g.dilationHeight
-        // For each kernel column j: the outputs whose tap j is inside the input, and tap j's
-        // offset. Sums run across a row of outputs at once (independent accumulators, which
-        // vectorise), each output still adding its taps in (row, column) order.
-        let columnTaps = (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
-            let base = j * g.dilationWidth - g.padLeft
-            let (lo, hi) = Conv2DGeometry.taps(base: base, step: sw, size: w, count: ow)
-            return (lo, hi, base)
-        }
+        // Sums run across a row of outputs at once (independent accumulators, which vectorise),
+        // each output still adding its taps in (row, column) order.
+        let columnTaps = columnTaps(g)
         var accumulator = [Double](repeating: 0, count: ow)
         rows.withUnsafeBufferPointer { rows in
             divisors.withUnsafeBufferPointer { div in
@@ -146,6 +137,16 @@ package enum TensorKernels {
             }
         }
         return divisors
+    }
+
+    /// For each kernel column j: the outputs `lo..<hi` whose tap j lies inside the input, and tap
+    /// j's column offset (`j * dilation - padLeft`), for the row-at-a-time pooling loops.
+    static func columnTaps(_ g: Conv2DGeometry) -> [(Int, Int, Int)] {
+        (0..<g.kernelWidth).map { j -> (Int, Int, Int) in
+            let base = j * g.dilationWidth - g.padLeft
+            let (lo, hi) = Conv2DGeometry.taps(base: base, step: g.strideWidth, size: g.inWidth, count: g.outWidth)
+            return (lo, hi, base)
+        }
     }
 
     /// For each output row (or column): the kernel taps `lo..<hi` that fall inside the input, and
