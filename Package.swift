@@ -7,6 +7,15 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Hand kernels that need AVX2 and FMA (Sources/VigilKernelsAVX2) are compiled for Haswell-class
+// x86-64 CPUs; VigilKernels calls them only after checking the CPU (CCPU), so the binary still
+// runs on baseline x86-64. Elsewhere they are compiled for the baseline.
+#if arch(x86_64)
+let avx2Settings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let avx2Settings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "Vigil",
     platforms: [.macOS(.v15)],
@@ -44,7 +53,10 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["onnx-ml.proto", "regenerate.sh"]
         ),
-        .target(name: "VigilKernels", dependencies: ["CBLAS"], swiftSettings: strictSettings),
+        // cpuid, header only.
+        .systemLibrary(name: "CCPU"),
+        .target(name: "VigilKernelsAVX2", swiftSettings: strictSettings + avx2Settings),
+        .target(name: "VigilKernels", dependencies: ["CBLAS", "CCPU", "VigilKernelsAVX2"], swiftSettings: strictSettings),
         .target(name: "VigilCore", dependencies: ["VigilKernels"], swiftSettings: strictSettings),
         .target(
             name: "VigilFormats",

@@ -81,7 +81,7 @@ extension ConvNet {
             Executor.run(
                 step, inputs: ins.map { UnsafePointer(pointer($0)) }, inputShapes: ins.map(shape),
                 output: pointer(plan.nodeOutputs[i]), outputShape: shape(plan.nodeOutputs[i]),
-                scratch: arena.scratch, kernels: kernels)
+                scratch: arena.scratch, kernels: kernels, prepared: prepared(i, for: kernels))
         }
         output.update(from: pointer(plan.output), count: outputCount * n)
     }
@@ -91,13 +91,18 @@ extension ConvNet {
 enum Executor {
     static func run(
         _ step: Step, inputs: [UnsafePointer<Float>], inputShapes: [[Int]], output y: UnsafeMutablePointer<Float>,
-        outputShape: [Int], scratch: ScratchBuffer, kernels: KernelTable
+        outputShape: [Int], scratch: ScratchBuffer, kernels: KernelTable, prepared: PreparedConv2D? = nil
     ) {
         let x = inputs[0]
         let total = outputShape.reduce(1, *)
         switch step {
         case .conv(let g, let activation):
             let batch = inputShapes[0][0]
+            if let prepared {
+                let s = scratch.pointer(prepared.scratchCount)
+                prepared.run(batch: batch, x: x, bias: inputs.count > 2 ? inputs[2] : nil, activation: activation, y: y, scratch: s)
+                return
+            }
             let s = scratch.pointer(kernels.conv2dScratch(g, batch))
             kernels.conv2d(g, batch, x, inputs[1], inputs.count > 2 ? inputs[2] : nil, activation, y, s)
         case .maxPool(let g):

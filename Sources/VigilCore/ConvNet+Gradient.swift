@@ -81,7 +81,7 @@ extension ConvNet {
                 let target = preActivation[out] ?? value[out]!
                 Executor.run(
                     runStep, inputs: ins.map { UnsafePointer(value[$0]!) }, inputShapes: ins.map(shape), output: target,
-                    outputShape: shape(out), scratch: scratch, kernels: kernels)
+                    outputShape: shape(out), scratch: scratch, kernels: kernels, prepared: prepared(i, for: kernels))
                 if let fused { TensorKernels.apply(fused, count: count, x: target, y: value[out]!) }
             }
             if let outputs { outputs.update(from: value[output]!, count: n * outputCount) }

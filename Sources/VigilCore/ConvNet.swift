@@ -1,3 +1,4 @@
+internal import VigilKernels
 /// A feed-forward graph of float32 tensor operators, in ONNX semantics: a CNN (convolutions,
 /// pooling, batch normalization folded into the convolutions, residual additions, a dense
 /// head) or an MLP. Built only through `ConvNetBuilder`, which checks every shape and attribute
@@ -188,6 +189,10 @@ public struct ConvNet: Sendable {
     let arenas: ArenaPool
     /// Buffers of `gradient` (every tensor of a batch and its gradient), reused across calls.
     let gradientBuffers = ScratchPool()
+    /// Per step: the convolution's weights prepared at load by `KernelTable.best` for a faster
+    /// kernel (`PreparedConv2D`), or nil. Used only when evaluating with that table, so the
+    /// reference table stays the plain twin.
+    let prepared: [PreparedConv2D?]
 
     init(
         tensors: [Tensor], nodes: [Node], input: TensorID, output: TensorID, batchMode: BatchMode,
@@ -203,6 +208,17 @@ public struct ConvNet: Sendable {
         self.constants = constants
         self.plan = plan
         self.arenas = ArenaPool(floats: plan.arenaFloatsPerSample * chunkCapacity)
+        self.prepared = plan.steps.indices.map { i in
+            guard case .conv(let g, _) = plan.steps[i], plan.nodeInputs[i].count > 1,
+                case .constant(let id) = plan.storage[plan.nodeInputs[i][1]], let slot = constants.slot[id]
+            else { return nil }
+            return KernelTable.best.prepareConv2d(g, constants.pointer(slot))
+        }
+    }
+
+    /// `prepared[step]` when evaluating with `kernels`.
+    func prepared(_ step: Int, for kernels: KernelTable) -> PreparedConv2D? {
+        kernels.name == KernelTable.best.name ? prepared[step] : nil
     }
 
     /// The input's shape for one sample (without the batch axis in `.dynamic` mode; the whole

@@ -24,6 +24,8 @@ package struct KernelTable: Sendable {
     ) -> Void
     /// Floats of scratch `conv2d` needs for a geometry and batch.
     package typealias Conv2DScratch = @Sendable (_ geometry: Conv2DGeometry, _ batch: Int) -> Int
+    /// Weights prepared at load for a faster convolution kernel, or nil to use `conv2d`.
+    package typealias PrepareConv2D = @Sendable (_ geometry: Conv2DGeometry, _ w: UnsafePointer<Float>) -> PreparedConv2D?
 
     package let name: String
     package let gemv: GEMV
@@ -31,6 +33,7 @@ package struct KernelTable: Sendable {
     package let sgemm: SGEMM
     package let conv2d: Conv2D
     package let conv2dScratch: Conv2DScratch
+    package let prepareConv2d: PrepareConv2D
 
     package static let reference = KernelTable(
         name: "reference",
@@ -44,7 +47,8 @@ package struct KernelTable: Sendable {
         conv2d: { g, batch, x, w, bias, f, y, _ in
             ReferenceKernels.conv2d(g, batch: batch, x: x, w: w, bias: bias, activation: f, y: y)
         },
-        conv2dScratch: { _, _ in 0 })
+        conv2dScratch: { _, _ in 0 },
+        prepareConv2d: { _, _ in nil })
 
     package static let blas = KernelTable(
         name: "openblas",
@@ -58,16 +62,19 @@ package struct KernelTable: Sendable {
         conv2d: { g, batch, x, w, bias, f, y, scratch in
             BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, activation: f, y: y, scratch: scratch)
         },
-        conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch) })
+        conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch) },
+        prepareConv2d: { g, w in PreparedConv2D(g, weights: w) })
 
-    /// The OpenBLAS table with a fixed convolution lowering (for benchmarks and the shared suite).
+    /// The OpenBLAS table with a fixed convolution lowering (for benchmarks and the shared suite):
+    /// every convolution takes that lowering, none is prepared.
     package static func blas(lowering: BLAS.ConvLowering) -> KernelTable {
         KernelTable(
             name: "openblas-\(lowering.rawValue)", gemv: blas.gemv, gemmABt: blas.gemmABt, sgemm: blas.sgemm,
             conv2d: { g, batch, x, w, bias, f, y, scratch in
                 BLAS.conv2d(g, batch: batch, x: x, w: w, bias: bias, activation: f, y: y, scratch: scratch, lowering: lowering)
             },
-            conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch, lowering: lowering) })
+            conv2dScratch: { g, batch in BLAS.conv2dScratchCount(g, batch: batch, lowering: lowering) },
+            prepareConv2d: { _, _ in nil })
     }
 
     /// The table models use unless told otherwise.
