@@ -31,14 +31,6 @@
 /// constants (up to 5 in Bᵀ and 8 in Aᵀ): on the retinopathy model's layers about 1e-6 of the
 /// largest output (Tests/VigilKernelsTests/WinogradTests.swift bounds it against the reference).
 package struct Winograd: Sendable {
-    package enum Activation: Sendable, Equatable {
-        case none
-        case relu
-        case leakyRelu(alpha: Float)
-        /// min(max(x, lower), upper); NaN stays NaN.
-        case clip(lower: Float, upper: Float)
-    }
-
     package let inChannels: Int
     package let outChannels: Int
     package let inHeight: Int
@@ -60,8 +52,10 @@ package struct Winograd: Sendable {
     let xpHeight: Int
     let xpWidth: Int
 
-    /// Floats of V and M that one pass may use (256 KiB: half of a Zen 3 core's L2).
-    static let passFloats = 65_536
+    /// Floats of V and M that one pass may use (512 KiB). Measured on the retinopathy model
+    /// (batch 64, chunks of 32 samples): 64k, 128k, 256k and 512k floats took 92.5, 90, 101.7
+    /// and 110 µs of CPU per image (fewer, fuller passes against V and M leaving L2).
+    static let passFloats = 131_072
 
     /// Output pixel (oh, ow) reads input pixel (oh - padTop + i, ow - padLeft + j) for tap (i, j).
     package init(
@@ -126,7 +120,7 @@ package struct Winograd: Sendable {
     /// y = f(conv(x) + bias) for `batch` NCHW samples, with `u` from `transformWeights`.
     package func run(
         batch: Int, x: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        activation: Activation, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+        activation: FusedActivation, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
         let xp = scratch
         let v = xp + xpHeight * xpWidth * cPad
@@ -309,7 +303,7 @@ package struct Winograd: Sendable {
     /// activation, and the channels transposed out to their NCHW planes. Where the output's side
     /// is not a multiple of 4, the tile's last rows or columns are dropped.
     private func outputTransform(
-        _ mm: UnsafePointer<Float>, firstTile: Int, bias: UnsafePointer<Float>?, activation: Activation,
+        _ mm: UnsafePointer<Float>, firstTile: Int, bias: UnsafePointer<Float>?, activation: FusedActivation,
         into y: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>
     ) {
         let xiStride = tileRows &* kPad, outPlane = outHeight &* outWidth, width = outWidth
@@ -324,7 +318,7 @@ package struct Winograd: Sendable {
                     let p = mm + ((firstTile &+ ty &* tilesX &+ tx) &* kPad &+ k0)
                     for j in 0..<6 { outputLine(p + j &* xiStride, 6 &* xiStride, tmp + j &* 8, 48) }
                     for i in 0..<4 { outputLine(UnsafePointer(tmp + i &* 48), 8, res + i &* 32, 8) }
-                    finish(res, bias: b, activation)
+                    activation.apply(res, count: 16, bias: b)
                     let oy = 4 &* ty, ox = 4 &* tx
                     let rows = min(4, outHeight &- oy), cols = min(4, outWidth &- ox)
                     let plane = y + (k0 &* outPlane &+ oy &* width &+ ox)
@@ -359,45 +353,6 @@ package struct Winograd: Sendable {
         save(da + db * eight + q5, dst + 3 &* dstStride)
     }
 
-    /// v = f(v + bias) for the 16 vectors of a tile.
-    @inline(__always)
-    private func finish(_ v: UnsafeMutablePointer<Float>, bias: SIMD8<Float>, _ f: Activation) {
-        switch f {
-        case .none:
-            for i in 0..<16 { save(load(v + i &* 8) + bias, v + i &* 8) }
-        case .relu:
-            for i in 0..<16 {
-                let t = load(v + i &* 8) + bias
-                save(t.replacing(with: 0, where: t .< 0), v + i &* 8)
-            }
-        case .leakyRelu(let alpha):
-            for i in 0..<16 {
-                let t = load(v + i &* 8) + bias
-                save(t.replacing(with: t * alpha, where: t .< 0), v + i &* 8)
-            }
-        case .clip(let lower, let upper):
-            for i in 0..<16 {
-                let t = load(v + i &* 8) + bias
-                let c = t.replacing(with: lower, where: t .< lower)
-                save(c.replacing(with: upper, where: c .> upper), v + i &* 8)
-            }
-        }
-    }
-}
-
-typealias Vectors8 = (
-    SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>
-)
-
-/// r[i][j] ↔ r[j][i]: three rounds of even/odd deinterleaving of consecutive pairs (vector
-/// shuffles), instead of 64 scalar moves.
-@inline(__always)
-private func transpose(_ r: inout Vectors8) {
-    for _ in 0..<3 {
-        let s0 = SIMD16(lowHalf: r.0, highHalf: r.1), s1 = SIMD16(lowHalf: r.2, highHalf: r.3)
-        let s2 = SIMD16(lowHalf: r.4, highHalf: r.5), s3 = SIMD16(lowHalf: r.6, highHalf: r.7)
-        r = (s0.evenHalf, s1.evenHalf, s2.evenHalf, s3.evenHalf, s0.oddHalf, s1.oddHalf, s2.oddHalf, s3.oddHalf)
-    }
 }
 
 /// Channel l's vector of a transposed tile half (two rows of 4 pixels) to `plane + l * planeStride`
@@ -426,19 +381,4 @@ private func storeRows(
     if lanes > 5 { put(r.5, 5) }
     if lanes > 6 { put(r.6, 6) }
     if lanes > 7 { put(r.7, 7) }
-}
-
-@inline(__always)
-private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func save(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

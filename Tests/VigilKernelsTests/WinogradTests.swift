@@ -1,11 +1,13 @@
 import Testing
 @testable import VigilKernels
 
-/// The Winograd F(4x4, 3x3) convolution (`PreparedConv2D`, VigilKernelsAVX2) against the
-/// plain-Swift reference twin, on shapes that exercise every edge of the kernel: channel counts
-/// that are not multiples of the vector width (8) or the GEMM block (16), feature maps whose
-/// sides are not multiples of the 4x4 tile, padding 0, 1, 2 and asymmetric, 1x1 and 2x2 inputs,
-/// batches that span several passes of stacked samples, and every fused activation.
+/// The prepared convolutions (`PreparedConv2D`, VigilKernelsAVX2: Winograd F(4x4, 3x3) from 8
+/// input channels, direct FMA loops below) against the plain-Swift reference twin, on shapes
+/// that exercise every edge of the kernels: channel counts that are not multiples of the vector
+/// width (8) or the GEMM block (16), feature maps whose sides are not multiples of the 4x4 tile
+/// or the direct loops' 6 pixels, padding 0, 1, 2 and asymmetric, 1x1 and 2x2 inputs, kernels
+/// other than 3x3 (direct loops), batches that span several passes of stacked samples, and every
+/// fused activation.
 ///
 /// Rounding contract: the transforms' constants (up to 8 in Aᵀ, 5 in Bᵀ, 1/24 in G) amplify
 /// float32 rounding, so the bound is `tolerance` x (sum |w x| + |bias| + 1); the largest error
@@ -26,6 +28,11 @@ struct WinogradTests {
         ("no padding (valid), 10 -> 12, 11x9", Conv2DGeometry(inChannels: 10, inHeight: 11, inWidth: 9, outChannels: 12, outHeight: 9, outWidth: 7, kernelHeight: 3, kernelWidth: 3)),
         ("padding 2 (output larger than input)", Conv2DGeometry(inChannels: 8, inHeight: 5, inWidth: 6, outChannels: 9, outHeight: 7, outWidth: 8, kernelHeight: 3, kernelWidth: 3, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2)),
         ("asymmetric padding (SAME_UPPER-like)", Conv2DGeometry(inChannels: 16, inHeight: 6, inWidth: 7, outChannels: 16, outHeight: 6, outWidth: 7, kernelHeight: 3, kernelWidth: 3, padTop: 0, padLeft: 2, padBottom: 2, padRight: 0)),
+        ("direct: retinopathy conv1 (3 -> 16, 28x28)", same(c: 3, k: 16, h: 28, w: 28)),
+        ("direct: 1 -> 5, 7x13", same(c: 1, k: 5, h: 7, w: 13)),
+        ("direct: 7 -> 20, 5x5 kernel, pad 2", Conv2DGeometry(inChannels: 7, inHeight: 9, inWidth: 10, outChannels: 20, outHeight: 9, outWidth: 10, kernelHeight: 5, kernelWidth: 5, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2)),
+        ("direct: 2 -> 33, 1x3 kernel, asymmetric pads", Conv2DGeometry(inChannels: 2, inHeight: 4, inWidth: 11, outChannels: 33, outHeight: 5, outWidth: 10, kernelHeight: 1, kernelWidth: 3, padTop: 1, padLeft: 0, padBottom: 0, padRight: 1)),
+        ("direct: 4 -> 8, 1x1 kernel, 1x1 input", Conv2DGeometry(inChannels: 4, inHeight: 1, inWidth: 1, outChannels: 8, outHeight: 1, outWidth: 1, kernelHeight: 1, kernelWidth: 1)),
     ]
 
     static func same(c: Int, k: Int, h: Int, w: Int) -> Conv2DGeometry {
@@ -70,7 +77,7 @@ struct WinogradTests {
                     "\(name) batch \(batch) bias \(useBias) \(String(describing: activation)) [\(i)]: \(y[i]) vs \(want[i])")
             }
         }
-        print("Winograd \(name), batch \(batch): largest error / (sum |w x| + |b| + 1) = \(worst)")
+        print("Prepared convolution \(name), batch \(batch): largest error / (sum |w x| + |b| + 1) = \(worst)")
     }
 
     @Test func takesOnlyWhatItComputes() {
@@ -87,10 +94,16 @@ struct WinogradTests {
         #expect(!PreparedConv2D.accepts(g), "groups")
         g = base
         g.kernelHeight = 5; g.kernelWidth = 5; g.padTop = 2; g.padLeft = 2; g.padBottom = 2; g.padRight = 2
-        #expect(!PreparedConv2D.accepts(g), "5x5")
+        #expect(!PreparedConv2D.accepts(g), "5x5 with 8+ channels")
+        g = base
+        g.kernelHeight = 1; g.kernelWidth = 1; g.padTop = 0; g.padLeft = 0; g.padBottom = 0; g.padRight = 0
+        #expect(!PreparedConv2D.accepts(g), "1x1 with 8+ channels: a plain GEMM")
+        g.inChannels = 3
+        #expect(PreparedConv2D.usesWinograd(g) == false, "fewer than 8 channels: direct loops, any kernel")
         g = base
         g.inChannels = 3
-        #expect(!PreparedConv2D.accepts(g), "fewer than 8 input channels: im2col is faster")
+        #expect(PreparedConv2D.usesWinograd(g) == false, "3x3 with 3 channels: direct loops")
+        #expect(PreparedConv2D.usesWinograd(base) == true)
         g = base
         g.outHeight = 7
         #expect(!PreparedConv2D.accepts(g), "inconsistent output size")

@@ -10,51 +10,84 @@ package enum CPU {
 }
 
 /// A convolution whose weights were prepared once, at load, for a faster kernel than im2col +
-/// GEMM: today 3x3, stride 1, undilated, ungrouped convolutions with at least 8 input channels,
-/// by Winograd F(4x4, 3x3) (VigilKernelsAVX2/Winograd.swift), on CPUs with AVX2 and FMA.
+/// GEMM, on CPUs with AVX2 and FMA (VigilKernelsAVX2). Stride 1, undilated, ungrouped
+/// convolutions only:
 ///
-/// Measured on the retinopathy model (1 thread, AMD EPYC, `vigil bench`): see docs/CNN.md.
-/// Below 8 input channels the transforms cost more than the 2.25x fewer multiplications save
-/// (the first layer of an RGB network stays on im2col).
+/// - 3x3 with at least 8 input channels: Winograd F(4x4, 3x3) (`Winograd`), 2.25 products per
+///   output pixel and channel pair instead of 9;
+/// - fewer than 8 input channels, any kernel size: direct FMA loops (`DirectConv`), where
+///   im2col + GEMM spends its time copying and packing (the first layer of an RGB network).
 ///
-/// Numerical contract: `Validation.rounding` (Winograd's doc comment); the shared kernel
-/// suite compares it with `ReferenceKernels.conv2d`.
+/// Measured on the retinopathy model (AMD EPYC, 1 thread; docs/CNN.md has the steps): batch 64
+/// 12.3k -> 20.4k images/s with Winograd for its second and third layers; with 8+ channels
+/// Winograd beat the direct loops, below 8 the direct loops beat Winograd.
+///
+/// Numerical contract: `Validation.rounding` (see each kernel); the shared suite
+/// (Tests/VigilKernelsTests/WinogradTests.swift) compares both with `ReferenceKernels.conv2d`.
 package final class PreparedConv2D: @unchecked Sendable {
+    private enum Kernel {
+        case winograd(Winograd)
+        case direct(DirectConv)
+    }
+
     package let geometry: Conv2DGeometry
-    private let winograd: Winograd
+    private let kernel: Kernel
     private let u: UnsafeMutablePointer<Float>
 
-    /// nil when `g` is not a convolution this kernel takes, or the CPU lacks AVX2/FMA.
-    /// `w` are the weights `[Cout, Cin, 3, 3]`; they are transformed here and not read again.
+    /// nil when `g` is not a convolution these kernels take, or the CPU lacks AVX2/FMA.
+    /// `w` are the weights `[Cout, Cin, kh, kw]`; they are transformed here and not read again.
     package init?(_ g: Conv2DGeometry, weights w: UnsafePointer<Float>) {
-        guard Self.accepts(g), CPU.supportsAVX2Kernels else { return nil }
+        guard let winograd = Self.usesWinograd(g), CPU.supportsAVX2Kernels else { return nil }
         geometry = g
-        winograd = Winograd(
-            inChannels: g.inChannels, outChannels: g.outChannels, inHeight: g.inHeight, inWidth: g.inWidth,
-            outHeight: g.outHeight, outWidth: g.outWidth, padTop: g.padTop, padLeft: g.padLeft)
-        u = .allocate(capacity: winograd.weightCount)
-        winograd.transformWeights(w, into: u)
+        if winograd {
+            let k = Winograd(
+                inChannels: g.inChannels, outChannels: g.outChannels, inHeight: g.inHeight, inWidth: g.inWidth,
+                outHeight: g.outHeight, outWidth: g.outWidth, padTop: g.padTop, padLeft: g.padLeft)
+            u = .allocate(capacity: k.weightCount)
+            k.transformWeights(w, into: u)
+            kernel = .winograd(k)
+        } else {
+            let k = DirectConv(
+                inChannels: g.inChannels, outChannels: g.outChannels, inHeight: g.inHeight, inWidth: g.inWidth,
+                outHeight: g.outHeight, outWidth: g.outWidth, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
+                padTop: g.padTop, padLeft: g.padLeft)
+            u = .allocate(capacity: k.weightCount)
+            k.prepareWeights(w, into: u)
+            kernel = .direct(k)
+        }
     }
 
     deinit { u.deallocate() }
 
-    /// The convolutions this kernel computes (whatever the CPU).
-    package static func accepts(_ g: Conv2DGeometry) -> Bool {
-        g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideHeight == 1 && g.strideWidth == 1
-            && g.dilationHeight == 1 && g.dilationWidth == 1 && g.groups == 1 && g.inChannels >= 8
-            && g.outHeight == g.inHeight + g.padTop + g.padBottom - 2
-            && g.outWidth == g.inWidth + g.padLeft + g.padRight - 2
+    /// Whether `g` goes to Winograd (true) or the direct loops (false), or to neither (nil),
+    /// whatever the CPU.
+    package static func usesWinograd(_ g: Conv2DGeometry) -> Bool? {
+        guard g.strideHeight == 1, g.strideWidth == 1, g.dilationHeight == 1, g.dilationWidth == 1, g.groups == 1,
+            g.outHeight == g.inHeight + g.padTop + g.padBottom - g.kernelHeight + 1,
+            g.outWidth == g.inWidth + g.padLeft + g.padRight - g.kernelWidth + 1,
+            g.outHeight > 0, g.outWidth > 0
+        else { return nil }
+        if g.inChannels < 8 { return false }
+        return g.kernelHeight == 3 && g.kernelWidth == 3 ? true : nil
     }
 
+    /// The convolutions these kernels compute (whatever the CPU).
+    package static func accepts(_ g: Conv2DGeometry) -> Bool { usesWinograd(g) != nil }
+
     /// Floats of scratch `run` needs (the same for any batch).
-    package var scratchCount: Int { winograd.scratchCount }
+    package var scratchCount: Int {
+        switch kernel {
+        case .winograd(let k): return k.scratchCount
+        case .direct(let k): return k.scratchCount
+        }
+    }
 
     /// y = f(conv(x, w) + bias) over `batch` NCHW samples, as `BLAS.conv2d`.
     package func run(
         batch: Int, x: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: TensorKernels.Unary?,
         y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
-        let fused: Winograd.Activation
+        let fused: FusedActivation
         var after: TensorKernels.Unary?
         switch activation {
         case nil: fused = .none
@@ -63,7 +96,10 @@ package final class PreparedConv2D: @unchecked Sendable {
         case .clip(let lower, let upper)?: fused = .clip(lower: lower, upper: upper)
         case let other?: fused = .none; after = other
         }
-        winograd.run(batch: batch, x: x, u: u, bias: bias, activation: fused, y: y, scratch: scratch)
+        switch kernel {
+        case .winograd(let k): k.run(batch: batch, x: x, u: u, bias: bias, activation: fused, y: y, scratch: scratch)
+        case .direct(let k): k.run(batch: batch, x: x, u: u, bias: bias, activation: fused, y: y, scratch: scratch)
+        }
         if let after { TensorKernels.apply(after, count: batch * geometry.outputCount, x: y, y: y) }
     }
 }
