@@ -128,6 +128,6 @@ let package = Package(
             dependencies: ["VigilServer", "VigilEngine", "VigilTesting", "vigil"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "CLITests", dependencies: ["VigilTesting", "vigil"], swiftSettings: strictSettings),
+        .testTarget(name: "CLITests", dependencies: ["VigilTesting", "VigilKernels", "vigil"], swiftSettings: strictSettings),
     ]
 )

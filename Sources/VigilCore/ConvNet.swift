@@ -1,4 +1,5 @@
 internal import VigilKernels
+
 /// A feed-forward graph of float32 tensor operators, in ONNX semantics: a CNN (convolutions,
 /// pooling, batch normalization folded into the convolutions, residual additions, a dense
 /// head) or an MLP. Built only through `ConvNetBuilder`, which checks every shape and attribute
@@ -214,6 +215,16 @@ public struct ConvNet: Sendable {
             else { return nil }
             return KernelTable.best.prepareConv2d(g, constants.pointer(slot))
         }
+    }
+
+    /// How node `i` is computed on this CPU with the default kernels, for a convolution ("Winograd
+    /// F(4x4, 3x3), AVX2", "direct loops, AVX2", "im2col + sgemm", "depthwise loops",
+    /// "sgemm (1x1)"); nil for other operators.
+    public func convolutionKernel(ofNode i: Int) -> String? {
+        guard case .conv(let g, _) = plan.steps[i] else { return nil }
+        if let p = prepared[i] { return p.kernelName }
+        if g.groups > 1 && g.inChannelsPerGroup == 1 { return "depthwise loops" }
+        return g.isPointwise ? "sgemm (1x1)" : "im2col + sgemm"
     }
 
     /// `prepared[step]` when evaluating with `kernels`.

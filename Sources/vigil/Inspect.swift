@@ -45,7 +45,9 @@ struct Inspect: ParsableCommand {
                 var obj: [String: Any] = Dictionary(uniqueKeysWithValues: facts)
                 obj["feature_list"] = featureRows.map { ["name": $0[0], "type": $0[1], "unit": $0[2], "range": $0[3], "missing_allowed": $0[4]] }
                 if case .convNet(let net, _) = m.ir {
-                    obj["graph"] = graphRows(net).map { ["node": $0[0], "operator": $0[1], "output_shape": $0[2], "parameters": Int($0[3]) ?? 0] }
+                    obj["graph"] = graphRows(net).map {
+                        ["node": $0[0], "operator": $0[1], "output_shape": $0[2], "parameters": Int($0[3]) ?? 0, "kernel": $0[4]]
+                    }
                 }
                 obj["warnings"] = m.loadWarnings
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
@@ -57,7 +59,7 @@ struct Inspect: ParsableCommand {
             for w in m.loadWarnings { print("warning: \(w)") }
             print("")
             if case .convNet(let net, _) = m.ir {
-                printTable(header: ["node", "operator", "output shape", "parameters"], rows: graphRows(net))
+                printTable(header: ["node", "operator", "output shape", "parameters", "kernel"], rows: graphRows(net))
                 print("")
             }
             var header = ["feature", "type", "unit", "valid range", "missing ok"]
@@ -97,12 +99,13 @@ func graphFacts(_ net: ConvNet, image: ImageInputSpec?) -> [(String, String)] {
     return facts
 }
 
-/// One row per node: name, operators, output shape, constant parameters it reads.
+/// One row per node: name, operators, output shape, constant parameters it reads, and for a
+/// convolution the kernel that computes it on this CPU.
 func graphRows(_ net: ConvNet) -> [[String]] {
-    net.nodes.map { node in
+    net.nodes.enumerated().map { i, node in
         let t = net.tensors[node.output]
         let dims = t.isBatched && net.batchMode == .dynamic ? ["N"] + t.shape.dropFirst().map(String.init) : t.shape.map(String.init)
         let params = node.inputs.filter { net.tensors[$0].kind == .constant }.reduce(0) { $0 + net.tensors[$1].count }
-        return [node.name, node.opType, "[" + dims.joined(separator: ", ") + "]", String(params)]
+        return [node.name, node.opType, "[" + dims.joined(separator: ", ") + "]", String(params), net.convolutionKernel(ofNode: i) ?? ""]
     }
 }

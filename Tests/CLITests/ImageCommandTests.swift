@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VigilKernels
 import VigilTesting
 
 /// `vigil score`, `inspect` and `bench` on a CNN package, as a user runs them.
@@ -31,7 +32,17 @@ struct ImageCommandTests {
         }
         let json = try CLI.run(["inspect", "--model", "models/retinopathy", "--json"])
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        #expect((obj["graph"] as? [[String: Any]])?.count == 8)
+        let graph = try #require(obj["graph"] as? [[String: Any]])
+        #expect(graph.count == 8)
+        // Each convolution names its kernel: the hand AVX2 kernels where the CPU has AVX2/FMA
+        // (3 input channels: direct loops; 16 and 32: Winograd), im2col + sgemm elsewhere.
+        let kernels = graph.filter { ($0["operator"] as? String)?.hasPrefix("Conv") == true }.map { $0["kernel"] as? String ?? "" }
+        if CPU.supportsAVX2Kernels {
+            #expect(kernels == ["direct loops, AVX2", "Winograd F(4x4, 3x3), AVX2", "Winograd F(4x4, 3x3), AVX2"])
+        } else {
+            #expect(kernels == ["im2col + sgemm", "im2col + sgemm", "im2col + sgemm"])
+        }
+        #expect(graph.filter { ($0["operator"] as? String)?.hasPrefix("Conv") != true }.allSatisfy { ($0["kernel"] as? String) == "" })
     }
 
     @Test func aCorruptImageFailsNamingIt() throws {

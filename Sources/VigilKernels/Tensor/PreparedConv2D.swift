@@ -74,6 +74,14 @@ package final class PreparedConv2D: @unchecked Sendable {
     /// The convolutions these kernels compute (whatever the CPU).
     package static func accepts(_ g: Conv2DGeometry) -> Bool { usesWinograd(g) != nil }
 
+    /// The kernel, as `vigil inspect` shows it.
+    package var kernelName: String {
+        switch kernel {
+        case .winograd: return "Winograd F(4x4, 3x3), AVX2"
+        case .direct: return "direct loops, AVX2"
+        }
+    }
+
     /// Floats of scratch `run` needs (the same for any batch).
     package var scratchCount: Int {
         switch kernel {
