@@ -18,7 +18,11 @@ extension TreeEnsemble {
             return
         }
         baseMargin.withUnsafeBufferPointer { bm in
-            if rows >= FlatForest.blockedFrom {
+            if rows >= FlatForest.blockedFrom, let quick, !quick.wide {
+                quick.predict(
+                    x, rows: rows, into: out, precision: inputPrecision, baseMargin: bm.baseAddress!,
+                    outputCount: outputCount, divisor: divisor)
+            } else if rows >= FlatForest.blockedFrom {
                 flat.predictBlocked(
                     x, rows: rows, into: out, precision: inputPrecision, baseMargin: bm.baseAddress!,
                     outputCount: outputCount, divisor: divisor)

@@ -117,6 +117,9 @@ public struct TreeEnsemble: Sendable {
     public let notes: [String: String]
     /// The branch-free layout `predictRaw` uses, built here once; nil when a split is categorical.
     package let flat: FlatForest?
+    /// The QuickScorer layout `predictRaw` uses for batches, built here once; nil when a split
+    /// is categorical or a tree has more than `QuickScorer.maxLeaves` leaves.
+    package let quick: QuickScorer?
 
     public var outputCount: Int { objective.outputCount }
     public var treeCount: Int { roots.count }
@@ -159,5 +162,6 @@ public struct TreeEnsemble: Sendable {
         self.featureNames = featureNames
         self.notes = notes
         self.flat = FlatForest(nodes: nodes, roots: roots, treeOutput: treeOutput, featureCount: featureCount)
+        self.quick = QuickScorer(nodes: nodes, roots: roots, treeOutput: treeOutput, featureCount: featureCount)
     }
 }
