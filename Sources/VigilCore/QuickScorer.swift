@@ -16,12 +16,16 @@
 /// column value failing every test and -∞ passing every one. The splits of all trees that test
 /// one column are listed by threshold, ascending; for a value `v` the failed tests are exactly
 /// a prefix of that list: the splits with `t < v` (all of them for NaN). The prefix length is
-/// found per row and column by binary search, so the inner loop compares no `Double`s.
+/// found once per row and feature: a binary search among the unique thresholds of all the
+/// feature's splits gives the value's rank, and a table per column turns the rank into the
+/// column's prefix length. The inner loop compares no `Double`s.
 ///
 /// Rows go through in blocks of `lanes`; a bitvector lane holds one row. Per column the list is
 /// walked up to the longest prefix in the block: up to the shortest prefix every lane's test
 /// failed and the mask is ANDed into all lanes; beyond it, only into the lanes whose prefix is
-/// longer (the others are ORed with ones), in runs between consecutive prefix lengths.
+/// longer (the others are ORed with ones), in runs between consecutive prefix lengths. Trees
+/// are taken in chunks (each with its own lists) small enough that the chunk's bitvectors
+/// stay in L1 while its lists stream past.
 ///
 /// Why this is right: a row reaches leaf `l` in a tree exactly when every split on the path to
 /// `l` sends it towards `l`. Every leaf left of the exit leaf lies in the left subtree of a split
@@ -35,32 +39,50 @@
 /// `InputPrecision.float32`), exactly as `predictRawReference` does, so results are
 /// bit-identical.
 package final class QuickScorer: @unchecked Sendable {
-    /// Rows scored together: one lane of each bitvector, prefix and accumulator vector per row.
-    static let lanes = 8
-
-    /// A column that some split tests: the feature, how the value is read (`FlatForest`'s column
-    /// `kind * F + feature`), its splits' range in `entryTree` and the masks, and where its
-    /// thresholds start in `search`, `1 << levels` of them.
-    struct Column {
+    /// A feature that some split tests: the unique thresholds of all its splits, ascending,
+    /// padded with +∞ to `1 << levels` (at least one +∞), from `searchStart` in `search`.
+    struct Feature {
         var feature: Int32
+        var searchStart: Int32
+        var levels: Int32
+        var unique: Int32
+    }
+
+    /// The splits of one chunk of trees that test one column (`FlatForest`'s column
+    /// `kind * F + feature`): their range in `entryTree` and the masks, and their prefix table
+    /// from `tableStart` in `tables`: entry `r` (the number of the feature's unique thresholds
+    /// below a value) is the number of the column's splits that fail; then `count` (every test
+    /// fails) and 0 (none fails), for missing values.
+    struct Column {
+        var featureIndex: Int32
         var kind: Int32
         var start: Int32
         var count: Int32
-        var searchStart: Int32
-        var levels: Int32
+        var tableStart: Int32
     }
 
-    let columns: UnsafeMutablePointer<Column>
-    let columnCount: Int
-    /// Per column, its splits' thresholds ascending, then +∞ up to the next power of two (at
-    /// least one), so a search takes a fixed number of halving steps.
+    /// Rows scored together: a bitvector lane, prefix lane and accumulator lane per row.
+    /// `UInt32` bitvectors: 16 lanes; `UInt64`: 8.
+    let lanes: Int
+    /// Trees per chunk: the chunk's bitvectors for a block (`treesPerChunk * lanes` masks) take
+    /// `bitsBudget` bytes, so they stay in L1 while the chunk's split lists stream past.
+    let treesPerChunk: Int
+    static let bitsBudget = 32 * 1024
+
+    let features: UnsafeMutablePointer<Feature>
+    let featureListCount: Int
     let search: UnsafeMutablePointer<Double>
-    /// Per split, grouped by column, each group by threshold ascending: the split's tree.
+    let columns: UnsafeMutablePointer<Column>
+    /// Per chunk `c`, its columns are `columns[chunkColumns[c]..<chunkColumns[c + 1]]`.
+    let chunkColumns: UnsafeMutablePointer<Int32>
+    let chunkCount: Int
+    let tables: UnsafeMutablePointer<Int32>
+    /// Per split, grouped by chunk, then column, each group by threshold ascending: the
+    /// split's tree, relative to its chunk's first tree.
     let entryTree: UnsafeMutablePointer<UInt32>
     /// Per split, its mask: `UInt64`s when `wide`, else `UInt32`s.
     let masks: UnsafeMutableRawPointer
     let wide: Bool
-    let entryCount: Int
     /// Per tree: where its leaves start in `leafValues`, and its output.
     let leafStart: UnsafeMutablePointer<Int32>
     let outputs: UnsafeMutablePointer<Int32>
@@ -69,8 +91,6 @@ package final class QuickScorer: @unchecked Sendable {
     let leafValuesF: UnsafeMutablePointer<Float>
     let treeCount: Int
     let featureCount: Int
-    /// Whether some column reads the zero-as-missing views (kinds 2 and 3).
-    let zeroAsMissing: Bool
 
     /// Most leaves a tree may have for this layout.
     static let maxLeaves = 64
@@ -83,7 +103,7 @@ package final class QuickScorer: @unchecked Sendable {
         let trees = treeRoots.count
         // Per tree, leaves left to right and each split's left-subtree leaf range: a pre-order
         // walk that visits left children first meets the leaves in order.
-        struct Split { var column: Int; var threshold: Double; var tree: Int; var first: Int; var end: Int }
+        struct Split { var feature: Int; var kind: Int; var threshold: Double; var tree: Int; var first: Int; var end: Int }
         var splits: [Split] = []
         var leafValueList: [Double] = []
         var starts: [Int32] = []
@@ -103,67 +123,110 @@ package final class QuickScorer: @unchecked Sendable {
                     leaves += 1
                     continue
                 }
-                let column: Int
+                let kind: Int
                 switch node.flags.missingRule {
-                case .defaultChild: column = node.flags.defaultLeft ? f + Int(node.feature) : Int(node.feature)
-                case .asZero: column = 0 <= node.value ? f + Int(node.feature) : Int(node.feature)
-                case .zeroOrNaNDefault: column = (node.flags.defaultLeft ? 3 : 2) * f + Int(node.feature)
+                case .defaultChild: kind = node.flags.defaultLeft ? 1 : 0
+                case .asZero: kind = 0 <= node.value ? 1 : 0
+                case .zeroOrNaNDefault: kind = node.flags.defaultLeft ? 3 : 2
                 }
-                splits.append(Split(column: column, threshold: node.value, tree: t, first: leaves, end: leaves))
+                splits.append(Split(feature: Int(node.feature), kind: kind, threshold: node.value, tree: t, first: leaves, end: leaves))
                 stack.append((Int(node.right), splits.count - 1))
                 stack.append((Int(node.left), -1))
             }
             if leaves > Self.maxLeaves { return nil }
             widest = max(widest, leaves)
         }
-        splits.sort { ($0.column, $0.threshold) < ($1.column, $1.threshold) }
-
         wide = widest > 32
+        lanes = wide ? 8 : 16
+        let perChunk = max(1, Self.bitsBudget / (lanes * (wide ? 8 : 4)))
+        treesPerChunk = perChunk
         treeCount = trees
         featureCount = f
-        entryCount = splits.count
-        zeroAsMissing = splits.contains { $0.column >= 2 * f }
+        chunkCount = max(1, (trees + treesPerChunk - 1) / treesPerChunk)
+
+        // Per feature, its unique thresholds.
+        var byFeature = [[Double]](repeating: [], count: f)
+        for s in splits { byFeature[s.feature].append(s.threshold) }
+        var featureList: [Feature] = []
+        var featureIndex = [Int](repeating: -1, count: f)
+        var uniques: [[Double]] = []
+        var searchList: [Double] = []
+        for j in 0..<f where !byFeature[j].isEmpty {
+            var u = byFeature[j].sorted()
+            var w = 0
+            for v in u where w == 0 || u[w - 1] != v {
+                u[w] = v
+                w += 1
+            }
+            u.removeLast(u.count - w)
+            var levels = 0
+            while 1 << levels < u.count + 1 { levels += 1 }
+            featureIndex[j] = featureList.count
+            featureList.append(Feature(feature: Int32(j), searchStart: Int32(searchList.count), levels: Int32(levels), unique: Int32(u.count)))
+            searchList += u
+            searchList += repeatElement(Double.infinity, count: (1 << levels) - u.count)
+            uniques.append(u)
+        }
+
+        splits.sort { a, b in
+            (a.tree / perChunk, a.feature, a.kind, a.threshold) < (b.tree / perChunk, b.feature, b.kind, b.threshold)
+        }
         entryTree = .allocate(capacity: max(1, splits.count))
         masks = .allocate(byteCount: max(1, splits.count) * 8, alignment: 8)
+        var columnList: [Column] = []
+        var chunkStarts: [Int32] = []
+        var tableList: [Int32] = []
+        var i = 0
+        for c in 0..<chunkCount {
+            chunkStarts.append(Int32(columnList.count))
+            while i < splits.count, splits[i].tree / treesPerChunk == c {
+                let (feature, kind) = (splits[i].feature, splits[i].kind)
+                let fi = featureIndex[feature]
+                let u = uniques[fi]
+                var column = Column(featureIndex: Int32(fi), kind: Int32(kind), start: Int32(i), count: 0, tableStart: Int32(tableList.count))
+                var thresholds: [Double] = []
+                while i < splits.count, splits[i].tree / treesPerChunk == c, splits[i].feature == feature, splits[i].kind == kind {
+                    let s = splits[i]
+                    entryTree[i] = UInt32(s.tree - c * treesPerChunk)
+                    // Ones everywhere but the left subtree's leaves [first, end) (at most 63 of them).
+                    let width = UInt64(s.end - s.first)
+                    let cleared = width == 0 ? 0 : (UInt64.max >> (64 - width)) << UInt64(s.first)
+                    if wide {
+                        masks.storeBytes(of: ~cleared, toByteOffset: i * 8, as: UInt64.self)
+                    } else {
+                        masks.storeBytes(of: UInt32(truncatingIfNeeded: ~cleared), toByteOffset: i * 4, as: UInt32.self)
+                    }
+                    thresholds.append(s.threshold)
+                    i += 1
+                }
+                column.count = Int32(thresholds.count)
+                // Entry r: the splits whose threshold is one of u[0..<r], i.e. below every value
+                // with r unique thresholds below it (all of them for r = u.count).
+                var failing = 0
+                for r in 0...u.count {
+                    while failing < thresholds.count, r == u.count || thresholds[failing] < u[r] { failing += 1 }
+                    tableList.append(Int32(failing))
+                }
+                tableList += [column.count, 0]
+                columnList.append(column)
+            }
+        }
+        chunkStarts.append(Int32(columnList.count))
+        features = .allocate(capacity: max(1, featureList.count))
+        features.initialize(from: featureList, count: featureList.count)
+        featureListCount = featureList.count
+        search = .allocate(capacity: max(1, searchList.count))
+        search.initialize(from: searchList, count: searchList.count)
+        columns = .allocate(capacity: max(1, columnList.count))
+        columns.initialize(from: columnList, count: columnList.count)
+        chunkColumns = .allocate(capacity: chunkStarts.count)
+        chunkColumns.initialize(from: chunkStarts, count: chunkStarts.count)
+        tables = .allocate(capacity: max(1, tableList.count))
+        tables.initialize(from: tableList, count: tableList.count)
         leafStart = .allocate(capacity: max(1, trees))
         outputs = .allocate(capacity: max(1, trees))
         leafValues = .allocate(capacity: max(1, leafValueList.count))
         leafValuesF = .allocate(capacity: max(1, leafValueList.count))
-        var columnList: [Column] = []
-        for (i, s) in splits.enumerated() {
-            entryTree[i] = UInt32(s.tree)
-            // Ones everywhere but the left subtree's leaves [first, end) (at most 63 of them).
-            let width = UInt64(s.end - s.first)
-            let cleared = width == 0 ? 0 : (UInt64.max >> (64 - width)) << UInt64(s.first)
-            if wide {
-                masks.storeBytes(of: ~cleared, toByteOffset: i * 8, as: UInt64.self)
-            } else {
-                masks.storeBytes(of: UInt32(truncatingIfNeeded: ~cleared), toByteOffset: i * 4, as: UInt32.self)
-            }
-            if let last = columnList.last, Int(last.kind) * f + Int(last.feature) == s.column {
-                columnList[columnList.count - 1].count += 1
-            } else {
-                columnList.append(Column(
-                    feature: Int32(s.column % f), kind: Int32(s.column / f), start: Int32(i), count: 1,
-                    searchStart: 0, levels: 0))
-            }
-        }
-        var searchList: [Double] = []
-        for a in columnList.indices {
-            let first = Int(columnList[a].start)
-            let count = Int(columnList[a].count)
-            var levels = 0
-            while 1 << levels < count + 1 { levels += 1 }
-            columnList[a].searchStart = Int32(searchList.count)
-            columnList[a].levels = Int32(levels)
-            searchList += splits[first..<(first + count)].map(\.threshold)
-            searchList += repeatElement(Double.infinity, count: (1 << levels) - count)
-        }
-        search = .allocate(capacity: max(1, searchList.count))
-        search.initialize(from: searchList, count: searchList.count)
-        columnCount = columnList.count
-        columns = .allocate(capacity: max(1, columnList.count))
-        columns.initialize(from: columnList, count: columnList.count)
         for t in 0..<trees {
             leafStart[t] = starts[t]
             outputs[t] = treeOutput[t]
@@ -175,8 +238,11 @@ package final class QuickScorer: @unchecked Sendable {
     }
 
     deinit {
-        columns.deallocate()
+        features.deallocate()
         search.deallocate()
+        columns.deallocate()
+        chunkColumns.deallocate()
+        tables.deallocate()
         entryTree.deallocate()
         masks.deallocate()
         leafStart.deallocate()
@@ -191,19 +257,20 @@ package final class QuickScorer: @unchecked Sendable {
         precision: InputPrecision, baseMargin: UnsafePointer<Double>, outputCount k: Int, divisor: Double
     ) {
         if wide {
-            run(UInt64.self, x, rows: rows, into: out, precision: precision, baseMargin: baseMargin, outputCount: k, divisor: divisor)
+            run(SIMD8<UInt64>.self, SIMD8<Double>.self, SIMD8<Float>.self, x, rows: rows, into: out,
+                precision: precision, baseMargin: baseMargin, outputCount: k, divisor: divisor)
         } else {
-            run(UInt32.self, x, rows: rows, into: out, precision: precision, baseMargin: baseMargin, outputCount: k, divisor: divisor)
+            run(SIMD16<UInt32>.self, SIMD16<Double>.self, SIMD16<Float>.self, x, rows: rows, into: out,
+                precision: precision, baseMargin: baseMargin, outputCount: k, divisor: divisor)
         }
     }
 
-    /// The number of thresholds below `v` in a column's `search` run `th` of `1 << levels`
-    /// (ascending, the last +∞); `missing` for NaN. The answer lies in [b, b + 2^s) before the
-    /// step of size 2^s. The steps are unrolled, not a loop: in a loop the compiler turns the
-    /// selects into branches, which mispredict about every other step.
+    /// The number of a feature's unique thresholds `th` (`1 << levels` of them, ascending, the
+    /// last +∞) below `v` (not NaN). The answer lies in [b, b + 2^s) before the step of size
+    /// 2^s. The steps are unrolled, not a loop: in a loop the compiler turns the selects into
+    /// branches, which mispredict about every other step.
     @inline(__always)
-    static func failed(_ th: UnsafePointer<Double>, levels: Int, _ v: Double, missing: Int32) -> Int32 {
-        if v.isNaN { return missing }
+    static func rank(_ th: UnsafePointer<Double>, levels: Int, _ v: Double) -> Int {
         var b = 0
         var s = levels
         while s > 12 {
@@ -221,34 +288,38 @@ package final class QuickScorer: @unchecked Sendable {
         if s > 3 { b &+= th[b &+ 7] < v ? 8 : 0 }
         if s > 2 { b &+= th[b &+ 3] < v ? 4 : 0 }
         if s > 1 { b &+= th[b &+ 1] < v ? 2 : 0 }
-        b &+= th[b] < v ? 1 : 0
-        return Int32(truncatingIfNeeded: b)
+        return b &+ (th[b] < v ? 1 : 0)
     }
 
-    private func run<M: FixedWidthInteger & UnsignedInteger & SIMDScalar>(
-        _: M.Type, _ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>,
+    /// The kernel for bitvectors `V` (a lane per row), with accumulators `DV` and `FV` of as many
+    /// lanes.
+    private func run<V: SIMD, DV: SIMD, FV: SIMD>(
+        _: V.Type, _: DV.Type, _: FV.Type, _ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>,
         precision: InputPrecision, baseMargin: UnsafePointer<Double>, outputCount k: Int, divisor: Double
-    ) {
-        typealias Lanes = SIMD8<M>
-        // Prefix lengths in the signed type of `M`'s width, so comparing them yields a mask for `Lanes`.
-        typealias P = M.SIMDMaskScalar
-        typealias Prefix = SIMD8<P>
-        let width = Self.lanes
+    ) where V.Scalar: FixedWidthInteger & UnsignedInteger, DV.Scalar == Double, FV.Scalar == Float {
+        typealias M = V.Scalar
+        // Prefix lengths in the signed integers of `M`'s width, so that they turn into lane masks.
+        typealias PV = V.MaskStorage
+        typealias P = PV.Scalar
+        let width = V.scalarCount
         let f = featureCount
-        let trees = treeCount
-        let columnCount = self.columnCount
+        let featureListCount = self.featureListCount
+        var widestChunk = 0
+        for c in 0..<chunkCount { widestChunk = max(widestChunk, Int(chunkColumns[c + 1] &- chunkColumns[c])) }
         let canon = UnsafeMutablePointer<Double>.allocate(capacity: width * f)
-        let prefix = UnsafeMutableRawPointer.allocate(
-            byteCount: max(1, columnCount) * MemoryLayout<Prefix>.stride, alignment: MemoryLayout<Prefix>.alignment)
-        let bits = UnsafeMutablePointer<Lanes>.allocate(capacity: max(1, trees))
-        let accD = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: k)
-        let accF = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+        // Per feature, kind and row: the index into a column's table (see `Column`).
+        let ranks = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, featureListCount * 4 * width))
+        let prefixStride = MemoryLayout<PV>.stride
+        let prefix = UnsafeMutableRawPointer.allocate(byteCount: max(1, widestChunk) * prefixStride, alignment: MemoryLayout<PV>.alignment)
+        let bits = UnsafeMutablePointer<V>.allocate(capacity: treesPerChunk)
+        let accD = UnsafeMutablePointer<DV>.allocate(capacity: k)
+        let accF = UnsafeMutablePointer<FV>.allocate(capacity: k)
         defer {
-            canon.deallocate(); prefix.deallocate(); bits.deallocate(); accD.deallocate(); accF.deallocate()
+            canon.deallocate(); ranks.deallocate(); prefix.deallocate(); bits.deallocate()
+            accD.deallocate(); accF.deallocate()
         }
         let masks = self.masks.assumingMemoryBound(to: M.self)
         let entryTree = self.entryTree
-        let search = self.search
         let float32 = precision == .float32
         let z = InputPrecision.lightGBMZeroThreshold
         let zt = Walker.zeroThreshold
@@ -268,77 +339,94 @@ package final class QuickScorer: @unchecked Sendable {
                     canon[i &* f &+ j] = v
                 }
             }
-            // Per column and row: how many of the column's tests fail.
-            for a in 0..<columnCount {
-                let col = columns[a]
-                let th = search + Int(col.searchStart)
-                let levels = Int(col.levels)
-                let n = Int32(col.count)
-                let j = Int(col.feature)
-                // Written lane by lane to memory and read back as a vector later: inserting
-                // into a vector register goes through a store and a stalled reload per lane.
-                let p = prefix + a &* MemoryLayout<Prefix>.stride
+            // Per feature and row: the rank of the value among the feature's thresholds, or the
+            // table entry for "all fail" / "none fails" where the column reads it as missing.
+            for fi in 0..<featureListCount {
+                let fe = features[fi]
+                let th = search + Int(fe.searchStart)
+                let levels = Int(fe.levels)
+                let all = fe.unique &+ 1, none = fe.unique &+ 2
+                let j = Int(fe.feature)
+                let e = ranks + fi &* 4 &* width
                 for i in 0..<width {
                     let v = canon[i &* f &+ j]
-                    let missing = col.kind >= 2 && (v.isNaN || (v >= -zt && v <= zt))
-                    let c: Int32
-                    switch col.kind {
-                    case 0: c = Self.failed(th, levels: levels, v, missing: n)
-                    case 1: c = Self.failed(th, levels: levels, v, missing: 0)
-                    case 2: c = missing ? n : Self.failed(th, levels: levels, v, missing: n)
-                    default: c = missing ? 0 : Self.failed(th, levels: levels, v, missing: 0)
-                    }
-                    p.storeBytes(of: P(truncatingIfNeeded: c), toByteOffset: i &* MemoryLayout<P>.stride, as: P.self)
+                    let nan = v.isNaN
+                    let zero = nan || (v >= -zt && v <= zt)
+                    let r = nan ? 0 : Int32(truncatingIfNeeded: Self.rank(th, levels: levels, v))
+                    e[i] = nan ? all : r
+                    e[width &+ i] = nan ? none : r
+                    e[2 &* width &+ i] = zero ? all : r
+                    e[3 &* width &+ i] = zero ? none : r
                 }
             }
-            for t in 0..<trees { bits[t] = Lanes(repeating: M.max) }
-            for a in 0..<columnCount {
-                let base = Int(columns[a].start)
-                let p = prefix.load(fromByteOffset: a &* MemoryLayout<Prefix>.stride, as: Prefix.self)
-                let shortest = Int(p.min())
-                let longest = Int(p.max())
-                // Every lane's test fails.
-                var e = base
-                let allEnd = base &+ shortest
-                while e < allEnd {
-                    bits[Int(entryTree[e])] &= Lanes(repeating: masks[e])
-                    e &+= 1
+            if float32 {
+                for c in 0..<k { accF[c] = FV(repeating: Float(baseMargin[c])) }
+            } else {
+                for c in 0..<k { accD[c] = DV() }
+            }
+            for chunk in 0..<chunkCount {
+                let firstTree = chunk &* treesPerChunk
+                let chunkTrees = min(treesPerChunk, treeCount &- firstTree)
+                let firstColumn = Int(chunkColumns[chunk])
+                let columnCount = Int(chunkColumns[chunk &+ 1]) &- firstColumn
+                // Per column and row: how many of the column's tests fail. Written lane by lane
+                // to memory and read back as a vector later: inserting into a vector register
+                // goes through a store and a stalled reload per lane.
+                for a in 0..<columnCount {
+                    let col = columns[firstColumn &+ a]
+                    let table = tables + Int(col.tableStart)
+                    let e = ranks + (Int(col.featureIndex) &* 4 &+ Int(col.kind)) &* width
+                    let p = prefix + a &* prefixStride
+                    for i in 0..<width {
+                        p.storeBytes(of: P(truncatingIfNeeded: table[Int(e[i])]), toByteOffset: i &* MemoryLayout<P>.stride, as: P.self)
+                    }
                 }
-                // Runs between consecutive prefix lengths: the lanes with a longer prefix fail.
-                var done = P(truncatingIfNeeded: shortest)
-                let last = P(truncatingIfNeeded: longest)
-                while done < last {
-                    // -1 in the lanes whose prefix ends by `done`, 0 in the others (arithmetic:
-                    // the stdlib's lane comparisons go through memory one lane at a time).
-                    let passed = (p &- Prefix(repeating: done &+ 1)) &>> Prefix(repeating: P(P.bitWidth &- 1))
-                    let next = (p | (passed & Prefix(repeating: .max))).min()
-                    let keep = unsafeBitCast(passed, to: Lanes.self)
-                    let runEnd = base &+ Int(next)
-                    while e < runEnd {
-                        bits[Int(entryTree[e])] &= Lanes(repeating: masks[e]) | keep
+                for t in 0..<chunkTrees { bits[t] = V(repeating: M.max) }
+                for a in 0..<columnCount {
+                    let base = Int(columns[firstColumn &+ a].start)
+                    let p = prefix.load(fromByteOffset: a &* prefixStride, as: PV.self)
+                    let shortest = p.min()
+                    let longest = p.max()
+                    // Every lane's test fails.
+                    var e = base
+                    let allEnd = base &+ Int(shortest)
+                    while e < allEnd {
+                        bits[Int(entryTree[e])] &= V(repeating: masks[e])
                         e &+= 1
                     }
-                    done = next
+                    // Runs between consecutive prefix lengths: the lanes with a longer prefix fail.
+                    var done = shortest
+                    while done < longest {
+                        // -1 in the lanes whose prefix ends by `done`, 0 in the others (arithmetic:
+                        // the stdlib's lane comparisons go through memory one lane at a time).
+                        let passed = (p &- PV(repeating: done &+ 1)) &>> PV(repeating: P(P.bitWidth &- 1))
+                        let next = (p | (passed & PV(repeating: .max))).min()
+                        let keep = unsafeBitCast(passed, to: V.self)
+                        let runEnd = base &+ Int(next)
+                        while e < runEnd {
+                            bits[Int(entryTree[e])] &= V(repeating: masks[e]) | keep
+                            e &+= 1
+                        }
+                        done = next
+                    }
                 }
-            }
-            // Exit leaves, summed in tree order.
-            if float32 {
-                for c in 0..<k { accF[c] = SIMD8<Float>(repeating: Float(baseMargin[c])) }
-                for t in 0..<trees {
-                    let b = bits[t]
-                    let leaves = leafValuesF + Int(leafStart[t])
-                    var v = SIMD8<Float>()
-                    for i in 0..<width { v[i] = leaves[b[i].trailingZeroBitCount] }
-                    accF[Int(outputs[t])] += v
-                }
-            } else {
-                for c in 0..<k { accD[c] = SIMD8<Double>() }
-                for t in 0..<trees {
-                    let b = bits[t]
-                    let leaves = leafValues + Int(leafStart[t])
-                    var v = SIMD8<Double>()
-                    for i in 0..<width { v[i] = leaves[b[i].trailingZeroBitCount] }
-                    accD[Int(outputs[t])] += v
+                // Exit leaves, summed in tree order.
+                if float32 {
+                    for t in 0..<chunkTrees {
+                        let b = bits[t]
+                        let leaves = leafValuesF + Int(leafStart[firstTree &+ t])
+                        var v = FV()
+                        for i in 0..<width { v[i] = leaves[b[i].trailingZeroBitCount] }
+                        accF[Int(outputs[firstTree &+ t])] += v
+                    }
+                } else {
+                    for t in 0..<chunkTrees {
+                        let b = bits[t]
+                        let leaves = leafValues + Int(leafStart[firstTree &+ t])
+                        var v = DV()
+                        for i in 0..<width { v[i] = leaves[b[i].trailingZeroBitCount] }
+                        accD[Int(outputs[firstTree &+ t])] += v
+                    }
                 }
             }
             for i in 0..<bn {

@@ -48,7 +48,7 @@ struct QuickScorerTests {
         #expect(q.wide == wide, "\(label): bitvector width")
         #expect(forests.bits(quick(m, q, x)) == forests.bits(reference), "\(label): all rows in one call")
         #expect(forests.bits(quick(m, q, x, rowsPerCall: 1)) == forests.bits(reference), "\(label): one row per call")
-        #expect(forests.bits(quick(m, q, x, rowsPerCall: QuickScorer.lanes + 3)) == forests.bits(reference), "\(label): \(QuickScorer.lanes + 3) rows per call")
+        #expect(forests.bits(quick(m, q, x, rowsPerCall: q.lanes + 3)) == forests.bits(reference), "\(label): \(q.lanes + 3) rows per call")
         let routed = forests.margins(m, x) { m.predictRaw($0, rows: $1, into: $2) }
         #expect(forests.bits(routed) == forests.bits(reference), "\(label): predictRaw")
     }
