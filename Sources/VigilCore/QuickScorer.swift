@@ -97,8 +97,8 @@ package final class QuickScorer: @unchecked Sendable {
 
     /// nil when the ensemble has a categorical split or a tree with more than `maxLeaves`
     /// leaves. The arguments are a checked ensemble's (`TreeEnsembleBuilder`): every node is
-    /// reached exactly once from its root.
-    init?(nodes src: [TreeNode], roots treeRoots: [Int32], treeOutput: [Int32], featureCount f: Int) {
+    /// reached exactly once from its root. `treesPerChunk` overrides the chunk size (tests).
+    init?(nodes src: [TreeNode], roots treeRoots: [Int32], treeOutput: [Int32], featureCount f: Int, treesPerChunk chunk: Int? = nil) {
         if src.contains(where: { !$0.isLeaf && $0.flags.isCategorical }) { return nil }
         let trees = treeRoots.count
         // Per tree, leaves left to right and each split's left-subtree leaf range: a pre-order
@@ -138,7 +138,7 @@ package final class QuickScorer: @unchecked Sendable {
         }
         wide = widest > 32
         lanes = wide ? 8 : 16
-        let perChunk = max(1, Self.bitsBudget / (lanes * (wide ? 8 : 4)))
+        let perChunk = max(1, chunk ?? Self.bitsBudget / (lanes * (wide ? 8 : 4)))
         treesPerChunk = perChunk
         treeCount = trees
         featureCount = f

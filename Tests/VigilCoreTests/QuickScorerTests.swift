@@ -51,6 +51,15 @@ struct QuickScorerTests {
         #expect(forests.bits(quick(m, q, x, rowsPerCall: q.lanes + 3)) == forests.bits(reference), "\(label): \(q.lanes + 3) rows per call")
         let routed = forests.margins(m, x) { m.predictRaw($0, rows: $1, into: $2) }
         #expect(forests.bits(routed) == forests.bits(reference), "\(label): predictRaw")
+        // Trees in several chunks (real models need hundreds of trees for a second chunk).
+        for chunk in [1, 7] {
+            guard let c = QuickScorer(nodes: m.nodes, roots: m.roots, treeOutput: m.treeOutput, featureCount: m.featureCount, treesPerChunk: chunk) else {
+                Issue.record("\(label): no QuickScorer layout with \(chunk) trees per chunk")
+                continue
+            }
+            #expect(c.chunkCount == (m.treeCount + chunk - 1) / chunk)
+            #expect(forests.bits(quick(m, c, x)) == forests.bits(reference), "\(label): \(chunk) trees per chunk")
+        }
     }
 
     @Test(arguments: [InputPrecision.double, .doubleFlushingTinyToZero, .float32])
