@@ -265,32 +265,6 @@ package final class QuickScorer: @unchecked Sendable {
         }
     }
 
-    /// The number of a feature's unique thresholds `th` (`1 << levels` of them, ascending, the
-    /// last +∞) below `v` (not NaN). The answer lies in [b, b + 2^s) before the step of size
-    /// 2^s. The steps are unrolled, not a loop: in a loop the compiler turns the selects into
-    /// branches, which mispredict about every other step.
-    @inline(__always)
-    static func rank(_ th: UnsafePointer<Double>, levels: Int, _ v: Double) -> Int {
-        var b = 0
-        var s = levels
-        while s > 12 {
-            s &-= 1
-            b &+= th[b &+ (1 &<< s) &- 1] < v ? 1 &<< s : 0
-        }
-        if s > 11 { b &+= th[b &+ 2047] < v ? 2048 : 0 }
-        if s > 10 { b &+= th[b &+ 1023] < v ? 1024 : 0 }
-        if s > 9 { b &+= th[b &+ 511] < v ? 512 : 0 }
-        if s > 8 { b &+= th[b &+ 255] < v ? 256 : 0 }
-        if s > 7 { b &+= th[b &+ 127] < v ? 128 : 0 }
-        if s > 6 { b &+= th[b &+ 63] < v ? 64 : 0 }
-        if s > 5 { b &+= th[b &+ 31] < v ? 32 : 0 }
-        if s > 4 { b &+= th[b &+ 15] < v ? 16 : 0 }
-        if s > 3 { b &+= th[b &+ 7] < v ? 8 : 0 }
-        if s > 2 { b &+= th[b &+ 3] < v ? 4 : 0 }
-        if s > 1 { b &+= th[b &+ 1] < v ? 2 : 0 }
-        return b &+ (th[b] < v ? 1 : 0)
-    }
-
     /// The kernel for bitvectors `V` (a lane per row), with accumulators `DV` and `FV` of as many
     /// lanes.
     private func run<V: SIMD, DV: SIMD, FV: SIMD>(
@@ -304,18 +278,30 @@ package final class QuickScorer: @unchecked Sendable {
         let width = V.scalarCount
         let f = featureCount
         let featureListCount = self.featureListCount
-        var widestChunk = 0
-        for c in 0..<chunkCount { widestChunk = max(widestChunk, Int(chunkColumns[c + 1] &- chunkColumns[c])) }
+        var longestList = 0
+        for a in 0..<Int(chunkColumns[chunkCount]) { longestList = max(longestList, Int(columns[a].count)) }
+        // The block's values feature by feature (`canon[j * width + i]`), and per row the
+        // position of its binary search.
         let canon = UnsafeMutablePointer<Double>.allocate(capacity: width * f)
+        let at = UnsafeMutablePointer<Int>.allocate(capacity: width)
         // Per feature, kind and row: the index into a column's table (see `Column`).
         let ranks = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, featureListCount * 4 * width))
-        let prefixStride = MemoryLayout<PV>.stride
-        let prefix = UnsafeMutableRawPointer.allocate(byteCount: max(1, widestChunk) * prefixStride, alignment: MemoryLayout<PV>.alignment)
+        // Per column and block, the distinct prefix lengths: a bit per length in `ends`, and in
+        // `endingLanes[length]` the lanes (a bit each) whose prefix has that length. Both are
+        // all zeros between columns.
+        let ends = UnsafeMutablePointer<UInt64>.allocate(capacity: longestList / 64 + 1)
+        ends.initialize(repeating: 0, count: longestList / 64 + 1)
+        let endingLanes = UnsafeMutablePointer<UInt32>.allocate(capacity: longestList + 1)
+        endingLanes.initialize(repeating: 0, count: longestList + 1)
+        // Lane i: 1 << i, to turn a bit per lane into a mask per lane.
+        var laneBit = PV()
+        for i in 0..<width { laneBit[i] = P(truncatingIfNeeded: 1 &<< i) }
+        let signShift = PV(repeating: P(P.bitWidth &- 1))
         let bits = UnsafeMutablePointer<V>.allocate(capacity: treesPerChunk)
         let accD = UnsafeMutablePointer<DV>.allocate(capacity: k)
         let accF = UnsafeMutablePointer<FV>.allocate(capacity: k)
         defer {
-            canon.deallocate(); ranks.deallocate(); prefix.deallocate(); bits.deallocate()
+            canon.deallocate(); at.deallocate(); ranks.deallocate(); ends.deallocate(); endingLanes.deallocate(); bits.deallocate()
             accD.deallocate(); accF.deallocate()
         }
         let masks = self.masks.assumingMemoryBound(to: M.self)
@@ -336,7 +322,7 @@ package final class QuickScorer: @unchecked Sendable {
                     case .doubleFlushingTinyToZero: v = (v >= -z && v <= z) ? 0 : v
                     case .float32: v = Double(Float(v))
                     }
-                    canon[i &* f &+ j] = v
+                    canon[j &* width &+ i] = v
                 }
             }
             // Per feature and row: the rank of the value among the feature's thresholds, or the
@@ -348,11 +334,25 @@ package final class QuickScorer: @unchecked Sendable {
                 let all = fe.unique &+ 1, none = fe.unique &+ 2
                 let j = Int(fe.feature)
                 let e = ranks + fi &* 4 &* width
+                let values = canon + j &* width
+                // All rows' searches step together, so their loads overlap instead of each row
+                // waiting on its own chain of loads (the last levels mostly miss L1). The answer
+                // lies in [at, at + 2^s) before the step of size 2^s (NaN: no step taken, 0).
+                for i in 0..<width { at[i] = 0 }
+                var level = levels
+                while level > 0 {
+                    level &-= 1
+                    let probe = th + ((1 &<< level) &- 1)
+                    for i in 0..<width {
+                        // A shift, not a select: the compiler turns selects in loops into branches.
+                        at[i] &+= (probe[at[i]] < values[i] ? 1 : 0) &<< level
+                    }
+                }
                 for i in 0..<width {
-                    let v = canon[i &* f &+ j]
+                    let v = values[i]
                     let nan = v.isNaN
                     let zero = nan || (v >= -zt && v <= zt)
-                    let r = nan ? 0 : Int32(truncatingIfNeeded: Self.rank(th, levels: levels, v))
+                    let r = Int32(truncatingIfNeeded: at[i])
                     e[i] = nan ? all : r
                     e[width &+ i] = nan ? none : r
                     e[2 &* width &+ i] = zero ? all : r
@@ -369,40 +369,46 @@ package final class QuickScorer: @unchecked Sendable {
                 let chunkTrees = min(treesPerChunk, treeCount &- firstTree)
                 let firstColumn = Int(chunkColumns[chunk])
                 let columnCount = Int(chunkColumns[chunk &+ 1]) &- firstColumn
-                // Per column and row: how many of the column's tests fail. Written lane by lane
-                // to memory and read back as a vector later: inserting into a vector register
-                // goes through a store and a stalled reload per lane.
-                for a in 0..<columnCount {
-                    let col = columns[firstColumn &+ a]
-                    let table = tables + Int(col.tableStart)
-                    let e = ranks + (Int(col.featureIndex) &* 4 &+ Int(col.kind)) &* width
-                    let p = prefix + a &* prefixStride
-                    for i in 0..<width {
-                        p.storeBytes(of: P(truncatingIfNeeded: table[Int(e[i])]), toByteOffset: i &* MemoryLayout<P>.stride, as: P.self)
-                    }
-                }
                 for t in 0..<chunkTrees { bits[t] = V(repeating: M.max) }
                 for a in 0..<columnCount {
-                    let base = Int(columns[firstColumn &+ a].start)
-                    let p = prefix.load(fromByteOffset: a &* prefixStride, as: PV.self)
-                    let shortest = p.min()
-                    let longest = p.max()
+                    let col = columns[firstColumn &+ a]
+                    let base = Int(col.start)
+                    // Per row: how many of the column's tests fail.
+                    let table = tables + Int(col.tableStart)
+                    let rowRanks = ranks + (Int(col.featureIndex) &* 4 &+ Int(col.kind)) &* width
+                    var shortest = Int(col.count)
+                    var longest = 0
+                    for i in 0..<width {
+                        let q = Int(table[Int(rowRanks[i])])
+                        shortest = min(shortest, q)
+                        longest = max(longest, q)
+                        ends[q &>> 6] |= 1 &<< UInt64(q & 63)
+                        endingLanes[q] |= 1 &<< UInt32(i)
+                    }
                     // Every lane's test fails.
                     var e = base
-                    let allEnd = base &+ Int(shortest)
+                    let allEnd = base &+ shortest
                     while e < allEnd {
                         bits[Int(entryTree[e])] &= V(repeating: masks[e])
                         e &+= 1
                     }
                     // Runs between consecutive prefix lengths: the lanes with a longer prefix fail.
                     var done = shortest
-                    while done < longest {
-                        // -1 in the lanes whose prefix ends by `done`, 0 in the others (arithmetic:
-                        // the stdlib's lane comparisons go through memory one lane at a time).
-                        let passed = (p &- PV(repeating: done &+ 1)) &>> PV(repeating: P(P.bitWidth &- 1))
-                        let next = (p | (passed & PV(repeating: .max))).min()
-                        let keep = unsafeBitCast(passed, to: V.self)
-                        let runEnd = base &+ Int(next)
+                    var passedLanes: UInt32 = 0
+                    while true {
+                        passedLanes |= endingLanes[done]
+                        endingLanes[done] = 0
+                        ends[done &>> 6] &= ~(1 &<< UInt64(done & 63))
+                        if done == longest { break }
+                        // The next length: the lowest bit left (those below are cleared).
+                        var w = done &>> 6
+                        while ends[w] == 0 { w &+= 1 }
+                        let next = w &<< 6 &+ ends[w].trailingZeroBitCount
+                        // -1 in the lanes whose bit is set in `passedLanes`, 0 in the others
+                        // (arithmetic: the stdlib's lane comparisons go one lane at a time).
+                        let other = PV(repeating: P(truncatingIfNeeded: ~passedLanes)) & laneBit
+                        let keep = unsafeBitCast((other &- PV(repeating: 1)) &>> signShift, to: V.self)
+                        let runEnd = base &+ next
                         while e < runEnd {
                             bits[Int(entryTree[e])] &= V(repeating: masks[e]) | keep
                             e &+= 1
