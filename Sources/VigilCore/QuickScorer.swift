@@ -49,7 +49,7 @@ package final class QuickScorer: @unchecked Sendable {
     }
 
     /// The splits of one chunk of trees that test one column (`FlatForest`'s column
-    /// `kind * F + feature`): their range in `entryTree` and the masks, and their prefix table
+    /// `kind * F + feature`): their range in `entrySlot` and the masks, and their prefix table
     /// from `tableStart` in `tables`: entry `r` (the number of the feature's unique thresholds
     /// below a value) is the number of the column's splits that fail; then `count` (every test
     /// fails) and 0 (none fails), for missing values.
@@ -77,9 +77,10 @@ package final class QuickScorer: @unchecked Sendable {
     let chunkColumns: UnsafeMutablePointer<Int32>
     let chunkCount: Int
     let tables: UnsafeMutablePointer<Int32>
-    /// Per split, grouped by chunk, then column, each group by threshold ascending: the
-    /// split's tree, relative to its chunk's first tree.
-    let entryTree: UnsafeMutablePointer<UInt32>
+    /// Per split, grouped by chunk, then column, each group by threshold ascending: the byte
+    /// offset of its tree's bitvectors in a block's scratch (the tree relative to its chunk's
+    /// first tree, times `lanes` masks).
+    let entrySlot: UnsafeMutablePointer<UInt32>
     /// Per split, its mask: `UInt64`s when `wide`, else `UInt32`s.
     let masks: UnsafeMutableRawPointer
     let wide: Bool
@@ -91,6 +92,8 @@ package final class QuickScorer: @unchecked Sendable {
     let leafValuesF: UnsafeMutablePointer<Float>
     let treeCount: Int
     let featureCount: Int
+    /// Whether some column reads zero as missing (kinds 2 and 3).
+    let zeroKinds: Bool
 
     /// Most leaves a tree may have for this layout.
     static let maxLeaves = 64
@@ -142,6 +145,7 @@ package final class QuickScorer: @unchecked Sendable {
         treesPerChunk = perChunk
         treeCount = trees
         featureCount = f
+        zeroKinds = splits.contains { $0.kind >= 2 }
         chunkCount = max(1, (trees + treesPerChunk - 1) / treesPerChunk)
 
         // Per feature, its unique thresholds.
@@ -171,7 +175,7 @@ package final class QuickScorer: @unchecked Sendable {
         splits.sort { a, b in
             (a.tree / perChunk, a.feature, a.kind, a.threshold) < (b.tree / perChunk, b.feature, b.kind, b.threshold)
         }
-        entryTree = .allocate(capacity: max(1, splits.count))
+        entrySlot = .allocate(capacity: max(1, splits.count))
         masks = .allocate(byteCount: max(1, splits.count) * 8, alignment: 8)
         var columnList: [Column] = []
         var chunkStarts: [Int32] = []
@@ -187,7 +191,7 @@ package final class QuickScorer: @unchecked Sendable {
                 var thresholds: [Double] = []
                 while i < splits.count, splits[i].tree / treesPerChunk == c, splits[i].feature == feature, splits[i].kind == kind {
                     let s = splits[i]
-                    entryTree[i] = UInt32(s.tree - c * treesPerChunk)
+                    entrySlot[i] = UInt32((s.tree - c * perChunk) * lanes * (wide ? 8 : 4))
                     // Ones everywhere but the left subtree's leaves [first, end) (at most 63 of them).
                     let width = UInt64(s.end - s.first)
                     let cleared = width == 0 ? 0 : (UInt64.max >> (64 - width)) << UInt64(s.first)
@@ -243,7 +247,7 @@ package final class QuickScorer: @unchecked Sendable {
         columns.deallocate()
         chunkColumns.deallocate()
         tables.deallocate()
-        entryTree.deallocate()
+        entrySlot.deallocate()
         masks.deallocate()
         leafStart.deallocate()
         outputs.deallocate()
@@ -305,10 +309,12 @@ package final class QuickScorer: @unchecked Sendable {
             accD.deallocate(); accF.deallocate()
         }
         let masks = self.masks.assumingMemoryBound(to: M.self)
-        let entryTree = self.entryTree
+        let entrySlot = self.entrySlot
+        let slots = UnsafeMutableRawPointer(bits)
         let float32 = precision == .float32
         let z = InputPrecision.lightGBMZeroThreshold
         let zt = Walker.zeroThreshold
+        let zeroKinds = self.zeroKinds
         var start = 0
         while start < rows {
             let bn = min(width, rows &- start)
@@ -335,18 +341,32 @@ package final class QuickScorer: @unchecked Sendable {
                 let j = Int(fe.feature)
                 let e = ranks + fi &* 4 &* width
                 let values = canon + j &* width
-                // All rows' searches step together, so their loads overlap instead of each row
-                // waiting on its own chain of loads (the last levels mostly miss L1). The answer
-                // lies in [at, at + 2^s) before the step of size 2^s (NaN: no step taken, 0).
-                for i in 0..<width { at[i] = 0 }
-                var level = levels
-                while level > 0 {
-                    level &-= 1
-                    let probe = th + ((1 &<< level) &- 1)
-                    for i in 0..<width {
-                        // A shift, not a select: the compiler turns selects in loops into branches.
-                        at[i] &+= (probe[at[i]] < values[i] ? 1 : 0) &<< level
+                // Binary searches, eight rows stepping together so that their loads overlap
+                // instead of each row waiting on its own chain of loads (the last levels mostly
+                // miss L1). A row's answer lies in [a, a + 2^s) before the step of size 2^s
+                // (NaN compares false: 0). Shifts, not selects: the compiler turns selects in
+                // loops into branches, which mispredict about every other step.
+                var i = 0
+                while i < width {
+                    let v0 = values[i], v1 = values[i &+ 1], v2 = values[i &+ 2], v3 = values[i &+ 3]
+                    let v4 = values[i &+ 4], v5 = values[i &+ 5], v6 = values[i &+ 6], v7 = values[i &+ 7]
+                    var a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0
+                    var level = levels
+                    while level > 0 {
+                        level &-= 1
+                        let probe = th + ((1 &<< level) &- 1)
+                        a0 &+= (probe[a0] < v0 ? 1 : 0) &<< level
+                        a1 &+= (probe[a1] < v1 ? 1 : 0) &<< level
+                        a2 &+= (probe[a2] < v2 ? 1 : 0) &<< level
+                        a3 &+= (probe[a3] < v3 ? 1 : 0) &<< level
+                        a4 &+= (probe[a4] < v4 ? 1 : 0) &<< level
+                        a5 &+= (probe[a5] < v5 ? 1 : 0) &<< level
+                        a6 &+= (probe[a6] < v6 ? 1 : 0) &<< level
+                        a7 &+= (probe[a7] < v7 ? 1 : 0) &<< level
                     }
+                    at[i] = a0; at[i &+ 1] = a1; at[i &+ 2] = a2; at[i &+ 3] = a3
+                    at[i &+ 4] = a4; at[i &+ 5] = a5; at[i &+ 6] = a6; at[i &+ 7] = a7
+                    i &+= 8
                 }
                 for i in 0..<width {
                     let v = values[i]
@@ -355,8 +375,10 @@ package final class QuickScorer: @unchecked Sendable {
                     let r = Int32(truncatingIfNeeded: at[i])
                     e[i] = nan ? all : r
                     e[width &+ i] = nan ? none : r
-                    e[2 &* width &+ i] = zero ? all : r
-                    e[3 &* width &+ i] = zero ? none : r
+                    if zeroKinds {
+                        e[2 &* width &+ i] = zero ? all : r
+                        e[3 &* width &+ i] = zero ? none : r
+                    }
                 }
             }
             if float32 {
@@ -389,7 +411,8 @@ package final class QuickScorer: @unchecked Sendable {
                     var e = base
                     let allEnd = base &+ shortest
                     while e < allEnd {
-                        bits[Int(entryTree[e])] &= V(repeating: masks[e])
+                        let slot = slots + Int(entrySlot[e])
+                        slot.storeBytes(of: slot.load(as: V.self) & V(repeating: masks[e]), as: V.self)
                         e &+= 1
                     }
                     // Runs between consecutive prefix lengths: the lanes with a longer prefix fail.
@@ -410,7 +433,8 @@ package final class QuickScorer: @unchecked Sendable {
                         let keep = unsafeBitCast((other &- PV(repeating: 1)) &>> signShift, to: V.self)
                         let runEnd = base &+ next
                         while e < runEnd {
-                            bits[Int(entryTree[e])] &= V(repeating: masks[e]) | keep
+                            let slot = slots + Int(entrySlot[e])
+                        slot.storeBytes(of: slot.load(as: V.self) & (V(repeating: masks[e]) | keep), as: V.self)
                             e &+= 1
                         }
                         done = next
