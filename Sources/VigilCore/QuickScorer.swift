@@ -15,10 +15,14 @@
 /// encodes the split's missing-value rule, so every test is `column value <= threshold`, a NaN
 /// column value failing every test and -∞ passing every one. The splits of all trees that test
 /// one column are listed by threshold, ascending; for a value `v` the failed tests are exactly
-/// a prefix of that list: the splits with `t < v` (all of them for NaN). The prefix length is
-/// found once per row and feature: a binary search among the unique thresholds of all the
-/// feature's splits gives the value's rank, and a table per column turns the rank into the
-/// column's prefix length. The inner loop compares no `Double`s.
+/// a prefix of that list: the splits with `t < v` (all of them for NaN). The two columns of a
+/// feature that differ only in where NaN goes (`f`, `F + f`; likewise `2F + f`, `3F + f`) hold
+/// the same value for every row that is not missing to them, so their splits share one list;
+/// a row with a missing value fails no split of that list, and then fails the splits of the
+/// column that reads it as NaN, listed again for those rows. The prefix length is found once
+/// per row and feature: a binary search among the unique thresholds of all the feature's
+/// splits gives the value's rank, and a table per list turns the rank into the list's prefix
+/// length. The inner loop compares no `Double`s.
 ///
 /// Rows go through in blocks of `lanes`; a bitvector lane holds one row. Per column the list is
 /// walked up to the longest prefix in the block: up to the shortest prefix every lane's test
@@ -48,17 +52,23 @@ package final class QuickScorer: @unchecked Sendable {
         var unique: Int32
     }
 
-    /// The splits of one chunk of trees that test one column (`FlatForest`'s column
-    /// `kind * F + feature`): their range in `entrySlot` and the masks, and their prefix table
-    /// from `tableStart` in `tables`: entry `r` (the number of the feature's unique thresholds
-    /// below a value) is the number of the column's splits that fail; then `count` (every test
-    /// fails) and 0 (none fails), for missing values.
+    /// The splits of one chunk of trees on one feature whose rule reads NaN as missing
+    /// (`family` 0: `FlatForest`'s columns `f` and `F + f`) or NaN and zero (`family` 1: columns
+    /// `2F + f` and `3F + f`). For a value that is not missing to them both columns hold the
+    /// value itself, so their splits make one list: its range in `entrySlot` and the masks,
+    /// and its prefix table from `tableStart` in `tables`: entry `r` (the number of the
+    /// feature's unique thresholds below a value) is the number of the list's splits that
+    /// fail, then a 0 for missing values. A missing value fails every split of the column that
+    /// reads it as NaN (`f`, `2F + f`) and none of the other's: those splits are listed again
+    /// from `missStart`, for the rows with a missing value.
     struct Column {
         var featureIndex: Int32
-        var kind: Int32
+        var family: Int32
         var start: Int32
         var count: Int32
         var tableStart: Int32
+        var missStart: Int32
+        var missCount: Int32
     }
 
     /// Rows scored together: a bitvector lane, prefix lane and accumulator lane per row.
@@ -140,6 +150,7 @@ package final class QuickScorer: @unchecked Sendable {
             widest = max(widest, leaves)
         }
         wide = widest > 32
+        // Keep in step with `slotBytes` below.
         lanes = wide ? 8 : 16
         let perChunk = max(1, chunk ?? Self.bitsBudget / (lanes * (wide ? 8 : 4)))
         treesPerChunk = perChunk
@@ -173,10 +184,28 @@ package final class QuickScorer: @unchecked Sendable {
         }
 
         splits.sort { a, b in
-            (a.tree / perChunk, a.feature, a.kind, a.threshold) < (b.tree / perChunk, b.feature, b.kind, b.threshold)
+            (a.tree / perChunk, a.feature, a.kind / 2, a.threshold) < (b.tree / perChunk, b.feature, b.kind / 2, b.threshold)
         }
-        entrySlot = .allocate(capacity: max(1, splits.count))
-        masks = .allocate(byteCount: max(1, splits.count) * 8, alignment: 8)
+        // The splits of kinds 0 and 2 (those that fail for a missing value) are listed twice.
+        let entryCount = splits.count + splits.reduce(0) { $0 + ($1.kind % 2 == 0 ? 1 : 0) }
+        let slotList = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, entryCount))
+        let maskList = UnsafeMutableRawPointer.allocate(byteCount: max(1, entryCount) * 8, alignment: 8)
+        entrySlot = slotList
+        masks = maskList
+        var missEntry = splits.count
+        let isWide = widest > 32
+        let slotBytes = (isWide ? 8 : 16) * (isWide ? 8 : 4)
+        func setEntry(_ e: Int, _ s: Split) {
+            slotList[e] = UInt32((s.tree % perChunk) * slotBytes)
+            // Ones everywhere but the left subtree's leaves [first, end) (at most 63 of them).
+            let width = UInt64(s.end - s.first)
+            let cleared = width == 0 ? 0 : (UInt64.max >> (64 - width)) << UInt64(s.first)
+            if isWide {
+                maskList.storeBytes(of: ~cleared, toByteOffset: e * 8, as: UInt64.self)
+            } else {
+                maskList.storeBytes(of: UInt32(truncatingIfNeeded: ~cleared), toByteOffset: e * 4, as: UInt32.self)
+            }
+        }
         var columnList: [Column] = []
         var chunkStarts: [Int32] = []
         var tableList: [Int32] = []
@@ -184,26 +213,28 @@ package final class QuickScorer: @unchecked Sendable {
         for c in 0..<chunkCount {
             chunkStarts.append(Int32(columnList.count))
             while i < splits.count, splits[i].tree / treesPerChunk == c {
-                let (feature, kind) = (splits[i].feature, splits[i].kind)
+                let (feature, family) = (splits[i].feature, splits[i].kind / 2)
                 let fi = featureIndex[feature]
                 let u = uniques[fi]
-                var column = Column(featureIndex: Int32(fi), kind: Int32(kind), start: Int32(i), count: 0, tableStart: Int32(tableList.count))
+                var column = Column(
+                    featureIndex: Int32(fi), family: Int32(family), start: Int32(i), count: 0,
+                    tableStart: Int32(tableList.count), missStart: 0, missCount: 0)
                 var thresholds: [Double] = []
-                while i < splits.count, splits[i].tree / treesPerChunk == c, splits[i].feature == feature, splits[i].kind == kind {
+                var missing: [Split] = []
+                while i < splits.count, splits[i].tree / treesPerChunk == c, splits[i].feature == feature, splits[i].kind / 2 == family {
                     let s = splits[i]
-                    entrySlot[i] = UInt32((s.tree - c * perChunk) * lanes * (wide ? 8 : 4))
-                    // Ones everywhere but the left subtree's leaves [first, end) (at most 63 of them).
-                    let width = UInt64(s.end - s.first)
-                    let cleared = width == 0 ? 0 : (UInt64.max >> (64 - width)) << UInt64(s.first)
-                    if wide {
-                        masks.storeBytes(of: ~cleared, toByteOffset: i * 8, as: UInt64.self)
-                    } else {
-                        masks.storeBytes(of: UInt32(truncatingIfNeeded: ~cleared), toByteOffset: i * 4, as: UInt32.self)
-                    }
+                    setEntry(i, s)
+                    if s.kind % 2 == 0 { missing.append(s) }
                     thresholds.append(s.threshold)
                     i += 1
                 }
                 column.count = Int32(thresholds.count)
+                column.missStart = Int32(missEntry)
+                column.missCount = Int32(missing.count)
+                for s in missing {
+                    setEntry(missEntry, s)
+                    missEntry += 1
+                }
                 // Entry r: the splits whose threshold is one of u[0..<r], i.e. below every value
                 // with r unique thresholds below it (all of them for r = u.count).
                 var failing = 0
@@ -211,7 +242,7 @@ package final class QuickScorer: @unchecked Sendable {
                     while failing < thresholds.count, r == u.count || thresholds[failing] < u[r] { failing += 1 }
                     tableList.append(Int32(failing))
                 }
-                tableList += [column.count, 0]
+                tableList.append(0)
                 columnList.append(column)
             }
         }
@@ -288,8 +319,10 @@ package final class QuickScorer: @unchecked Sendable {
         // position of its binary search.
         let canon = UnsafeMutablePointer<Double>.allocate(capacity: width * f)
         let at = UnsafeMutablePointer<Int>.allocate(capacity: width)
-        // Per feature, kind and row: the index into a column's table (see `Column`).
-        let ranks = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, featureListCount * 4 * width))
+        // Per feature, family and row: the index into a column's table (see `Column`); per
+        // feature and family, the rows (a bit each) whose value is missing to the family.
+        let ranks = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, featureListCount * 2 * width))
+        let missingLanes = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, featureListCount * 2))
         // Per column and block, the distinct prefix lengths: a bit per length in `ends`, and in
         // `endingLanes[length]` the lanes (a bit each) whose prefix has that length. Both are
         // all zeros between columns.
@@ -305,7 +338,7 @@ package final class QuickScorer: @unchecked Sendable {
         let accD = UnsafeMutablePointer<DV>.allocate(capacity: k)
         let accF = UnsafeMutablePointer<FV>.allocate(capacity: k)
         defer {
-            canon.deallocate(); at.deallocate(); ranks.deallocate(); ends.deallocate(); endingLanes.deallocate(); bits.deallocate()
+            canon.deallocate(); at.deallocate(); ranks.deallocate(); missingLanes.deallocate(); ends.deallocate(); endingLanes.deallocate(); bits.deallocate()
             accD.deallocate(); accF.deallocate()
         }
         let masks = self.masks.assumingMemoryBound(to: M.self)
@@ -337,9 +370,9 @@ package final class QuickScorer: @unchecked Sendable {
                 let fe = features[fi]
                 let th = search + Int(fe.searchStart)
                 let levels = Int(fe.levels)
-                let all = fe.unique &+ 1, none = fe.unique &+ 2
+                let missingEntry = fe.unique &+ 1
                 let j = Int(fe.feature)
-                let e = ranks + fi &* 4 &* width
+                let e = ranks + fi &* 2 &* width
                 let values = canon + j &* width
                 // Binary searches, eight rows stepping together so that their loads overlap
                 // instead of each row waiting on its own chain of loads (the last levels mostly
@@ -368,18 +401,22 @@ package final class QuickScorer: @unchecked Sendable {
                     at[i &+ 4] = a4; at[i &+ 5] = a5; at[i &+ 6] = a6; at[i &+ 7] = a7
                     i &+= 8
                 }
+                var nanLanes: UInt32 = 0
+                var zeroLanes: UInt32 = 0
                 for i in 0..<width {
                     let v = values[i]
                     let nan = v.isNaN
                     let zero = nan || (v >= -zt && v <= zt)
                     let r = Int32(truncatingIfNeeded: at[i])
-                    e[i] = nan ? all : r
-                    e[width &+ i] = nan ? none : r
+                    e[i] = nan ? missingEntry : r
+                    nanLanes |= (nan ? 1 : 0) &<< UInt32(i)
                     if zeroKinds {
-                        e[2 &* width &+ i] = zero ? all : r
-                        e[3 &* width &+ i] = zero ? none : r
+                        e[width &+ i] = zero ? missingEntry : r
+                        zeroLanes |= (zero ? 1 : 0) &<< UInt32(i)
                     }
                 }
+                missingLanes[fi &* 2] = nanLanes
+                missingLanes[fi &* 2 &+ 1] = zeroLanes
             }
             if float32 {
                 for c in 0..<k { accF[c] = FV(repeating: Float(baseMargin[c])) }
@@ -397,7 +434,8 @@ package final class QuickScorer: @unchecked Sendable {
                     let base = Int(col.start)
                     // Per row: how many of the column's tests fail.
                     let table = tables + Int(col.tableStart)
-                    let rowRanks = ranks + (Int(col.featureIndex) &* 4 &+ Int(col.kind)) &* width
+                    let group = Int(col.featureIndex) &* 2 &+ Int(col.family)
+                    let rowRanks = ranks + group &* width
                     var shortest = Int(col.count)
                     var longest = 0
                     for i in 0..<width {
@@ -434,10 +472,23 @@ package final class QuickScorer: @unchecked Sendable {
                         let runEnd = base &+ next
                         while e < runEnd {
                             let slot = slots + Int(entrySlot[e])
-                        slot.storeBytes(of: slot.load(as: V.self) & (V(repeating: masks[e]) | keep), as: V.self)
+                            slot.storeBytes(of: slot.load(as: V.self) & (V(repeating: masks[e]) | keep), as: V.self)
                             e &+= 1
                         }
                         done = next
+                    }
+                    // Rows with a missing value: the splits that read it as NaN fail.
+                    let missing = missingLanes[group]
+                    if missing != 0, col.missCount > 0 {
+                        let other = PV(repeating: P(truncatingIfNeeded: missing)) & laneBit
+                        let keep = unsafeBitCast((other &- PV(repeating: 1)) &>> signShift, to: V.self)
+                        var m = Int(col.missStart)
+                        let missEnd = m &+ Int(col.missCount)
+                        while m < missEnd {
+                            let slot = slots + Int(entrySlot[m])
+                            slot.storeBytes(of: slot.load(as: V.self) & (V(repeating: masks[m]) | keep), as: V.self)
+                            m &+= 1
+                        }
                     }
                 }
                 // Exit leaves, summed in tree order.
