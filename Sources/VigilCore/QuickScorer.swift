@@ -3,8 +3,9 @@
 /// whose test fails for a row clears, in its tree's leaf bitvector, the leaves that the failed
 /// test makes unreachable; the row's exit leaf is then the leftmost leaf still set. The work is
 /// a stream of AND operations over sorted lists, with no data-dependent loads of tree nodes.
-/// Built at load for every ensemble without categorical splits whose trees have at most 64
-/// leaves; `TreeEnsemble.predictRaw` uses it for batches (see there for when).
+/// `TreeEnsemble` builds it at load for every ensemble without categorical splits whose trees
+/// have at most 32 leaves and uses it for batches (see `TreeEnsemble.predictRaw`); the kernel
+/// also takes trees of up to 64 leaves, but measured slower than `FlatForest` there.
 ///
 /// Leaves. The leaves of each tree are numbered left to right (in order), bit `i` of a
 /// bitvector standing for leaf `i` (`UInt32` bitvectors when every tree has at most 32 leaves,
@@ -108,10 +109,14 @@ package final class QuickScorer: @unchecked Sendable {
     /// Most leaves a tree may have for this layout.
     static let maxLeaves = 64
 
-    /// nil when the ensemble has a categorical split or a tree with more than `maxLeaves`
-    /// leaves. The arguments are a checked ensemble's (`TreeEnsembleBuilder`): every node is
-    /// reached exactly once from its root. `treesPerChunk` overrides the chunk size (tests).
-    init?(nodes src: [TreeNode], roots treeRoots: [Int32], treeOutput: [Int32], featureCount f: Int, treesPerChunk chunk: Int? = nil) {
+    /// nil when the ensemble has a categorical split or a tree with more than `leafLimit`
+    /// (at most `maxLeaves`) leaves. The arguments are a checked ensemble's
+    /// (`TreeEnsembleBuilder`): every node is reached exactly once from its root.
+    /// `treesPerChunk` overrides the chunk size (tests).
+    init?(
+        nodes src: [TreeNode], roots treeRoots: [Int32], treeOutput: [Int32], featureCount f: Int,
+        leafLimit: Int = QuickScorer.maxLeaves, treesPerChunk chunk: Int? = nil
+    ) {
         if src.contains(where: { !$0.isLeaf && $0.flags.isCategorical }) { return nil }
         let trees = treeRoots.count
         // Per tree, leaves left to right and each split's left-subtree leaf range: a pre-order
@@ -146,7 +151,7 @@ package final class QuickScorer: @unchecked Sendable {
                 stack.append((Int(node.right), splits.count - 1))
                 stack.append((Int(node.left), -1))
             }
-            if leaves > Self.maxLeaves { return nil }
+            if leaves > min(leafLimit, Self.maxLeaves) { return nil }
             widest = max(widest, leaves)
         }
         wide = widest > 32

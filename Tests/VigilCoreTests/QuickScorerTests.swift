@@ -39,9 +39,27 @@ struct QuickScorerTests {
         }
     }
 
+    func layout(_ m: TreeEnsemble, treesPerChunk: Int? = nil) -> QuickScorer? {
+        QuickScorer(nodes: m.nodes, roots: m.roots, treeOutput: m.treeOutput, featureCount: m.featureCount, treesPerChunk: treesPerChunk)
+    }
+
+    /// Leaves of the largest tree.
+    func widest(_ m: TreeEnsemble) -> Int {
+        m.roots.map { root in
+            var leaves = 0
+            var stack = [Int(root)]
+            while let n = stack.popLast() {
+                if m.nodes[n].isLeaf { leaves += 1 } else { stack += [Int(m.nodes[n].left), Int(m.nodes[n].right)] }
+            }
+            return leaves
+        }.max() ?? 0
+    }
+
     func check(_ m: TreeEnsemble, _ x: [Double], wide: Bool, _ label: String) {
         let reference = forests.margins(m, x) { m.predictRawReference($0, rows: $1, into: $2) }
-        guard let q = m.quick else {
+        // `TreeEnsemble` keeps a layout only for trees of up to 32 leaves (routed by predictRaw).
+        #expect((m.quick != nil) == (widest(m) <= 32), "\(label): layout kept by the ensemble")
+        guard let q = layout(m) else {
             Issue.record("\(label): no QuickScorer layout")
             return
         }
@@ -53,7 +71,7 @@ struct QuickScorerTests {
         #expect(forests.bits(routed) == forests.bits(reference), "\(label): predictRaw")
         // Trees in several chunks (real models need hundreds of trees for a second chunk).
         for chunk in [1, 7] {
-            guard let c = QuickScorer(nodes: m.nodes, roots: m.roots, treeOutput: m.treeOutput, featureCount: m.featureCount, treesPerChunk: chunk) else {
+            guard let c = layout(m, treesPerChunk: chunk) else {
                 Issue.record("\(label): no QuickScorer layout with \(chunk) trees per chunk")
                 continue
             }
@@ -76,7 +94,7 @@ struct QuickScorerTests {
             let (w, wx) = try ensemble(seed: seed &* 7919 &+ 3 &+ UInt64(precision.rawValue), precision: precision, outputs: outputs, divisor: divisor) { g in
                 g.below(6) == 0 ? 1 : 2 + g.below(63)
             }
-            check(w, wx, wide: w.quick.map(\.wide) ?? true, "seed \(seed), wide")
+            check(w, wx, wide: widest(w) > 32, "seed \(seed), wide")
         }
     }
 
@@ -97,15 +115,8 @@ struct QuickScorerTests {
             let (m, x) = try ensemble(seed: seed &+ 700, precision: .double, outputs: 1, divisor: 1) { g in
                 g.below(3) == 0 ? 65 + g.below(40) : 2 + g.below(30)
             }
-            let hasBig = m.roots.indices.contains { t in
-                var leaves = 0
-                var stack = [Int(m.roots[t])]
-                while let n = stack.popLast() {
-                    if m.nodes[n].isLeaf { leaves += 1 } else { stack += [Int(m.nodes[n].left), Int(m.nodes[n].right)] }
-                }
-                return leaves > 64
-            }
-            #expect(hasBig == (m.quick == nil), "seed \(seed)")
+            #expect((widest(m) > 64) == (layout(m) == nil), "seed \(seed)")
+            #expect((widest(m) > 32) == (m.quick == nil), "seed \(seed)")
             let reference = forests.margins(m, x) { m.predictRawReference($0, rows: $1, into: $2) }
             let routed = forests.margins(m, x) { m.predictRaw($0, rows: $1, into: $2) }
             #expect(forests.bits(routed) == forests.bits(reference), "seed \(seed)")
