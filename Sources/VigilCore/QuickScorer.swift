@@ -76,7 +76,9 @@ package final class QuickScorer: @unchecked Sendable {
     /// `UInt32` bitvectors: 16 lanes; `UInt64`: 8.
     let lanes: Int
     /// Trees per chunk: the chunk's bitvectors for a block (`treesPerChunk * lanes` masks) take
-    /// `bitsBudget` bytes, so they stay in L1 while the chunk's split lists stream past.
+    /// at most `bitsBudget` bytes, about L1's size, while the chunk's split lists stream past.
+    /// Every chunk pays the per-list work again: 16 KiB (two chunks for lgb500's 500 trees)
+    /// measured 303k rows/s against 376k with one chunk.
     let treesPerChunk: Int
     static let bitsBudget = 32 * 1024
 
@@ -154,10 +156,13 @@ package final class QuickScorer: @unchecked Sendable {
             if leaves > min(leafLimit, Self.maxLeaves) { return nil }
             widest = max(widest, leaves)
         }
-        wide = widest > 32
-        // Keep in step with `slotBytes` below.
-        lanes = wide ? 8 : 16
-        let perChunk = max(1, chunk ?? Self.bitsBudget / (lanes * (wide ? 8 : 4)))
+        let isWide = widest > 32
+        let laneCount = isWide ? 8 : 16
+        // Bytes of one tree's bitvectors in a block.
+        let slotBytes = laneCount * (isWide ? 8 : 4)
+        wide = isWide
+        lanes = laneCount
+        let perChunk = max(1, chunk ?? Self.bitsBudget / slotBytes)
         treesPerChunk = perChunk
         treeCount = trees
         featureCount = f
@@ -198,8 +203,6 @@ package final class QuickScorer: @unchecked Sendable {
         entrySlot = slotList
         masks = maskList
         var missEntry = splits.count
-        let isWide = widest > 32
-        let slotBytes = (isWide ? 8 : 16) * (isWide ? 8 : 4)
         func setEntry(_ e: Int, _ s: Split) {
             slotList[e] = UInt32((s.tree % perChunk) * slotBytes)
             // Ones everywhere but the left subtree's leaves [first, end) (at most 63 of them).

@@ -115,7 +115,8 @@ public struct TreeEnsemble: Sendable {
     public let featureNames: [String]?
     /// Free-form facts the loader wants `inspect` to show (format version, objective string).
     public let notes: [String: String]
-    /// The branch-free layout `predictRaw` uses, built here once; nil when a split is categorical.
+    /// The branch-free layout `predictRaw` uses for fewer than `FlatForest.blockedFrom` rows, and
+    /// for batches when there is no `quick`; built here once; nil when a split is categorical.
     package let flat: FlatForest?
     /// The QuickScorer layout `predictRaw` uses for batches, built here once; nil when a split
     /// is categorical or a tree has more than 32 leaves (with up to 64, `QuickScorer`'s
