@@ -108,6 +108,10 @@ package final class QuickScorer: @unchecked Sendable {
     /// Whether some column reads zero as missing (kinds 2 and 3).
     let zeroKinds: Bool
 
+    /// Up to this many rows of a block with a missing value go through a list's NaN-failing
+    /// splits one lane at a time; more, all lanes at once.
+    static let scalarMissingLanes = 3
+
     /// Most leaves a tree may have for this layout.
     static let maxLeaves = 64
 
@@ -485,9 +489,24 @@ package final class QuickScorer: @unchecked Sendable {
                         }
                         done = next
                     }
-                    // Rows with a missing value: the splits that read it as NaN fail.
+                    // Rows with a missing value: the splits that read it as NaN fail. Usually one
+                    // row or two of a block: their lanes alone, one mask each, costs less than
+                    // the whole bitvectors per split.
                     let missing = missingLanes[group]
-                    if missing != 0, col.missCount > 0 {
+                    if missing != 0, col.missCount > 0, missing.nonzeroBitCount <= Self.scalarMissingLanes {
+                        var left = missing
+                        let missEnd = Int(col.missStart) &+ Int(col.missCount)
+                        while left != 0 {
+                            let lane = slots + left.trailingZeroBitCount &* MemoryLayout<M>.stride
+                            left &= left &- 1
+                            var m = Int(col.missStart)
+                            while m < missEnd {
+                                let slot = lane + Int(entrySlot[m])
+                                slot.storeBytes(of: slot.load(as: M.self) & masks[m], as: M.self)
+                                m &+= 1
+                            }
+                        }
+                    } else if missing != 0, col.missCount > 0 {
                         let other = PV(repeating: P(truncatingIfNeeded: missing)) & laneBit
                         let keep = unsafeBitCast((other &- PV(repeating: 1)) &>> signShift, to: V.self)
                         var m = Int(col.missStart)
