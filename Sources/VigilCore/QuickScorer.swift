@@ -90,11 +90,12 @@ package final class QuickScorer: @unchecked Sendable {
     let chunkColumns: UnsafeMutablePointer<Int32>
     let chunkCount: Int
     let tables: UnsafeMutablePointer<Int32>
-    /// Per split, grouped by chunk, then column, each group by threshold ascending: the byte
+    /// Per entry (the splits grouped by chunk, then list (`Column`), each list by threshold
+    /// ascending; then each list's NaN-failing splits again, from its `missStart`): the byte
     /// offset of its tree's bitvectors in a block's scratch (the tree relative to its chunk's
     /// first tree, times `lanes` masks).
     let entrySlot: UnsafeMutablePointer<UInt32>
-    /// Per split, its mask: `UInt64`s when `wide`, else `UInt32`s.
+    /// Per entry, its split's mask: `UInt64`s when `wide`, else `UInt32`s.
     let masks: UnsafeMutableRawPointer
     let wide: Bool
     /// Per tree: where its leaves start in `leafValues`, and its output.
@@ -377,7 +378,8 @@ package final class QuickScorer: @unchecked Sendable {
                 }
             }
             // Per feature and row: the rank of the value among the feature's thresholds, or the
-            // table entry for "all fail" / "none fails" where the column reads it as missing.
+            // tables' last entry (0) where the value is missing to the family, plus a bit per
+            // such row.
             for fi in 0..<featureListCount {
                 let fe = features[fi]
                 let th = search + Int(fe.searchStart)
