@@ -1,7 +1,8 @@
 /// A prediction-only copy of a `TreeEnsemble` laid out for branch-free traversal: every split is
 /// one `value <= threshold` comparison on a precomputed column, children are adjacent (the right
 /// child is `left + 1`), and a leaf is a node that routes to itself. Built at load for every
-/// ensemble without categorical splits; `TreeEnsemble.predictRaw` uses it when present.
+/// ensemble without categorical splits; `TreeEnsemble.predictRaw` uses it when present, except
+/// for batches that `QuickScorer` takes.
 ///
 /// Columns. Each row is expanded once into `columnCount` values, per feature `f`:
 ///

@@ -7,18 +7,24 @@ extension TreeEnsemble {
     /// Raw margins for `rows` rows of `featureCount` values each (row-major, NaN = missing),
     /// written to `out` as `rows x outputCount`.
     ///
-    /// Through `flat` (every ensemble without categorical splits): blocks of rows through one
-    /// tree at a time, or for fewer than `FlatForest.blockedFrom` rows, all trees of one row at a
-    /// time (`FlatForest.predictBlocked`, `predictRows`). Otherwise `predictRawWalker`. Sums are
-    /// taken in the same order as `predictRawReference` (tree order per row), so all give
-    /// bit-identical results.
+    /// From `FlatForest.blockedFrom` rows on, through `quick` where there is one (no categorical
+    /// split, at most 32 leaves per tree: `QuickScorer`, measured faster than the blocked kernel
+    /// on every such model tried, from 5 to 500 trees, LightGBM and XGBoost); otherwise through
+    /// `flat` (every ensemble without categorical splits): blocks of rows through one tree at a
+    /// time, or for fewer rows, all trees of one row at a time (`FlatForest.predictBlocked`,
+    /// `predictRows`). Otherwise `predictRawWalker`. Sums are taken in the same order as
+    /// `predictRawReference` (tree order per row), so all give bit-identical results.
     public func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
         guard let flat else {
             predictRawWalker(x, rows: rows, into: out)
             return
         }
         baseMargin.withUnsafeBufferPointer { bm in
-            if rows >= FlatForest.blockedFrom {
+            if rows >= FlatForest.blockedFrom, let quick {
+                quick.predict(
+                    x, rows: rows, into: out, precision: inputPrecision, baseMargin: bm.baseAddress!,
+                    outputCount: outputCount, divisor: divisor)
+            } else if rows >= FlatForest.blockedFrom {
                 flat.predictBlocked(
                     x, rows: rows, into: out, precision: inputPrecision, baseMargin: bm.baseAddress!,
                     outputCount: outputCount, divisor: divisor)
