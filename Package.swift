@@ -57,7 +57,7 @@ let package = Package(
         .systemLibrary(name: "CCPU"),
         .target(name: "VigilKernelsAVX2", swiftSettings: strictSettings + avx2Settings),
         .target(name: "VigilKernels", dependencies: ["CBLAS", "CCPU", "VigilKernelsAVX2"], swiftSettings: strictSettings),
-        .target(name: "VigilCore", dependencies: ["VigilKernels"], swiftSettings: strictSettings),
+        .target(name: "VigilCore", dependencies: ["VigilKernels", "VigilKernelsAVX2"], swiftSettings: strictSettings),
         .target(
             name: "VigilFormats",
             dependencies: [

@@ -1,3 +1,6 @@
+internal import VigilKernels
+internal import VigilKernelsAVX2
+
 /// A prediction-only copy of a `TreeEnsemble` for QuickScorer traversal (Lucchese et al.,
 /// SIGIR 2015), vectorised over rows: instead of walking each tree node by node, every split
 /// whose test fails for a row clears, in its tree's leaf bitvector, the leaves that the failed
@@ -108,6 +111,9 @@ package final class QuickScorer: @unchecked Sendable {
     let featureCount: Int
     /// Whether some column reads zero as missing (kinds 2 and 3).
     let zeroKinds: Bool
+    /// Whether 16-lane blocks take the AVX2 list kernel on CPUs that have it (tests turn it off
+    /// to run the generic kernel too).
+    var useAVX2 = true
 
     /// Up to this many rows of a block with a missing value go through a list's NaN-failing
     /// splits one lane at a time; more, all lanes at once.
@@ -355,6 +361,10 @@ package final class QuickScorer: @unchecked Sendable {
             accD.deallocate(); accF.deallocate()
         }
         let masks = self.masks.assumingMemoryBound(to: M.self)
+        // 16 lanes of UInt32 on a CPU with AVX2: each list goes through the same steps compiled
+        // for AVX2 (VigilKernelsAVX2/QuickScorerColumn.swift).
+        let avx2 = V.self == SIMD16<UInt32>.self && CPU.supportsAVX2Kernels && useAVX2
+        let masks32 = UnsafePointer(self.masks.assumingMemoryBound(to: UInt32.self))
         let entrySlot = self.entrySlot
         let slots = UnsafeMutableRawPointer(bits)
         let float32 = precision == .float32
@@ -450,6 +460,14 @@ package final class QuickScorer: @unchecked Sendable {
                     let table = tables + Int(col.tableStart)
                     let group = Int(col.featureIndex) &* 2 &+ Int(col.family)
                     let rowRanks = ranks + group &* width
+                    if avx2 {
+                        QuickScorerColumn.apply16(
+                            bits: slots, entrySlot: entrySlot, masks: masks32, start: base, count: Int(col.count),
+                            table: table, rowRanks: rowRanks, missStart: Int(col.missStart), missCount: Int(col.missCount),
+                            missingLanes: missingLanes[group], scalarMissingLanes: Self.scalarMissingLanes, ends: ends,
+                            endingLanes: endingLanes)
+                        continue
+                    }
                     var shortest = Int(col.count)
                     var longest = 0
                     for i in 0..<width {

@@ -65,6 +65,10 @@ struct QuickScorerTests {
         }
         #expect(q.wide == wide, "\(label): bitvector width")
         #expect(forests.bits(quick(m, q, x)) == forests.bits(reference), "\(label): all rows in one call")
+        // The generic list kernel too, where this CPU would take the AVX2 one (16-lane blocks).
+        q.useAVX2 = false
+        #expect(forests.bits(quick(m, q, x)) == forests.bits(reference), "\(label): all rows in one call, generic lists")
+        q.useAVX2 = true
         #expect(forests.bits(quick(m, q, x, rowsPerCall: 1)) == forests.bits(reference), "\(label): one row per call")
         #expect(forests.bits(quick(m, q, x, rowsPerCall: q.lanes + 3)) == forests.bits(reference), "\(label): \(q.lanes + 3) rows per call")
         let routed = forests.margins(m, x) { m.predictRaw($0, rows: $1, into: $2) }
