@@ -539,7 +539,17 @@ package final class QuickScorer: @unchecked Sendable {
                     }
                 }
                 // Exit leaves, summed in tree order.
-                if float32 {
+                if avx2 {
+                    if float32 {
+                        QuickScorerColumn.exitLeaves16(
+                            bits: slots, trees: chunkTrees, firstTree: firstTree, leafStart: leafStart, outputs: outputs,
+                            leafValues: leafValuesF, acc: UnsafeMutableRawPointer(accF).assumingMemoryBound(to: SIMD16<Float>.self))
+                    } else {
+                        QuickScorerColumn.exitLeaves16(
+                            bits: slots, trees: chunkTrees, firstTree: firstTree, leafStart: leafStart, outputs: outputs,
+                            leafValues: leafValues, acc: UnsafeMutableRawPointer(accD).assumingMemoryBound(to: SIMD16<Double>.self))
+                    }
+                } else if float32 {
                     for t in 0..<chunkTrees {
                         let b = bits[t]
                         let leaves = leafValuesF + Int(leafStart[firstTree &+ t])

@@ -85,3 +85,37 @@ package enum QuickScorerColumn {
         }
     }
 }
+
+extension QuickScorerColumn {
+    /// Exit leaves of a chunk's trees for a 16-row block, summed per row in tree order: for tree
+    /// t, lane i's leaf is the lowest set bit of its bitvector (one `tzcnt` here), and
+    /// `acc[outputs[firstTree + t]][i] += leafValues[leafStart[firstTree + t] + leaf]`.
+    @inline(never)
+    package static func exitLeaves16(
+        bits: UnsafeRawPointer, trees: Int, firstTree: Int, leafStart: UnsafePointer<Int32>, outputs: UnsafePointer<Int32>,
+        leafValues: UnsafePointer<Double>, acc: UnsafeMutablePointer<SIMD16<Double>>
+    ) {
+        for t in 0..<trees {
+            let b = bits.load(fromByteOffset: t &* 64, as: SIMD16<UInt32>.self)
+            let leaves = leafValues + Int(leafStart[firstTree &+ t])
+            var v = SIMD16<Double>()
+            for i in 0..<16 { v[i] = leaves[b[i].trailingZeroBitCount] }
+            acc[Int(outputs[firstTree &+ t])] += v
+        }
+    }
+
+    /// `exitLeaves16` with float32 leaves and sums (`InputPrecision.float32`).
+    @inline(never)
+    package static func exitLeaves16(
+        bits: UnsafeRawPointer, trees: Int, firstTree: Int, leafStart: UnsafePointer<Int32>, outputs: UnsafePointer<Int32>,
+        leafValues: UnsafePointer<Float>, acc: UnsafeMutablePointer<SIMD16<Float>>
+    ) {
+        for t in 0..<trees {
+            let b = bits.load(fromByteOffset: t &* 64, as: SIMD16<UInt32>.self)
+            let leaves = leafValues + Int(leafStart[firstTree &+ t])
+            var v = SIMD16<Float>()
+            for i in 0..<16 { v[i] = leaves[b[i].trailingZeroBitCount] }
+            acc[Int(outputs[firstTree &+ t])] += v
+        }
+    }
+}
