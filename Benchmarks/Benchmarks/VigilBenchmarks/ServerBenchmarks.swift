@@ -115,12 +115,14 @@ func registerServerBenchmarks() {
             fatalError("server benchmarks: cannot build the request bodies: \(error)")
         }
     }
-    let variants: [(name: String, path: String, oip: Bool, ledger: Bool)] = [
-        ("/v1 score", "/v1/models/\(model)/score", false, false),
-        ("/v2 infer", "/v2/models/\(model)/infer", true, false),
+    let variants: [(name: String, path: String, body: @Sendable (PatientBodies) -> [UInt8], ledger: Bool)] = [
+        ("/v1 score", "/v1/models/\(model)/score", { $0.native }, false),
+        ("/v2 infer", "/v2/models/\(model)/infer", { $0.oip }, false),
+        // The features as one [1, F] tensor instead of one tensor per feature.
+        ("/v2 infer matrix", "/v2/models/\(model)/infer", { $0.oipMatrix }, false),
         // The same with the audit ledger: one write + fdatasync per request (group commit has
         // nothing to group with a single client), so this one measures the disk as well.
-        ("/v1 score with ledger", "/v1/models/\(model)/score", false, true),
+        ("/v1 score with ledger", "/v1/models/\(model)/score", { $0.native }, true),
     ]
     for v in variants {
         let session = ServerSession()
@@ -131,7 +133,7 @@ func registerServerBenchmarks() {
                 warmupIterations: 200,
                 setup: {
                     let b = bodies.value
-                    try session.start(model: model, path: v.path, body: v.oip ? b.oip : b.native, ledger: v.ledger)
+                    try session.start(model: model, path: v.path, body: v.body(b), ledger: v.ledger)
                 },
                 teardown: { session.stop() }
             )

@@ -338,11 +338,14 @@ final class UnixHTTPClient: @unchecked Sendable {
 /// record `POST /v1/models/<name>/score` takes (id field, every manifest feature, every group
 /// input field; an empty cell is `null`), and the same patient as an Open Inference Protocol
 /// request for `POST /v2/models/<name>/infer` (one FP64 `[1]` tensor per feature, one BYTES
-/// `[1]` tensor per group field and one for the id). The same bodies as scripts/load.sh builds,
+/// `[1]` tensor per group field and one for the id), and in the `[1, F]` matrix form. The same bodies as scripts/load.sh builds,
 /// but in the per-feature OIP form.
 struct PatientBodies {
     let native: [UInt8]
     let oip: [UInt8]
+    /// The OIP request with the features as one FP64 `[1, F]` tensor in manifest order (the
+    /// form scripts/load.sh sends), group fields and id as above.
+    let oipMatrix: [UInt8]
 
     init(modelDirectory: URL, row: Int = 0) throws {
         let manifestURL = modelDirectory.appendingPathComponent("manifest.json")
@@ -388,5 +391,10 @@ struct PatientBodies {
         }
         inputs.append(["name": idField, "shape": [1], "datatype": "BYTES", "data": [try cell(idField)]])
         oip = Array(try JSONSerialization.data(withJSONObject: ["inputs": inputs], options: [.sortedKeys]))
+
+        let row: [Any] = try features.map { try number($0) }
+        let matrix: [String: Any] = ["name": "features", "shape": [1, features.count], "datatype": "FP64", "data": [row]]
+        oipMatrix = Array(try JSONSerialization.data(
+            withJSONObject: ["inputs": [matrix] + inputs.dropFirst(features.count)], options: [.sortedKeys]))
     }
 }
