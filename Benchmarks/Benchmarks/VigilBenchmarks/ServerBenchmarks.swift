@@ -120,7 +120,7 @@ func registerServerBenchmarks() {
         ("/v2 infer", "/v2/models/\(model)/infer", { $0.oip }, false),
         // The features as one [1, F] tensor instead of one tensor per feature.
         ("/v2 infer matrix", "/v2/models/\(model)/infer", { $0.oipMatrix }, false),
-        // The same with the audit ledger: one write + fdatasync per request (group commit has
+        // /v1 score with the audit ledger: one write + fdatasync per request (group commit has
         // nothing to group with a single client), so this one measures the disk as well.
         ("/v1 score with ledger", "/v1/models/\(model)/score", { $0.native }, true),
     ]
