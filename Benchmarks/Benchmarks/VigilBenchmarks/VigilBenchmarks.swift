@@ -165,4 +165,5 @@ let benchmarks: @Sendable () -> Void = {
         Workload(model: "logistic40/model.linear.json", rows: "logistic40/rows.csv")
     }
     registerPathBenchmarks(models: modelsDirectory)
+    registerServerBenchmarks()
 }
