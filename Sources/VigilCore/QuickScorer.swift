@@ -353,11 +353,15 @@ package final class QuickScorer: @unchecked Sendable {
         var laneBit = PV()
         for i in 0..<width { laneBit[i] = P(truncatingIfNeeded: 1 &<< i) }
         let signShift = PV(repeating: P(P.bitWidth &- 1))
-        let bits = UnsafeMutablePointer<V>.allocate(capacity: treesPerChunk)
+        // Page-aligned: where the heap happened to place this buffer moved lgb500's batch rate
+        // by 13% (about 425k rows/s after a few single-row calls, 365k after 5,000 of them,
+        // with the same code), and a page-aligned one gave the higher figure every time.
+        let bits = UnsafeMutableRawPointer.allocate(byteCount: treesPerChunk &* MemoryLayout<V>.stride, alignment: 4096)
+            .bindMemory(to: V.self, capacity: treesPerChunk)
         let accD = UnsafeMutablePointer<DV>.allocate(capacity: k)
         let accF = UnsafeMutablePointer<FV>.allocate(capacity: k)
         defer {
-            canon.deallocate(); at.deallocate(); ranks.deallocate(); missingLanes.deallocate(); ends.deallocate(); endingLanes.deallocate(); bits.deallocate()
+            canon.deallocate(); at.deallocate(); ranks.deallocate(); missingLanes.deallocate(); ends.deallocate(); endingLanes.deallocate(); UnsafeMutableRawPointer(bits).deallocate()
             accD.deallocate(); accF.deallocate()
         }
         let masks = self.masks.assumingMemoryBound(to: M.self)
