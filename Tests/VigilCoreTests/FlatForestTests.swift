@@ -57,7 +57,13 @@ struct FlatForestTests {
         return nodes
     }
 
-    func ensemble(seed: UInt64, precision: InputPrecision, outputs: Int, divisor: Double) throws -> (TreeEnsemble, [Double]) {
+    /// A random ensemble and rows for it: `trees.base + below(trees.spread)` trees per output,
+    /// each of `leaves(&g)` leaves (default: 1 in 6 single leaves, else 2 to 41), and 1 to
+    /// `maxRows` rows (QuickScorerTests passes its own sizes).
+    func ensemble(
+        seed: UInt64, precision: InputPrecision, outputs: Int, divisor: Double, trees: (base: Int, spread: Int) = (5, 40),
+        maxRows: Int = 300, leaves: ((inout Rng) -> Int)? = nil
+    ) throws -> (TreeEnsemble, [Double]) {
         var g = Rng(state: seed)
         let features = 1 + g.below(7)
         let objective: Objective = outputs == 1 ? .binaryLogistic(scale: 1) : .multiclassSoftmax(classes: outputs)
@@ -65,11 +71,11 @@ struct FlatForestTests {
         b.baseMargin = (0..<outputs).map { _ in g.unit() - 0.5 }
         b.divisor = divisor
         var thresholds: [Double] = []
-        for t in 0..<(outputs * (5 + g.below(40))) {
-            let leaves = g.below(6) == 0 ? 1 : 2 + g.below(40)
-            try b.addTree(nodes: tree(&g, leaves: leaves, features: features, thresholds: &thresholds), output: t % outputs)
+        for t in 0..<(outputs * (trees.base + g.below(trees.spread))) {
+            let n = leaves?(&g) ?? (g.below(6) == 0 ? 1 : 2 + g.below(40))
+            try b.addTree(nodes: tree(&g, leaves: n, features: features, thresholds: &thresholds), output: t % outputs)
         }
-        let rows = 1 + g.below(300)
+        let rows = 1 + g.below(maxRows)
         let x = (0..<(rows * features)).map { _ in value(&g, thresholds: thresholds) }
         return (try b.build(), x)
     }

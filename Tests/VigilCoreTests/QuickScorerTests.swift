@@ -12,21 +12,10 @@ struct QuickScorerTests {
     let forests = FlatForestTests()
 
     func ensemble(
-        seed: UInt64, precision: InputPrecision, outputs: Int, divisor: Double, leaves: (inout Rng) -> Int
+        seed: UInt64, precision: InputPrecision, outputs: Int, divisor: Double, leaves: @escaping (inout Rng) -> Int
     ) throws -> (TreeEnsemble, [Double]) {
-        var g = Rng(state: seed)
-        let features = 1 + g.below(7)
-        let objective: Objective = outputs == 1 ? .binaryLogistic(scale: 1) : .multiclassSoftmax(classes: outputs)
-        var b = TreeEnsembleBuilder(featureCount: features, objective: objective, inputPrecision: precision)
-        b.baseMargin = (0..<outputs).map { _ in g.unit() - 0.5 }
-        b.divisor = divisor
-        var thresholds: [Double] = []
-        for t in 0..<(outputs * (3 + g.below(30))) {
-            try b.addTree(nodes: forests.tree(&g, leaves: leaves(&g), features: features, thresholds: &thresholds), output: t % outputs)
-        }
-        let rows = 1 + g.below(200)
-        let x = (0..<(rows * features)).map { _ in forests.value(&g, thresholds: thresholds) }
-        return (try b.build(), x)
+        try forests.ensemble(
+            seed: seed, precision: precision, outputs: outputs, divisor: divisor, trees: (3, 30), maxRows: 200, leaves: leaves)
     }
 
     /// The QuickScorer kernel's margins, `rowsPerCall` rows per call.
