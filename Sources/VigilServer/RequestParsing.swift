@@ -20,7 +20,7 @@ package struct RequestParser: Sendable {
         do {
             return try JSONValue.parse(nanAsNull(data))
         } catch {
-            throw ServerError.badRequest("body: not valid JSON (\(Self.describe(error)))")
+            throw ServerError.badRequest("body: not valid JSON (\(error))")
         }
     }
 
@@ -48,13 +48,6 @@ package struct RequestParser: Sendable {
             i += 1
         }
         return Data(out)
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let c) = error {
-            return c.underlyingError.map { "\($0.localizedDescription)" } ?? c.debugDescription
-        }
-        return "\(error)"
     }
 
     // MARK: - Native records
