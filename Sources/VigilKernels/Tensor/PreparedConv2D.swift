@@ -18,9 +18,10 @@ package enum CPU {
 /// - fewer than 8 input channels, any kernel size: direct FMA loops (`DirectConv`), where
 ///   im2col + GEMM spends its time copying and packing (the first layer of an RGB network).
 ///
-/// Measured on the retinopathy model (AMD EPYC, 1 thread; docs/CNN.md has the steps): batch 64
-/// 12.3k -> 20.4k images/s with Winograd for its second and third layers; with 8+ channels
-/// Winograd beat the direct loops, below 8 the direct loops beat Winograd.
+/// Measured on the retinopathy model (AMD EPYC, 1 thread, batch 64; docs/CNN.md has the
+/// steps): 12.3k images/s on im2col + OpenBLAS, 20.4k with Winograd for its second and third
+/// layers, 21.6k with the direct loops for its 3-channel first layer (Winograd there measured
+/// slower than im2col: 3-deep GEMMs and full transforms for 3 channels).
 ///
 /// Numerical contract: `Validation.rounding` (see each kernel); the shared suite
 /// (Tests/VigilKernelsTests/WinogradTests.swift) compares both with `ReferenceKernels.conv2d`.
