@@ -223,8 +223,10 @@ public struct ConvNet: Sendable {
     public func convolutionKernel(ofNode i: Int) -> String? {
         guard case .conv(let g, _) = plan.steps[i] else { return nil }
         if let p = prepared[i] { return p.kernelName }
-        if g.groups > 1 && g.inChannelsPerGroup == 1 { return "depthwise loops" }
-        return g.isPointwise ? "sgemm (1x1)" : "im2col + sgemm"
+        switch BLAS.ConvLowering.choose(g, batch: chunkCapacity) {
+        case .depthwise: return "depthwise loops"
+        case .perSample, .batched: return g.isPointwise ? "sgemm (1x1)" : "im2col + sgemm"
+        }
     }
 
     /// `prepared[step]` when evaluating with `kernels`.

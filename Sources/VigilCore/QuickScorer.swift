@@ -554,21 +554,9 @@ package final class QuickScorer: @unchecked Sendable {
                             leafValues: leafValues, acc: UnsafeMutableRawPointer(accD).assumingMemoryBound(to: SIMD16<Double>.self))
                     }
                 } else if float32 {
-                    for t in 0..<chunkTrees {
-                        let b = bits[t]
-                        let leaves = leafValuesF + Int(leafStart[firstTree &+ t])
-                        var v = FV()
-                        for i in 0..<width { v[i] = leaves[b[i].trailingZeroBitCount] }
-                        accF[Int(outputs[firstTree &+ t])] += v
-                    }
+                    sumExitLeaves(bits, trees: chunkTrees, firstTree: firstTree, leafValues: leafValuesF, into: accF)
                 } else {
-                    for t in 0..<chunkTrees {
-                        let b = bits[t]
-                        let leaves = leafValues + Int(leafStart[firstTree &+ t])
-                        var v = DV()
-                        for i in 0..<width { v[i] = leaves[b[i].trailingZeroBitCount] }
-                        accD[Int(outputs[firstTree &+ t])] += v
-                    }
+                    sumExitLeaves(bits, trees: chunkTrees, firstTree: firstTree, leafValues: leafValues, into: accD)
                 }
             }
             for i in 0..<bn {
@@ -578,6 +566,22 @@ package final class QuickScorer: @unchecked Sendable {
                 }
             }
             start &+= bn
+        }
+    }
+
+    /// Exit leaves of a chunk's trees for a block, summed per row in tree order into the
+    /// accumulator of each tree's output: lane i's leaf is the lowest set bit of its bitvector.
+    @inline(__always)
+    private func sumExitLeaves<V: SIMD, A: SIMD>(
+        _ bits: UnsafeMutablePointer<V>, trees: Int, firstTree: Int, leafValues: UnsafeMutablePointer<A.Scalar>,
+        into acc: UnsafeMutablePointer<A>
+    ) where V.Scalar: FixedWidthInteger, A.Scalar: FloatingPoint {
+        for t in 0..<trees {
+            let b = bits[t]
+            let leaves = leafValues + Int(leafStart[firstTree &+ t])
+            var v = A()
+            for i in 0..<V.scalarCount { v[i] = leaves[b[i].trailingZeroBitCount] }
+            acc[Int(outputs[firstTree &+ t])] += v
         }
     }
 }

@@ -95,13 +95,7 @@ extension QuickScorerColumn {
         bits: UnsafeRawPointer, trees: Int, firstTree: Int, leafStart: UnsafePointer<Int32>, outputs: UnsafePointer<Int32>,
         leafValues: UnsafePointer<Double>, acc: UnsafeMutablePointer<SIMD16<Double>>
     ) {
-        for t in 0..<trees {
-            let b = bits.load(fromByteOffset: t &* 64, as: SIMD16<UInt32>.self)
-            let leaves = leafValues + Int(leafStart[firstTree &+ t])
-            var v = SIMD16<Double>()
-            for i in 0..<16 { v[i] = leaves[b[i].trailingZeroBitCount] }
-            acc[Int(outputs[firstTree &+ t])] += v
-        }
+        sumExitLeaves(bits: bits, trees: trees, firstTree: firstTree, leafStart: leafStart, outputs: outputs, leafValues: leafValues, acc: acc)
     }
 
     /// `exitLeaves16` with float32 leaves and sums (`InputPrecision.float32`).
@@ -110,10 +104,20 @@ extension QuickScorerColumn {
         bits: UnsafeRawPointer, trees: Int, firstTree: Int, leafStart: UnsafePointer<Int32>, outputs: UnsafePointer<Int32>,
         leafValues: UnsafePointer<Float>, acc: UnsafeMutablePointer<SIMD16<Float>>
     ) {
+        sumExitLeaves(bits: bits, trees: trees, firstTree: firstTree, leafStart: leafStart, outputs: outputs, leafValues: leafValues, acc: acc)
+    }
+
+    /// The body of both `exitLeaves16`: generic, but specialised here (it is not visible outside
+    /// this module), so both entry points are compiled for AVX2.
+    @inline(__always)
+    private static func sumExitLeaves<T: BinaryFloatingPoint & SIMDScalar>(
+        bits: UnsafeRawPointer, trees: Int, firstTree: Int, leafStart: UnsafePointer<Int32>, outputs: UnsafePointer<Int32>,
+        leafValues: UnsafePointer<T>, acc: UnsafeMutablePointer<SIMD16<T>>
+    ) {
         for t in 0..<trees {
             let b = bits.load(fromByteOffset: t &* 64, as: SIMD16<UInt32>.self)
             let leaves = leafValues + Int(leafStart[firstTree &+ t])
-            var v = SIMD16<Float>()
+            var v = SIMD16<T>()
             for i in 0..<16 { v[i] = leaves[b[i].trailingZeroBitCount] }
             acc[Int(outputs[firstTree &+ t])] += v
         }
