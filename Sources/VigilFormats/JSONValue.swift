@@ -30,10 +30,12 @@ package enum JSONValue: Sendable, Equatable {
     package static let maxDepth = 512
 
     /// The document in `data`: one value, optionally surrounded by whitespace. A key that appears
-    /// twice in an object keeps its last value. Numbers must be finite doubles.
-    package static func parse(_ data: Data) throws -> JSONValue {
+    /// twice in an object keeps its last value. Numbers must be finite doubles. With `nanAsNull`,
+    /// the bare token `NaN` (not JSON, but what Python's `json` and so tritonclient write for a
+    /// missing float) is read as `null` wherever a value may stand.
+    package static func parse(_ data: Data, nanAsNull: Bool = false) throws -> JSONValue {
         try data.withUnsafeBytes { raw in
-            var p = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
+            var p = JSONParser(bytes: raw.bindMemory(to: UInt8.self), nanAsNull: nanAsNull)
             p.skipWhitespace()
             let v = try p.value(depth: 0)
             p.skipWhitespace()
@@ -46,9 +48,13 @@ package enum JSONValue: Sendable, Equatable {
 /// The parser behind `JSONValue.parse`.
 private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
+    let nanAsNull: Bool
     var at = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>, nanAsNull: Bool) {
+        self.bytes = bytes
+        self.nanAsNull = nanAsNull
+    }
 
     func error(_ reason: String) -> JSONValue.ParseError { JSONValue.ParseError(offset: at, reason: reason) }
 
@@ -72,6 +78,7 @@ private struct JSONParser {
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "N") where nanAsNull: try literal("NaN"); return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
         default: throw error("unexpected character '\(Self.show(c))', expected a value")
         }

@@ -18,36 +18,12 @@ package struct RequestParser: Sendable {
 
     package static func parseJSON(_ data: Data) throws -> JSONValue {
         do {
-            return try JSONValue.parse(nanAsNull(data))
+            // Python's json (and so tritonclient) writes a missing float as the bare token `NaN`:
+            // read as `null` (a missing value).
+            return try JSONValue.parse(data, nanAsNull: true)
         } catch {
             throw ServerError.badRequest("body: not valid JSON (\(error))")
         }
-    }
-
-    /// Python's json (and so tritonclient) writes a missing float as the bare token `NaN`,
-    /// which JSON does not have; outside strings it is read as `null` (a missing value).
-    static func nanAsNull(_ data: Data) -> Data {
-        let n = UInt8(ascii: "N"), a = UInt8(ascii: "a"), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
-        guard data.contains(n) else { return data }
-        let bytes = [UInt8](data)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count + 16)
-        var inString = false, escaped = false, i = 0
-        while i < bytes.count {
-            let b = bytes[i]
-            if inString {
-                if escaped { escaped = false } else if b == backslash { escaped = true } else if b == quote { inString = false }
-            } else if b == quote {
-                inString = true
-            } else if b == n, i + 2 < bytes.count, bytes[i + 1] == a, bytes[i + 2] == n {
-                out += Array("null".utf8)
-                i += 3
-                continue
-            }
-            out.append(b)
-            i += 1
-        }
-        return Data(out)
     }
 
     // MARK: - Native records

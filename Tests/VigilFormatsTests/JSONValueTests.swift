@@ -80,6 +80,14 @@ struct JSONValueTests {
         #expect((e?.offset ?? -1) <= document.utf8.count)
     }
 
+    @Test func nanIsNullOnlyWhenAskedAndOnlyOutsideStrings() throws {
+        let doc = Data(#"{"data": [60, NaN], "s": "NaN"}"#.utf8)
+        #expect(try JSONValue.parse(doc, nanAsNull: true) == .object(["data": .array([.number(60), .null]), "s": .string("NaN")]))
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(doc) }
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Data("[NaNx]".utf8), nanAsNull: true) }
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Data("[-NaN]".utf8), nanAsNull: true) }
+    }
+
     @Test func invalidUTF8IsRefused() {
         var bytes = Array("\"ab".utf8)
         bytes += [0xFF, 0xFE, UInt8(ascii: "\"")]
