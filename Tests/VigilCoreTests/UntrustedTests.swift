@@ -1,0 +1,36 @@
+import Testing
+@testable import VigilCore
+
+struct UntrustedTests {
+    @Test func quoteCutsLongValuesAndEscapesControls() {
+        #expect(Untrusted.quote("abc") == "abc")
+        let long = String(repeating: "x", count: 10_000_000)
+        let q = Untrusted.quote(long)
+        #expect(q.utf8.count < 120)
+        #expect(q.hasSuffix("... (10000000 bytes)"))
+        #expect(Untrusted.quote("a\r\nb") == "a\\r\\nb")
+        #expect(Untrusted.quote("\u{0}") == "\\u{0}")
+        // A cut never splits a character: 40 two-byte letters fill 80 bytes exactly.
+        #expect(Untrusted.quote(String(repeating: "é", count: 41)).hasPrefix(String(repeating: "é", count: 40) + "..."))
+    }
+
+    @Test func productReportsOverflowAndLimits() throws {
+        #expect(try Untrusted.product([2, 3, 4], limit: 100, place: "p") == 24)
+        #expect(throws: VigilError.self) { try Untrusted.product([999_999_999, 999_999_999, 999_999_999], limit: Int.max, place: "shape") }
+        #expect(throws: VigilError.self) { try Untrusted.product([10, 11], limit: 100, place: "shape") }
+        #expect(throws: VigilError.self) { try Untrusted.product([-1, 2], limit: 100, place: "shape") }
+        #expect(try Untrusted.product([0, Int.max], limit: 10, place: "p") == 0)
+    }
+
+    @Test func integerNeverTraps() {
+        #expect(Untrusted.integer(7) == 7)
+        #expect(Untrusted.integer(7.5) == nil)
+        #expect(Untrusted.integer(1e300) == nil)
+        #expect(Untrusted.integer(-1e300) == nil)
+        #expect(Untrusted.integer(.nan) == nil)
+        #expect(Untrusted.integer(.infinity) == nil)
+        #expect(Untrusted.integer(9.223372036854775807e18) == nil)
+        #expect(Untrusted.integer(5, in: 0...4) == nil)
+        #expect(Untrusted.integer(-9.2e18) == -9_200_000_000_000_000_000)
+    }
+}
