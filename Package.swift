@@ -58,19 +58,34 @@ let package = Package(
         .target(name: "VigilKernelsAVX2", swiftSettings: strictSettings + avx2Settings),
         .target(name: "VigilKernels", dependencies: ["CBLAS", "CCPU", "VigilKernelsAVX2"], swiftSettings: strictSettings),
         .target(name: "VigilCore", dependencies: ["VigilKernels", "VigilKernelsAVX2"], swiftSettings: strictSettings),
+        // JSON reading (JSONValue) and writing (JSON text, ordered JSONOutput) in one place.
+        .target(name: "VigilJSON", dependencies: ["VigilCore"], swiftSettings: strictSettings),
         .target(
             name: "VigilFormats",
             dependencies: [
-                "VigilCore", "ONNXProto", "CPNG", "CJPEG",
+                "VigilCore", "VigilJSON", "ONNXProto", "CPNG", "CJPEG",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "VigilGuardrails", dependencies: ["VigilCore", "VigilKernels"], swiftSettings: strictSettings),
+        // The runtime guard: group fields, the fitted policy, threshold resolution.
+        .target(name: "VigilGuard", dependencies: ["VigilCore"], swiftSettings: strictSettings),
+        // Explanation: linear SHAP, TreeSHAP, integrated gradients.
+        .target(name: "VigilExplain", dependencies: ["VigilCore", "VigilKernels"], swiftSettings: strictSettings),
+        // Statistics the audit and the monitor share: metrics from counts, curves, calibration,
+        // bootstrap intervals, Wilson intervals, PSI and Jensen-Shannon drift.
+        .target(name: "VigilStatistics", dependencies: ["VigilCore"], swiftSettings: strictSettings),
+        // The offline tools: fairness audit, disparities, threshold fitting.
+        .target(
+            name: "VigilAudit",
+            dependencies: ["VigilCore", "VigilKernels", "VigilStatistics", "VigilGuard"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "VigilEngine",
             dependencies: [
-                "VigilCore", "VigilFormats", "VigilGuardrails", "VigilKernels",
+                "VigilCore", "VigilFormats", "VigilJSON", "VigilGuard", "VigilExplain", "VigilStatistics",
+                "VigilAudit", "VigilKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
@@ -80,7 +95,7 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilEngine", "VigilFormats",
+                "VigilEngine", "VigilJSON", "VigilStatistics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -108,9 +123,15 @@ let package = Package(
             dependencies: ["VigilFormats", "VigilCore", "VigilEngine", "VigilTesting"],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "VigilJSONTests", dependencies: ["VigilJSON", "VigilCore"], swiftSettings: strictSettings),
         .testTarget(
-            name: "VigilGuardrailsTests",
-            dependencies: ["VigilGuardrails", "VigilCore", "VigilFormats", "VigilEngine", "VigilTesting"],
+            name: "VigilExplainTests",
+            dependencies: ["VigilExplain", "VigilCore", "VigilFormats", "VigilEngine", "VigilTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VigilAuditTests",
+            dependencies: ["VigilAudit", "VigilStatistics", "VigilGuard", "VigilCore", "VigilEngine", "VigilTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "VigilEngineTests", dependencies: ["VigilEngine", "VigilTesting"], swiftSettings: strictSettings),

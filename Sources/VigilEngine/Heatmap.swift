@@ -1,6 +1,7 @@
 public import Foundation
 public import VigilCore
-public import VigilGuardrails
+public import VigilExplain
+public import VigilGuard
 internal import VigilFormats
 
 /// A picture of an image model's attribution: the input as the model saw it (the manifest's

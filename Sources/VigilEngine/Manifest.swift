@@ -1,6 +1,10 @@
 public import Foundation
 @_exported public import VigilCore
-@_exported public import VigilGuardrails
+@_exported public import VigilGuard
+@_exported public import VigilExplain
+@_exported public import VigilStatistics
+@_exported public import VigilAudit
+@_exported public import VigilJSON
 @_exported public import VigilFormats
 
 /// A model package's `manifest.json` (docs/FORMATS.md), checked strictly: unknown keys, wrong

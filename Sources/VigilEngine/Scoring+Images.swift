@@ -1,6 +1,7 @@
 internal import Foundation
 internal import VigilKernels
-public import VigilGuardrails
+public import VigilExplain
+public import VigilGuard
 
 /// Images to score, already decoded and preprocessed into the model's input tensor.
 public struct ImageBatch: Sendable {

@@ -1,7 +1,7 @@
 internal import Crypto
 package import Foundation
 internal import VigilEngine
-package import VigilFormats
+package import VigilJSON
 #if canImport(Glibc)
 internal import Glibc
 #endif

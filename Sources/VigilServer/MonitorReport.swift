@@ -1,5 +1,6 @@
 internal import Foundation
 internal import VigilEngine
+internal import VigilStatistics
 
 /// `GET /v1/models/{name}/monitor`, derived from the counters (fairlearn's vocabulary:
 /// `overall`, `by_group`, `difference`/`ratio` between groups, `group_min`/`group_max`).

@@ -1,6 +1,6 @@
 package import Foundation
 package import VigilEngine
-package import VigilFormats
+package import VigilJSON
 
 /// Turns request bodies into `RowBatch`es for one model, strictly: every model feature must be
 /// given (null for a missing value), values must be numbers, unknown keys are refused.

@@ -1,7 +1,7 @@
 internal import Hummingbird
 internal import Foundation
 internal import VigilEngine
-internal import VigilFormats
+internal import VigilJSON
 internal import NIOCore
 
 /// Answers every error as `{"error": "..."}` with its status: `ServerError` as given,

@@ -1,6 +1,6 @@
 internal import Foundation
 package import VigilEngine
-internal import VigilFormats
+internal import VigilJSON
 
 /// A scored row as the server returns it: the engine's record plus its prediction id and
 /// audit sequence number.

@@ -1,6 +1,6 @@
 internal import Foundation
 internal import VigilEngine
-internal import VigilFormats
+internal import VigilJSON
 internal import Hummingbird
 internal import Logging
 internal import NIOCore

@@ -1,5 +1,6 @@
 public import Foundation
 public import VigilCore
+internal import VigilJSON
 
 /// Reads Vigil's linear JSON (`model.linear.json`, docs/FORMATS.md): coefficients as JSON
 /// doubles, so a scikit-learn model travels without any float32 rounding.

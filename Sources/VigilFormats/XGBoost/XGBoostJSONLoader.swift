@@ -1,5 +1,6 @@
 public import Foundation
 public import VigilCore
+internal import VigilJSON
 
 /// Reads XGBoost's JSON model format (`Booster.save_model("model.json")`, XGBoost 1.x to 3.x)
 /// into a checked `TreeEnsemble`. XGBoost quirks stop here:

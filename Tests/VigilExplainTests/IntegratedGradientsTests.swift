@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
-@testable import VigilGuardrails
+@testable import VigilExplain
 
 /// Integrated gradients where the answer is known in closed form.
 struct IntegratedGradientsTests {

@@ -1,3 +1,5 @@
+public import VigilStatistics
+public import VigilGuard
 import VigilCore
 
 /// What a fitted policy equalises across groups (docs/FORMATS.md, `constraint.kind`).

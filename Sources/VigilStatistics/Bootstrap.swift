@@ -25,4 +25,11 @@ public struct Interval: Sendable, Equatable {
     public let upper: Double
     public let defined: Int
     public let replicates: Int
+
+    package init(lower: Double, upper: Double, defined: Int, replicates: Int) {
+        self.lower = lower
+        self.upper = upper
+        self.defined = defined
+        self.replicates = replicates
+    }
 }

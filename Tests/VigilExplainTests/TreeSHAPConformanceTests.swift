@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import VigilCore
 import VigilFormats
-import VigilGuardrails
+import VigilExplain
 import VigilTesting
 
 /// TreeSHAP on every tree fixture (Tests/Fixtures/README.md) against the producing library's own

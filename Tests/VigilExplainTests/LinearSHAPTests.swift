@@ -3,7 +3,7 @@ import Testing
 import VigilCore
 import VigilEngine
 import VigilFormats
-import VigilGuardrails
+import VigilExplain
 import VigilTesting
 
 /// Linear SHAP against shap's `LinearExplainer` (Tests/Fixtures/attribution/README.md), and its

@@ -1,3 +1,5 @@
+public import VigilStatistics
+public import VigilGuard
 /// Fairlearn's summaries of one metric across groups (`MetricFrame.difference`, `.ratio`,
 /// `.group_min`, `.group_max`), over the groups that are eligible (at least the audit's minimum
 /// size) and have a defined value; the others are listed in `excluded` with the reason.

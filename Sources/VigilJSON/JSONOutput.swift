@@ -1,4 +1,5 @@
 public import Foundation
+internal import VigilCore
 
 /// A JSON value that keeps its keys in the order written, for files people read and diff
 /// (`policy.json`, audit reports). Numbers print as the shortest text that reads back to the

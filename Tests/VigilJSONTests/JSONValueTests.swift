@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import VigilFormats
+@testable import VigilJSON
 
 /// The hand-written JSON parser behind every JSON model file, request body and ledger line:
 /// values as RFC 8259 defines them, numbers rounded exactly as `Double(_:)` rounds them, and

@@ -1,3 +1,5 @@
+public import VigilStatistics
+public import VigilGuard
 internal import VigilKernels
 import VigilCore
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VigilCore
-import VigilGuardrails
+import VigilExplain
 import VigilTesting
 
 /// TreeSHAP on hand-checkable trees and on random ones against a brute-force Shapley sum over

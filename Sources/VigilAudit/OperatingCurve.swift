@@ -1,3 +1,5 @@
+public import VigilStatistics
+public import VigilGuard
 /// One group's candidate operating points for `risk >= threshold`, exactly: one point per
 /// distinct risk of the group (deciding positive every row at or above it), plus "select none"
 /// when the largest risk is below 1. Points run from the highest threshold to the lowest, so TP,

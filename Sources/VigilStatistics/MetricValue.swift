@@ -15,7 +15,7 @@ public enum MetricValue: Sendable, Equatable {
     }
 
     /// `value(a / b)`, or undefined with `reason` when `b` is 0.
-    static func ratio(_ a: Double, _ b: Double, _ reason: @autoclosure () -> String) -> MetricValue {
+    package static func ratio(_ a: Double, _ b: Double, _ reason: @autoclosure () -> String) -> MetricValue {
         b > 0 ? .value(a / b) : .undefined(reason())
     }
 }
