@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
 # One-command set-up on Debian with Swift 6.x on PATH: installs the system libraries Vigil links
-# (OpenBLAS, LAPACKE, SQLite, libpng, libjpeg-turbo), builds the release binary, and scores the
-# shipped readmission test cohort as a smoke test. Re-running is safe.
+# (scripts/system-packages.sh: OpenBLAS, LAPACKE, libpng, libjpeg-turbo), builds the release
+# binary, and scores the shipped readmission test cohort as a smoke test. Re-running is safe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq libopenblas-dev liblapacke-dev libsqlite3-dev libpng-dev libjpeg62-turbo-dev pkg-config >/dev/null
+scripts/system-packages.sh
 swift build -c release --product vigil
 mkdir -p out
 .build/release/vigil score --model models/readmission --input models/readmission/test_cohort.csv --output out/readmission_scores.csv

@@ -11,7 +11,8 @@ internal import VigilKernels
 /// exactly the input shape it declares (ONNX's node tests, a graph that reshapes across
 /// samples).
 ///
-/// Numerical contract: `Validation.rounding`. Values are float32 as in onnxruntime; GEMM paths
+/// Numerical contract: rounding (equal to the reference up to the rounding of reordered sums, not bit
+/// for bit). Values are float32 as in onnxruntime; GEMM paths
 /// (convolution, Gemm, MatMul) round in OpenBLAS's summation order, reductions sum in `Double`
 /// (`TensorKernels`); a batch normalization folded into its convolution scales the weights in
 /// `Double` and rounds them once. Results equal onnxruntime's within a few float ulps of each

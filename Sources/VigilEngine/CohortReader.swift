@@ -51,22 +51,36 @@ public final class CohortReader {
     private var extraColumn: [Int] = []  // per column: extra slot or -1
     private var headerNames: [String] = []
 
-    /// `extraColumns`: columns to keep as text (CSV: each must be in the header).
-    public init(url: URL, model: VigilModel, format: CohortFormat? = nil, extraColumns: [String] = []) throws {
+    /// The CSV header's column names, in order (empty for JSON Lines).
+    public var columns: [String] { headerNames }
+    /// Whether CSV columns map to the model's features by position (`positional`).
+    public let positional: Bool
+
+    /// `extraColumns`: columns to keep as text (CSV: each must be in the header). `positional`
+    /// (CSV only): the first `featureCount` columns other than the id column are the model's
+    /// features in order, whatever the header calls them.
+    public init(url: URL, model: VigilModel, format: CohortFormat? = nil, extraColumns: [String] = [], positional: Bool = false) throws {
         self.url = url
         self.model = model
         self.extraColumns = extraColumns
+        self.positional = positional
         self.format = format ?? .guess(path: url.path)
         guard let h = try? FileHandle(forReadingFrom: url) else {
             throw VigilError(.io, "\(url.path): cannot open the input file")
         }
         handle = h
         totalBytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+        if positional, self.format != .csv {
+            throw VigilError(.usage, "\(url.path): --positional needs a CSV input (JSON Lines rows name their fields)")
+        }
         if self.format == .csv { try readHeader() }
         let fieldGroups = model.fieldGroups
         if self.format == .csv {
             for g in fieldGroups where !headerNames.contains(g.field) {
                 notes.append("group field '\(g.field)' (group '\(g.name)') is not in the input: every row gets '\(g.missingLabel)'")
+            }
+            if idColumn < 0 {
+                notes.append("no '\(model.idField)' column in the input: records are numbered by row (1, 2, ...) under '\(model.idField)'")
             }
         }
     }
@@ -143,19 +157,35 @@ public final class CohortReader {
                 throw VigilError(.input, "\(url.path): line 1: column '\(name)' appears twice (columns \(prev + 1) and \(c + 1))")
             }
             seen[name] = c
-            if let j = model.schema.index(of: name) { featureColumn[c] = j }
+            if !positional, let j = model.schema.index(of: name) { featureColumn[c] = j }
             if name == model.idField { idColumn = c }
             if let slot = model.fieldGroups.firstIndex(where: { $0.field == name }) { groupColumn[c] = slot }
             if let slot = extraColumns.firstIndex(of: name) { extraColumn[c] = slot }
         }
         for name in extraColumns where seen[name] == nil {
-            throw VigilError(.input, "\(url.path): line 1: column '\(name)' is not in the header")
+            throw VigilError(.input, "\(url.path): line 1: column '\(name)' is not in the header (columns: \(Self.list(headerNames)))")
+        }
+        if positional {
+            let columns = headerNames.indices.filter { $0 != idColumn }
+            guard columns.count >= model.schema.count else {
+                throw VigilError(.input, "\(url.path): line 1: --positional needs \(model.schema.count) feature columns besides '\(model.idField)'; the header has \(columns.count) (columns: \(Self.list(headerNames)))")
+            }
+            for (j, c) in columns.prefix(model.schema.count).enumerated() { featureColumn[c] = j }
+            return
         }
         let missing = model.schema.names.filter { seen[$0] == nil }
         if !missing.isEmpty {
             let list = missing.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
-            throw VigilError(.input, "\(url.path): line 1: model feature \(list)\(missing.count > 5 ? " and \(missing.count - 5) more" : "") \(missing.count == 1 ? "is" : "are") not in the header; the header must name every feature of the model")
+            let hint = model.manifest == nil
+                ? "; a bare model file names its features itself (here \(Self.list(model.schema.names))): give the columns' names in model order with --feature-names a,b,c, or --positional to take the first \(model.schema.count) columns besides '\(model.idField)' in order"
+                : ""
+            throw VigilError(.input, "\(url.path): line 1: model feature \(list)\(missing.count > 5 ? " and \(missing.count - 5) more" : "") \(missing.count == 1 ? "is" : "are") not in the header; the header must name every feature of the model\(hint)")
         }
+    }
+
+    /// Names for a message: the first 8 quoted, then how many more.
+    static func list(_ names: [String]) -> String {
+        names.prefix(8).map { "'\(String($0.prefix(40)))'" }.joined(separator: ", ") + (names.count > 8 ? " and \(names.count - 8) more" : "")
     }
 
     // MARK: - Batches

@@ -10,7 +10,8 @@ public import Foundation
 /// largest |contribution| first, 6 significant digits), one `top_contributions_<k>` per class
 /// for a multiclass model; `.all` adds `contrib_<feature>` per feature and `contrib_bias`
 /// (multiclass: `contrib_<k>_<feature>`, `contrib_<k>_bias`), at full precision.
-/// JSON Lines: one full prediction record per line (../shared/DESIGN.md); with `explain`, an
+/// JSON Lines: one full prediction record per line (`RecordJSON`, the shape the server answers
+/// too): id, model, outputs, group, threshold and decision, warnings; with `explain`, an
 /// `attribution` object: `{"method", "space", "base", "top": [{"feature", "value", "contribution"}]}`
 /// (`.all`: `"contributions"`, every feature in feature order, instead of `"top"`); for a
 /// multiclass model `{"method", "space", "classes": [{"class": k, "base", "top" | "contributions"}]}`.
@@ -21,10 +22,8 @@ public final class RecordWriter {
     private let model: VigilModel
     /// What attributions are reported under (`VigilModel.attributionNames`), computed once.
     private let names: [String]
-    /// The parts of a JSON record that are the same on every line, built once.
-    private let jsonModel: String
-    private let jsonPolicy: String
-    private let jsonGroupKeys: [String]
+    /// The JSON Lines record, shared with the server's responses.
+    private let json: RecordJSON
     private let handle: FileHandle
     private let closeAtEnd: Bool
     private var wroteHeader = false
@@ -34,9 +33,7 @@ public final class RecordWriter {
         self.format = format
         self.explain = explain
         self.names = explain == nil ? [] : model.attributionNames
-        jsonModel = ",\"model\":{\"name\":\(Self.jsonString(model.name)),\"version\":\(Self.jsonString(model.version)),\"sha256\":\"\(model.sha256)\"}"
-        jsonPolicy = ",\"policy\":{\"version\":\(Self.jsonString(model.policy.version)),\"sha256\":\(Self.jsonString(model.policy.sha256))}"
-        jsonGroupKeys = model.groups.map { Self.jsonString($0.name) + ":" }
+        json = RecordJSON(model: model, explain: explain, names: names)
         if explain == .all, format == .csv, let bias = model.schema.names.first(where: { $0 == "bias" }) {
             throw VigilError(.usage, "--explain all: feature '\(bias)' would make a second contrib_bias column in the CSV output; write JSON Lines (--output-format jsonl) instead")
         }
@@ -71,7 +68,9 @@ public final class RecordWriter {
         for r in records {
             switch format {
             case .csv: appendCSV(r, to: &out)
-            case .jsonl: appendJSON(r, to: &out)
+            case .jsonl:
+                json.append(r, to: &out)
+                out += "\n"
             }
         }
         try handle.write(contentsOf: Data(out.utf8))
@@ -137,85 +136,6 @@ public final class RecordWriter {
         }
     }
 
-
-    /// One record line, appended piece by piece (no intermediate arrays or joined strings: this
-    /// runs once per scored row).
-    private func appendJSON(_ r: PredictionRecord, to out: inout String) {
-        out += "{\"id\":"
-        JSON.appendString(r.id, to: &out)
-        out += jsonModel
-        switch model.ir.objective {
-        case .binaryLogistic:
-            out += ",\"risk\":"
-            out += Self.number(r.outputs[0])
-        case .multiclassSoftmax:
-            out += ",\"risk\":["
-            for (i, v) in r.outputs.enumerated() {
-                if i > 0 { out += "," }
-                out += Self.number(v)
-            }
-            out += "]"
-        case .regression:
-            out += ",\"prediction\":"
-            out += Self.number(r.outputs[0])
-        }
-        out += ",\"group\":{"
-        for (i, label) in r.groupLabels.enumerated() where i < jsonGroupKeys.count {
-            if i > 0 { out += "," }
-            out += jsonGroupKeys[i]
-            JSON.appendString(label, to: &out)
-        }
-        out += "}"
-        if model.makesDecisions, let t = r.threshold, let s = r.thresholdSource, let d = r.decision {
-            out += ",\"threshold\":"
-            out += Self.number(t)
-            out += ",\"threshold_source\":"
-            JSON.appendString(s.label, to: &out)
-            if model.policy.randomizationSeed != nil { out += r.randomized ? ",\"threshold_randomized\":true" : ",\"threshold_randomized\":false" }
-            out += jsonPolicy
-            out += d ? ",\"decision\":true" : ",\"decision\":false"
-        }
-        if let explain, let a = r.attribution { appendJSONAttribution(a, explain, to: &out) }
-        out += ",\"warnings\":["
-        for (i, w) in r.warnings.enumerated() {
-            if i > 0 { out += "," }
-            JSON.appendString(w, to: &out)
-        }
-        out += "]}\n"
-    }
-
-    private func appendJSONAttribution(_ a: Attribution, _ explain: ExplainMode, to out: inout String) {
-        out += Self.attributionJSON(a, explain, names: names)
-    }
-
-    /// The `,"attribution":{...}` member of a JSON record (also used by the server's records).
-    package static func attributionJSON(_ a: Attribution, _ explain: ExplainMode, names: [String]) -> String {
-        func entries(_ c: Int) -> String {
-            let features: [Int]
-            switch explain {
-            case .top(let n): features = a.top(n, output: c)
-            case .all: features = Array(0..<a.featureCount)
-            }
-            let items = features.map { j -> String in
-                let v = a.values[j]
-                return "{\"feature\":\(jsonString(names[j])),\"value\":\(v.isNaN ? "null" : number(v)),\"contribution\":\(number(a.contribution(output: c, feature: j)))}"
-            }
-            return "\"\(explain == .all ? "contributions" : "top")\":[\(items.joined(separator: ","))]"
-        }
-        var out = ",\"attribution\":{\"method\":\"\(a.method.rawValue)\",\"space\":\"\(a.space.rawValue)\""
-        if let i = a.integration {
-            out += ",\"baseline\":\(jsonString(i.baseline)),\"steps\":\(i.steps),\"completeness_error\":\(number(i.completenessError))"
-            out += ",\"relative_completeness_error\":\(number(i.relativeError))"
-        }
-        if a.outputCount == 1 {
-            out += ",\"base\":\(number(a.base[0])),\(entries(0))}"
-        } else {
-            let classes = (0..<a.outputCount).map { c in "{\"class\":\(c),\"base\":\(number(a.base[c])),\(entries(c))}" }
-            out += ",\"classes\":[\(classes.joined(separator: ","))]}"
-        }
-        return out
-    }
-
     /// A contribution with its sign and 6 significant digits (`+0.123457`, `-5e-07`).
     static func signed(_ v: Double) -> String {
         v.isFinite ? String(format: "%+.6g", v) : number(v)
@@ -230,6 +150,115 @@ public final class RecordWriter {
         guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
+}
 
-    static func jsonString(_ s: String) -> String { JSON.string(s) }
+/// The JSON prediction record, the one encoding of a `PredictionRecord` as JSON: each line of
+/// `vigil score`'s JSON Lines output, and each record the server answers (which appends its
+/// `prediction_id` and `audit_seq` through `extra`). Keys in this order: `id`, `model`, `risk`
+/// (or `prediction`), `group`, and for binary models `threshold`, `threshold_source`,
+/// `threshold_randomized` (randomized policies only), `policy`, `decision`; then `attribution`
+/// (with `explain`), `warnings`. A non-finite number is written `null` (JSON has none).
+package struct RecordJSON: Sendable {
+    let model: VigilModel
+    let explain: ExplainMode?
+    /// What attributions are reported under (`VigilModel.attributionNames`).
+    let names: [String]
+    /// The parts of a record that are the same on every line, built once.
+    let jsonModel: String
+    let jsonPolicy: String
+    let jsonGroupKeys: [String]
+
+    /// `names`: what attributions are reported under (default `model.attributionNames` when
+    /// `explain` is set).
+    package init(model: VigilModel, explain: ExplainMode?, names: [String]? = nil) {
+        self.model = model
+        self.explain = explain
+        self.names = names ?? (explain == nil ? [] : model.attributionNames)
+        jsonModel = ",\"model\":{\"name\":\(JSON.string(model.name)),\"version\":\(JSON.string(model.version)),\"sha256\":\"\(model.sha256)\"}"
+        jsonPolicy = ",\"policy\":{\"version\":\(JSON.string(model.policy.version)),\"sha256\":\(JSON.string(model.policy.sha256))}"
+        jsonGroupKeys = model.groups.map { JSON.string($0.name) + ":" }
+    }
+
+    /// One record object, appended piece by piece (no intermediate arrays or joined strings:
+    /// this runs once per scored row). `extra`, when not empty, holds further members
+    /// (`,"key":value...`) written before the closing brace. No line end.
+    package func append(_ r: PredictionRecord, extra: String = "", to out: inout String) {
+        out += "{\"id\":"
+        JSON.appendString(r.id, to: &out)
+        out += jsonModel
+        switch model.ir.objective {
+        case .binaryLogistic:
+            out += ",\"risk\":"
+            out += JSON.number(r.outputs[0])
+        case .multiclassSoftmax:
+            out += ",\"risk\":["
+            for (i, v) in r.outputs.enumerated() {
+                if i > 0 { out += "," }
+                out += JSON.number(v)
+            }
+            out += "]"
+        case .regression:
+            out += ",\"prediction\":"
+            out += JSON.number(r.outputs[0])
+        }
+        out += ",\"group\":{"
+        for (i, label) in r.groupLabels.enumerated() where i < jsonGroupKeys.count {
+            if i > 0 { out += "," }
+            out += jsonGroupKeys[i]
+            JSON.appendString(label, to: &out)
+        }
+        out += "}"
+        if model.makesDecisions, let t = r.threshold, let s = r.thresholdSource, let d = r.decision {
+            out += ",\"threshold\":"
+            out += JSON.number(t)
+            out += ",\"threshold_source\":"
+            JSON.appendString(s.label, to: &out)
+            if model.policy.randomizationSeed != nil { out += r.randomized ? ",\"threshold_randomized\":true" : ",\"threshold_randomized\":false" }
+            out += jsonPolicy
+            out += d ? ",\"decision\":true" : ",\"decision\":false"
+        }
+        if let explain, let a = r.attribution { out += Self.attributionJSON(a, explain, names: names) }
+        out += ",\"warnings\":["
+        for (i, w) in r.warnings.enumerated() {
+            if i > 0 { out += "," }
+            JSON.appendString(w, to: &out)
+        }
+        out += "]"
+        out += extra
+        out += "}"
+    }
+
+    /// The record as one string (no line end).
+    package func text(_ r: PredictionRecord, extra: String = "") -> String {
+        var out = ""
+        append(r, extra: extra, to: &out)
+        return out
+    }
+
+    /// The `,"attribution":{...}` member of a record.
+    static func attributionJSON(_ a: Attribution, _ explain: ExplainMode, names: [String]) -> String {
+        func entries(_ c: Int) -> String {
+            let features: [Int]
+            switch explain {
+            case .top(let n): features = a.top(n, output: c)
+            case .all: features = Array(0..<a.featureCount)
+            }
+            let items = features.map { j -> String in
+                "{\"feature\":\(JSON.string(names[j])),\"value\":\(JSON.number(a.values[j])),\"contribution\":\(JSON.number(a.contribution(output: c, feature: j)))}"
+            }
+            return "\"\(explain == .all ? "contributions" : "top")\":[\(items.joined(separator: ","))]"
+        }
+        var out = ",\"attribution\":{\"method\":\"\(a.method.rawValue)\",\"space\":\"\(a.space.rawValue)\""
+        if let i = a.integration {
+            out += ",\"baseline\":\(JSON.string(i.baseline)),\"steps\":\(i.steps),\"completeness_error\":\(JSON.number(i.completenessError))"
+            out += ",\"relative_completeness_error\":\(JSON.number(i.relativeError))"
+        }
+        if a.outputCount == 1 {
+            out += ",\"base\":\(JSON.number(a.base[0])),\(entries(0))}"
+        } else {
+            let classes = (0..<a.outputCount).map { c in "{\"class\":\(c),\"base\":\(JSON.number(a.base[c])),\(entries(c))}" }
+            out += ",\"classes\":[\(classes.joined(separator: ","))]}"
+        }
+        return out
+    }
 }

@@ -1,10 +1,16 @@
 public import Foundation
 internal import Crypto
 
-/// SHA-256 of files and byte strings, as lowercase hex (swift-crypto).
+/// SHA-256 of files and byte strings, as lowercase hex (swift-crypto): the one hex digest of
+/// Vigil (model files, policies, cohorts, the ledger's entry hashes and input hashes).
 public enum SHA256Digest {
     public static func hex(of data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        hexText(SHA256.hash(data: data))
+    }
+
+    /// The digest of any bytes (e.g. a string's `utf8`).
+    public static func hex(of bytes: some Sequence<UInt8>) -> String {
+        hexText(SHA256.hash(data: Array(bytes)))
     }
 
     /// Hashes a file in 1 MiB blocks, so a large cohort needs no more memory than that.
@@ -17,6 +23,19 @@ public enum SHA256Digest {
         while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty {
             hasher.update(data: block)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hexText(hasher.finalize())
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Lowercase hex, two digits a byte.
+    private static func hexText(_ digest: some Sequence<UInt8>) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for b in digest {
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -83,17 +83,8 @@ extension VigilModel {
                         baseline: integrator.baselineName, steps: result.steps,
                         completenessError: result.completenessError.max() ?? 0, relativeError: result.relativeError))
             }
-            if makesDecisions {
-                let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
-                let (threshold, source) = policy.threshold(forKey: key)
-                record.groupKey = key
-                record.threshold = threshold
-                record.thresholdSource = source
-                record.decision = GuardrailPolicy.decide(risk: o[0], threshold: threshold)
-                if case .fallback(let reason) = source {
-                    record.warnings.append("fallback threshold \(threshold): \(reason)")
-                }
-            }
+            // The same guardrail step as tabular records (a randomized policy's draw included).
+            applyPolicy(to: &record)
             records.append(record)
         }
         return records

@@ -26,7 +26,9 @@ public struct RowBatch: Sendable {
     }
 }
 
-/// One scored row: the record every mode of use returns (../shared/DESIGN.md).
+/// One scored row: the record every mode of use returns (`vigil score`'s CSV and JSON Lines
+/// rows, the server's records and OIP outputs): id, outputs, group labels, threshold and which
+/// policy entry gave it, decision, warnings and, when asked, the attribution.
 public struct PredictionRecord: Sendable {
     public var id: String
     /// `risk` (binary), one probability per class (multiclass) or the prediction (regression).
@@ -88,10 +90,7 @@ extension VigilModel {
         var attributor: Explainer?
         if explain {
             let e = try explainer.get()
-            contributions = [Double](repeating: 0, count: n * e.rowStride)
-            batch.features.withUnsafeBufferPointer { x in
-                contributions.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: n, into: $0.baseAddress!, threads: threads) }
-            }
+            contributions = Self.contributions(e, batch.features, rows: n, threads: threads)
             attributor = e
         }
         var records: [PredictionRecord] = []
@@ -129,21 +128,31 @@ extension VigilModel {
                     }
                 }
             }
-            if makesDecisions {
-                let key = policyGroupIndices.map { labels[$0] }.joined(separator: "|")
-                let resolved = policy.resolve(key: key, recordID: batch.ids[r])
-                record.groupKey = key
-                record.threshold = resolved.threshold
-                record.thresholdSource = resolved.source
-                record.randomized = resolved.randomized
-                record.decision = GuardrailPolicy.decide(risk: o[0], threshold: resolved.threshold)
-                if case .fallback(let reason) = resolved.source {
-                    record.warnings.append("fallback threshold \(resolved.threshold): \(reason)")
-                }
-            }
+            applyPolicy(to: &record)
             records.append(record)
         }
         return records
+    }
+}
+
+extension VigilModel {
+    /// The guardrail step every scored record goes through, tabular or image: its policy group
+    /// key from its labels, the threshold `GuardrailPolicy.resolve(key:recordID:)` gives (a
+    /// randomized policy's seeded draw included), the decision (`risk >= threshold`) and, for a
+    /// fallback, the warning saying why. Records of models that make no decisions are left as
+    /// they are.
+    func applyPolicy(to record: inout PredictionRecord) {
+        guard makesDecisions else { return }
+        let key = policyGroupIndices.map { record.groupLabels[$0] }.joined(separator: "|")
+        let resolved = policy.resolve(key: key, recordID: record.id)
+        record.groupKey = key
+        record.threshold = resolved.threshold
+        record.thresholdSource = resolved.source
+        record.randomized = resolved.randomized
+        record.decision = GuardrailPolicy.decide(risk: record.outputs[0], threshold: resolved.threshold)
+        if case .fallback(let reason) = resolved.source {
+            record.warnings.append("fallback threshold \(resolved.threshold): \(reason)")
+        }
     }
 }
 
@@ -169,7 +178,12 @@ extension VigilModel {
     /// (per output: contributions, then the base value), spread over `threads` partitions: the
     /// path `vigil bench --explain` measures. Throws when the model cannot be explained.
     public func explain(_ features: [Double], rows: Int, threads: Int = 1) throws -> [Double] {
-        let e = try explainer.get()
+        Self.contributions(try explainer.get(), features, rows: rows, threads: threads)
+    }
+
+    /// The one call of the explainer's kernels, for `score(_:explain: true)` and `explain(_:)`:
+    /// `rows x rowStride` values, rows spread over `threads` partitions (nil: every core).
+    private static func contributions(_ e: Explainer, _ features: [Double], rows: Int, threads: Int?) -> [Double] {
         var out = [Double](repeating: 0, count: rows * e.rowStride)
         features.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: rows, into: $0.baseAddress!, threads: threads) }

@@ -140,6 +140,9 @@ public final class VigilModel: Sendable {
     }
 
     private static func loadBare(_ url: URL) throws -> VigilModel {
+        if [Manifest.fileName, "policy.json"].contains(url.lastPathComponent) {
+            throw VigilError(.usage, "\(url.path): this is a package's \(url.lastPathComponent), not a model file; give the package folder (\(url.deletingLastPathComponent().path)) or the model file itself")
+        }
         let data = try read(url)
         let (ir, format) = try ModelFileLoader.load(data: data, fileName: url.path)
         var schema: FeatureSchema
@@ -163,6 +166,33 @@ public final class VigilModel: Sendable {
             name: stem, version: "unversioned", format: format, sha256: SHA256Digest.hex(of: data), modelURL: url,
             ir: ir, schema: schema, groups: [], policy: .defaultHalf, manifest: nil, loadWarnings: warnings,
             idField: "id", imageInput: imageInput)
+    }
+
+    /// The same model with its features named `names` (in model order): for a bare model file
+    /// whose features have no names or other names than the cohort's header (skl2onnx's
+    /// `float_input`, LightGBM's `Column_0...`). Throws unless there is one distinct, non-empty
+    /// name per feature; image models and groups read from a feature keep their names.
+    public func renamingFeatures(_ names: [String]) throws -> VigilModel {
+        guard imageInput == nil else {
+            throw VigilError(.usage, "--feature-names: \(name) takes images; its features cannot be renamed")
+        }
+        guard names.count == schema.count else {
+            throw VigilError(.usage, "--feature-names: \(names.count) names for a model of \(schema.count) features (\(schema.names.prefix(8).joined(separator: ", "))\(schema.count > 8 ? ", ..." : ""))")
+        }
+        if let g = groups.first(where: { $0.source == .feature }) {
+            throw VigilError(.usage, "--feature-names: group '\(g.name)' reads feature '\(g.field)'; rename the features in manifest.json instead")
+        }
+        var specs = schema.features
+        for j in specs.indices {
+            let n = names[j].trimmingCharacters(in: .whitespaces)
+            guard !n.isEmpty else { throw VigilError(.usage, "--feature-names: name \(j + 1) is empty") }
+            specs[j].name = n
+        }
+        let renamed: FeatureSchema
+        do { renamed = try FeatureSchema(specs) } catch { throw VigilError(.usage, "--feature-names: \(error.message)") }
+        return try VigilModel(
+            name: name, version: version, format: format, sha256: sha256, modelURL: modelURL, ir: ir, schema: renamed,
+            groups: groups, policy: policy, manifest: manifest, loadWarnings: loadWarnings, idField: idField, imageInput: imageInput)
     }
 
     /// Whether records carry a threshold and decision (binary models).

@@ -83,6 +83,18 @@ public struct Attribution: Sendable, Equatable {
         contributions[output * featureCount + feature]
     }
 
+    /// The row in `Explainer.explain`'s layout (LightGBM `pred_contrib`): per output, the
+    /// contributions in feature order, then the base; `outputCount x (featureCount + 1)` values.
+    public var block: [Double] {
+        var out: [Double] = []
+        out.reserveCapacity(outputCount * (featureCount + 1))
+        for c in 0..<outputCount {
+            out += contributions[(c * featureCount)..<((c + 1) * featureCount)]
+            out.append(base[c])
+        }
+        return out
+    }
+
     /// The `k` features with the largest |contribution| to `output`, largest first; ties keep
     /// feature order. `k` above the feature count returns every feature.
     public func top(_ k: Int, output: Int) -> [Int] {

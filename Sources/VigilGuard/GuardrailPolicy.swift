@@ -178,7 +178,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
 }
 
 /// The seeded draw of a randomized policy: `u = (splitmix64(fnv1a64(UTF-8 of id) ^ seed) >> 11)
-/// / 2^53`, uniform in [0, 1). FNV-1a (64-bit: offset 0xcbf29ce484222325, prime 0x100000001b3)
+/// / 2^53` (`SplitMix64(seed:).unit()`, the generator's first output), uniform in [0, 1). FNV-1a (64-bit: offset 0xcbf29ce484222325, prime 0x100000001b3)
 /// spreads the id; the SplitMix64 finaliser mixes in the seed. The same id and seed always give
 /// the same draw, on every machine; distinct ids give independent-looking draws. Ids must be
 /// unique per patient decision for the mixture's probabilities to hold over a cohort.
@@ -189,10 +189,8 @@ public enum MixtureDraw {
             h ^= UInt64(b)
             h = h &* 0x100_0000_01b3
         }
-        var z = (h ^ seed) &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z = z ^ (z >> 31)
-        return Double(z >> 11) / 9_007_199_254_740_992
+        // The first output of SplitMix64 seeded with the id's hash mixed with the seed.
+        var g = SplitMix64(seed: h ^ seed)
+        return g.unit()
     }
 }

@@ -10,7 +10,7 @@
 /// fused activation are applied in registers; an 8x8 transpose then writes each channel's six
 /// pixels to its NCHW plane.
 ///
-/// Numerical contract (`Validation.rounding`): each output is a float32 FMA chain over the taps
+/// Numerical contract (rounding, not bit for bit): each output is a float32 FMA chain over the taps
 /// in (c, i, j) order, as im2col + GEMM rounds a float32 sum of the same products in its own
 /// order.
 package struct DirectConv: Sendable {

@@ -25,7 +25,7 @@
 /// Small feature maps have few tiles per sample, so several samples share one pass (their tiles
 /// stacked in V and M) as long as V and M stay within `passFloats`, in L2.
 ///
-/// Numerical contract (`Validation.rounding`): the weights are transformed in `Double` and
+/// Numerical contract (rounding, not bit for bit): the weights are transformed in `Double` and
 /// rounded once; the transforms and the channel sums run in float32 (the sum over c in FMA order).
 /// The result differs from direct convolution by rounding only, amplified by the transforms'
 /// constants (up to 5 in Bᵀ and 8 in Aᵀ): on the retinopathy model's layers about 1e-6 of the

@@ -159,18 +159,7 @@ package final class AuditLedger: @unchecked Sendable {
 
     // MARK: - Hashing and time
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    package static func sha256Hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digest = SHA256.hash(data: Array(bytes))
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for b in digest {
-            out.append(hexDigits[Int(b >> 4)])
-            out.append(hexDigits[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    package static func sha256Hex(_ bytes: some Sequence<UInt8>) -> String { SHA256Digest.hex(of: bytes) }
 
     /// UTC, millisecond precision: `2026-11-22T16:40:03.123Z`.
     static func timestamp() -> String {

@@ -1,7 +1,7 @@
 internal import Foundation
 package import VigilEngine
 
-/// Monitoring state for one served model: additive counters only (../shared/DESIGN.md,
+/// Monitoring state for one served model: additive counters only (docs/SERVER.md,
 /// Monitoring), so that replicas can be summed. Everything else (rates, intervals, gaps,
 /// drift, alerts) is derived from the counters when asked.
 ///

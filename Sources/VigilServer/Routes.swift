@@ -62,7 +62,7 @@ struct Routes: Sendable {
         router.get("/v2/health/live") { _, _ in json("{\"live\":true}") }
         router.get("/v2/health/ready") { _, _ in json("{\"ready\":\(server.isReady)}", status: server.isReady ? .ok : .serviceUnavailable) }
         router.get("/v2") { _, _ in
-            json("{\"name\":\"vigil\",\"version\":\"0.1.0\",\"extensions\":[],\"models\":[\(server.modelNames.map(JSON.string).joined(separator: ","))]}")
+            json("{\"name\":\"vigil\",\"version\":\(JSON.string(VigilVersion.current)),\"extensions\":[],\"models\":[\(server.modelNames.map(JSON.string).joined(separator: ","))]}")
         }
         router.get("/v2/models/:name") { _, ctx in json(try metadata(try model(ctx))) }
         router.get("/v2/models/:name/ready") { _, ctx in
@@ -88,29 +88,18 @@ struct Routes: Sendable {
             let body = try await readBody(req)
             let value = try RequestParser.parseJSON(body)
             let batch = try m.parser.nativeRows(value, maxRows: server.options.maxRowsPerRequest)
-            // ?explain=K or ?explain=all: each record carries its attribution (as vigil score --explain).
-            var attributions: [String]?
+            // ?explain=K or ?explain=all: each record carries its attribution (as vigil score
+            // --explain), computed by the engine in the model's scoring batch.
+            var mode: ExplainMode?
             if let text = req.uri.queryParameters.get("explain") {
-                let mode: ExplainMode
                 do { mode = try ExplainMode(parsing: text) } catch { throw ServerError.badRequest("query explain: \((error as? VigilError)?.message ?? "\(error)")") }
-                guard case .success(let e) = m.model.explainer else {
+                guard case .success = m.model.explainer else {
                     throw ServerError(501, "query explain: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage))")
                 }
-                var block = [Double](repeating: 0, count: batch.count * e.rowStride)
-                batch.features.withUnsafeBufferPointer { x in
-                    block.withUnsafeMutableBufferPointer { e.explain(x.baseAddress!, rows: batch.count, into: $0.baseAddress!, threads: 1) }
-                }
-                let f = m.model.schema.count
-                attributions = block.withUnsafeBufferPointer { b in
-                    batch.features.withUnsafeBufferPointer { x in
-                        (0..<batch.count).map { r in
-                            RecordWriter.attributionJSON(e.attribution(block: b.baseAddress! + r * e.rowStride, values: x.baseAddress! + r * f), mode, names: m.model.schema.names)
-                        }
-                    }
-                }
             }
-            let rows = try await m.score(batch)
-            let records = rows.enumerated().map { recordJSON($1, m.model, attribution: attributions?[$0]) }
+            let rows = try await m.score(batch, explain: mode != nil)
+            let encoder = mode == nil ? m.recordJSON : RecordJSON(model: m.model, explain: mode)
+            let records = rows.map { encoder.text($0.record, extra: Self.serverFields($0)) }
             let isArray: Bool = { if case .array = value { return true } else { return false } }()
             let text = isArray ? "[\(records.joined(separator: ","))]" : records[0]
             server.metrics.request(route: "v1_score", model: m.model.name, seconds: elapsed(start))
@@ -157,26 +146,10 @@ struct Routes: Sendable {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: s)))
     }
 
-    /// The prediction record as `vigil score` writes it in JSON Lines (RecordWriter), plus
-    /// `prediction_id` (for outcomes) and `audit_seq` (the ledger entry).
-    func recordJSON(_ s: ScoredRow, _ model: VigilModel, attribution: String? = nil) -> String {
-        let r = s.record
-        var out = "{\"id\":\(JSON.string(r.id)),\"model\":{\"name\":\(JSON.string(model.name)),\"version\":\(JSON.string(model.version)),\"sha256\":\"\(model.sha256)\"}"
-        switch model.ir.objective {
-        case .binaryLogistic: out += ",\"risk\":\(JSON.number(r.outputs[0]))"
-        case .multiclassSoftmax: out += ",\"risk\":[\(r.outputs.map(JSON.number).joined(separator: ","))]"
-        case .regression: out += ",\"prediction\":\(JSON.number(r.outputs[0]))"
-        }
-        out += ",\"group\":{\(zip(model.groups, r.groupLabels).map { "\(JSON.string($0.name)):\(JSON.string($1))" }.joined(separator: ","))}"
-        if model.makesDecisions, let t = r.threshold, let src = r.thresholdSource, let d = r.decision {
-            out += ",\"threshold\":\(JSON.number(t)),\"threshold_source\":\(JSON.string(src.label))"
-            out += ",\"policy\":{\"version\":\(JSON.string(model.policy.version)),\"sha256\":\(JSON.string(model.policy.sha256))}"
-            out += ",\"decision\":\(d)"
-        }
-        if let attribution { out += attribution }
-        out += ",\"warnings\":[\(r.warnings.map(JSON.string).joined(separator: ","))]"
-        out += ",\"prediction_id\":\(JSON.string(s.predictionID)),\"audit_seq\":\(s.auditSeq.map(String.init) ?? "null")}"
-        return out
+    /// The members a server record adds to `vigil score`'s JSON Lines record (`RecordJSON`):
+    /// `prediction_id` (for outcomes) and `audit_seq` (the ledger entry, null without a ledger).
+    static func serverFields(_ s: ScoredRow) -> String {
+        ",\"prediction_id\":\(JSON.string(s.predictionID)),\"audit_seq\":\(s.auditSeq.map(String.init) ?? "null")"
     }
 
     /// `GET /v2/models/{name}`: inputs listed by manifest feature name (FP64, [-1]; FP32 is
@@ -232,14 +205,10 @@ struct Routes: Sendable {
             })
         }
         let batch = try m.parser.inferRows(inputs, maxRows: server.options.maxRowsPerRequest)
-        var attribution: [Double]?
-        if wantAttribution {
-            guard let explain = m.attribution else {
-                throw ServerError(501, "parameters.attribution: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage)); send the request without it")
-            }
-            attribution = try explain(batch)
+        if wantAttribution, case .failure = m.model.explainer {
+            throw ServerError(501, "parameters.attribution: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage)); send the request without it")
         }
-        let rows = try await m.score(batch)
+        let rows = try await m.score(batch, explain: wantAttribution)
         let n = rows.count, model = m.model
         var outputs: [(String, String)] = []
         switch model.ir.objective {
@@ -255,9 +224,11 @@ struct Routes: Sendable {
             outputs.append(("threshold", "{\"name\":\"threshold\",\"datatype\":\"FP64\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.number($0.record.threshold ?? .nan) }.joined(separator: ","))]}"))
         }
         outputs.append(("prediction_id", "{\"name\":\"prediction_id\",\"datatype\":\"BYTES\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.string($0.predictionID) }.joined(separator: ","))]}"))
-        if let attribution {
-            let w = n > 0 ? attribution.count / n : model.schema.count + 1
-            outputs.append(("attribution", "{\"name\":\"attribution\",\"datatype\":\"FP64\",\"shape\":[\(n),\(w)],\"data\":[\(attribution.map(JSON.number).joined(separator: ","))]}"))
+        if wantAttribution {
+            // Each row's block in pred_contrib layout: per output, contributions then the base.
+            let blocks = rows.map { $0.record.attribution?.block ?? [] }
+            let w = blocks.first?.count ?? model.ir.outputCount * (model.schema.count + 1)
+            outputs.append(("attribution", "{\"name\":\"attribution\",\"datatype\":\"FP64\",\"shape\":[\(n),\(w)],\"data\":[\(blocks.joined().map(JSON.number).joined(separator: ","))]}"))
         }
         if let requested {
             let known = Set(outputs.map(\.0))

@@ -29,15 +29,14 @@ package final class ServedModel: @unchecked Sendable {
     let ledger: AuditLedger?
     let index: PredictionIndex
     let options: BatchingOptions
-
-    /// Attribution for a batch: `rows x outputs x (F + 1)` values (each output's feature
-    /// contributions, then its base), from the model's explainer (linear SHAP or TreeSHAP).
-    /// Nil when the model cannot be explained (a CNN, a tree file without covers): requests
-    /// asking for attribution are then answered 501.
-    package let attribution: (@Sendable (RowBatch) throws -> [Double])?
+    /// The record encoder of `vigil score`'s JSON Lines (no attribution), built once.
+    package let recordJSON: RecordJSON
 
     private struct Job {
         let batch: RowBatch
+        /// Whether the records carry their attribution: the engine computes it in the same
+        /// scoring call, on this model's scoring thread (`VigilModel.score(_:explain:)`).
+        let explain: Bool
         let inputHashes: [String]
         let continuation: CheckedContinuation<[ScoredRow], any Error>
     }
@@ -59,17 +58,7 @@ package final class ServedModel: @unchecked Sendable {
         self.ledger = ledger
         self.index = index
         self.options = options
-        if case .success(let explainer) = model.explainer {
-            attribution = { batch in
-                var out = [Double](repeating: 0, count: batch.count * explainer.rowStride)
-                batch.features.withUnsafeBufferPointer { x in
-                    out.withUnsafeMutableBufferPointer { explainer.explain(x.baseAddress!, rows: batch.count, into: $0.baseAddress!, threads: 1) }
-                }
-                return out
-            }
-        } else {
-            attribution = nil
-        }
+        recordJSON = RecordJSON(model: model, explain: nil)
     }
 
     func start() {
@@ -100,9 +89,10 @@ package final class ServedModel: @unchecked Sendable {
         return pendingRows
     }
 
-    /// Scores a batch through the queue; throws `ServerError` 503 when the queue is full, a
-    /// `VigilError` when the engine refuses a row.
-    package func score(_ batch: RowBatch) async throws -> [ScoredRow] {
+    /// Scores a batch through the queue; with `explain`, each record carries its attribution,
+    /// computed in the same batch job. Throws `ServerError` 503 when the queue is full, a
+    /// `VigilError` when the engine refuses a row (or, with `explain`, cannot explain the model).
+    package func score(_ batch: RowBatch, explain: Bool = false) async throws -> [ScoredRow] {
         let hashes = (0..<batch.count).map { inputHash(batch, row: $0) }
         return try await withCheckedThrowingContinuation { c in
             cond.lock()
@@ -117,7 +107,7 @@ package final class ServedModel: @unchecked Sendable {
                 c.resume(throwing: ServerError(503, "model '\(model.name)': \(pendingRows) rows are queued, at the limit of \(options.queueLimitRows); retry later", retryAfter: 1))
                 return
             }
-            pending.append(Job(batch: batch, inputHashes: hashes, continuation: c))
+            pending.append(Job(batch: batch, explain: explain, inputHashes: hashes, continuation: c))
             pendingRows += batch.count
             cond.signal()
             cond.unlock()
@@ -152,22 +142,13 @@ package final class ServedModel: @unchecked Sendable {
     }
 
     private func run(_ jobs: [Job]) {
-        // Score: all jobs in one call; if the engine refuses a row, score job by job so that
+        // Score: the jobs asking for attributions in one call with `explain`, the others in one
+        // call without; if the engine refuses a row, that group is scored job by job so that
         // only the offending request fails.
-        var results: [Result<[PredictionRecord], any Error>]
-        if jobs.count == 1 {
-            results = [Result { try model.score(jobs[0].batch, threads: 1) }]
-        } else {
-            let merged = Self.merge(jobs.map(\.batch))
-            if let records = try? model.score(merged, threads: 1) {
-                var off = 0
-                results = jobs.map { job in
-                    defer { off += job.batch.count }
-                    return .success(Array(records[off..<(off + job.batch.count)]))
-                }
-            } else {
-                results = jobs.map { job in Result { try model.score(job.batch, threads: 1) } }
-            }
+        var results = [Result<[PredictionRecord], any Error>](repeating: .success([]), count: jobs.count)
+        for explain in [false, true] {
+            let members = jobs.indices.filter { jobs[$0].explain == explain }
+            for (i, r) in zip(members, scoreTogether(members.map { jobs[$0].batch }, explain: explain)) { results[i] = r }
         }
         metrics.batch(model: model.name, rows: jobs.reduce(0) { $0 + $1.batch.count })
         // Ledger: one append (one write, one fdatasync) for every row of every job that scored.
@@ -211,6 +192,21 @@ package final class ServedModel: @unchecked Sendable {
             case .failure(let e): job.continuation.resume(throwing: e)
             }
         }
+    }
+
+    /// Scores batches with one engine call, or one call each when that call refuses a row.
+    private func scoreTogether(_ batches: [RowBatch], explain: Bool) -> [Result<[PredictionRecord], any Error>] {
+        if batches.count <= 1 {
+            return batches.map { b in Result { try model.score(b, threads: 1, explain: explain) } }
+        }
+        if let records = try? model.score(Self.merge(batches), threads: 1, explain: explain) {
+            var off = 0
+            return batches.map { b in
+                defer { off += b.count }
+                return .success(Array(records[off..<(off + b.count)]))
+            }
+        }
+        return batches.map { b in Result { try model.score(b, threads: 1, explain: explain) } }
     }
 
     /// Counts a prediction (served now, or replayed from the ledger).

@@ -14,12 +14,24 @@ public enum Fixtures {
 
     public static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
 
-    /// The case folders under a family (`lightgbm`, `xgboost`, `linear`), sorted.
+    /// The case folders under a family (`lightgbm`, `xgboost`, `linear`), sorted. A missing or
+    /// empty family folder gives one case that names the problem, so the parameterized test
+    /// fails on it instead of running no case and passing (`FixtureInventoryTests` also
+    /// asserts each family's count).
     public static func cases(_ family: String) -> [String] {
         let dir = root.appendingPathComponent(family)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { !$0.hasPrefix(".") }.sorted().map { "\(family)/\($0)" }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else {
+            return ["\(family)/\(missingMarker)-folder-not-found"]
+        }
+        let found = names.filter { !$0.hasPrefix(".") }.sorted().map { "\(family)/\($0)" }
+        return found.isEmpty ? ["\(family)/\(missingMarker)-no-case-folders"] : found
     }
+
+    /// Part of the name of the case `cases(_:)` gives for a lost folder (no such fixture exists).
+    public static let missingMarker = "MISSING"
+
+    /// The case counts of each family as committed; a test asserts them.
+    public static let expectedCaseCounts = ["lightgbm": 15, "xgboost": 8, "linear": 5]
 }
 
 /// A small CSV table with a header (fixture files have no quoted fields).

@@ -119,13 +119,3 @@ struct FitThresholds: ParsableCommand {
         }
     }
 }
-
-/// A table on standard error (summaries that must not mix with a command's output).
-func printTable(header: [String], rows: [[String]], to log: StandardError) {
-    let widths = header.indices.map { c in max(header[c].count, rows.map { $0[c].count }.max() ?? 0) }
-    func line(_ cells: [String]) -> String {
-        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-    }
-    log.line(line(header))
-    for r in rows { log.line(line(r)) }
-}

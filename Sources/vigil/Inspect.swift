@@ -69,15 +69,6 @@ struct Inspect: ParsableCommand {
     }
 }
 
-func printTable(header: [String], rows: [[String]]) {
-    let widths = header.indices.map { c in max(header[c].count, rows.map { $0[c].count }.max() ?? 0) }
-    func line(_ cells: [String]) -> String {
-        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-    }
-    print(line(header))
-    for r in rows { print(line(r)) }
-}
-
 // MARK: - Graphs
 
 /// Facts about a CNN: input and output shapes, batch mode, node and parameter counts, preprocessing.

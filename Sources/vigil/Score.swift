@@ -66,6 +66,15 @@ struct Score: ParsableCommand {
     @Option(name: .customLong("ig-steps"), help: "Image models: integrated gradients start from this many path intervals per image (2-4096) and refine up to 1024 gradients until the completeness error is within 1%.")
     var igSteps: Int = 64
 
+    @Option(name: .long, help: "Bare model files: the input's names for the model's features, in model order, comma-separated (for a model that names them f0.., float_input or Column_0..).")
+    var featureNames: String?
+
+    @Option(name: .long, help: "Bare model files: a file with the input's names for the model's features, in model order, one per line.")
+    var featureNamesFile: String?
+
+    @Flag(name: .long, help: "CSV input: the first F columns besides the id column are the model's F features, in order, whatever the header calls them.")
+    var positional = false
+
     @Flag(name: .long, help: "No progress or summary on standard error.")
     var quiet = false
 
@@ -73,7 +82,7 @@ struct Score: ParsableCommand {
         try runReportingErrors {
             guard batchSize > 0 else { throw VigilError(.usage, "--batch-size must be > 0, got \(batchSize)") }
             let explainMode = try explain.map { text throws(VigilError) in try ExplainMode(parsing: text) }
-            let model = try VigilModel.load(path: self.model)
+            var model = try VigilModel.load(path: self.model)
             let log = StandardError(quiet: quiet)
             for w in model.loadWarnings { log.line("warning: \(w)") }
             if model.imageInput != nil {
@@ -86,7 +95,17 @@ struct Score: ParsableCommand {
             if explainMode != nil {
                 for w in try model.explainer.get().warnings { log.line("warning: \(w)") }
             }
-            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat)
+            if let names = try featureNameList() {
+                guard !positional else { throw VigilError(.usage, "give --feature-names (or --feature-names-file) or --positional, not both") }
+                model = try model.renamingFeatures(names)
+            }
+            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat, positional: positional)
+            if positional {
+                // Records and attributions name the features as the input's header does.
+                let columns = reader.columns.filter { $0 != model.idField }.prefix(model.schema.count)
+                if let renamed = try? model.renamingFeatures(Array(columns)) { model = renamed }
+                log.line("warning: --positional: features \(model.schema.names.prefix(8).joined(separator: ", "))\(model.schema.count > 8 ? ", ..." : "") are the input's first \(model.schema.count) columns besides '\(model.idField)'")
+            }
             for note in reader.notes { log.line("warning: \(note)") }
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
             let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
@@ -100,6 +119,20 @@ struct Score: ParsableCommand {
             }
             progress.finish(rows: tally.rows)
             log.line(tally.summary(model, unit: "rows", format: model.format.displayName))
+        }
+    }
+}
+
+extension Score {
+    /// The names given by --feature-names or --feature-names-file, nil when neither is.
+    func featureNameList() throws -> [String]? {
+        switch (featureNames, featureNamesFile) {
+        case (nil, nil): return nil
+        case (_?, _?): throw VigilError(.usage, "give --feature-names or --feature-names-file, not both")
+        case (let list?, nil): return list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        case (nil, let path?):
+            guard let data = FileManager.default.contents(atPath: path) else { throw VigilError(.io, "\(path): cannot read the feature-names file") }
+            return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VigilEngine
 
 @main
 struct Vigil: AsyncParsableCommand {
@@ -7,9 +8,9 @@ struct Vigil: AsyncParsableCommand {
         abstract: "Inference for clinical risk models with fairness guardrails.",
         discussion: """
             Models load from the files their training tools write (LightGBM text, XGBoost JSON, \
-            ONNX logistic regression, Vigil linear JSON), as a model package folder \
-            (manifest.json + model file + policy.json) or a bare model file.
+            ONNX logistic regression, ONNX CNNs exported by PyTorch, Vigil linear JSON), as a \
+            model package folder (manifest.json + model file + policy.json) or a bare model file.
             """,
-        version: "0.1.0",
+        version: VigilVersion.current,
         subcommands: [Score.self, Inspect.self, Bench.self, FitThresholds.self, Audit.self, Serve.self, Ledger.self, Load.self])
 }

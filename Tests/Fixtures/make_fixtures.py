@@ -6,8 +6,9 @@ Run from the repository root:
     python3 Tests/Fixtures/make_fixtures.py                 # everything
     python3 Tests/Fixtures/make_fixtures.py --setup-venvs   # first create the old-version venvs
 
-The data are read from ../shared/data relative to the repository root (override with
-VIGIL_DATA=/path/to/data); nothing is downloaded.
+The data (UCI Diabetes 130-US hospitals: diabetes130/diabetic_data.csv; UCI Heart Disease:
+heart_disease/processed.<site>.data) are read from a local data folder given with --data or
+VIGIL_DATA; nothing is downloaded.
 
 The "old format" cases (lightgbm/v3_format, xgboost/v1_format, xgboost/v2_format) are made by
 this same file run under another interpreter: a virtualenv that has the old library installed
@@ -1480,7 +1481,7 @@ def write_readme(root, report, total):
     L.append("    python3 Tests/Fixtures/make_fixtures.py --setup-venvs   # once: old-version venvs in /tmp")
     L.append("    python3 Tests/Fixtures/make_fixtures.py")
     L.append("")
-    L.append("Data come from `../shared/data` (diabetes130, heart_disease); nothing is downloaded. "
+    L.append('Data: the UCI "Diabetes 130-US hospitals for years 1999-2008" set (Strack et al. 2014; `diabetes130/diabetic_data.csv`, SHA-256 0689e7ec031237dc63031b938805c48377748761a3b26acab621567afa24df97) and the UCI Heart Disease set (`heart_disease/processed.{cleveland,hungarian,switzerland,va}.data`), both CC BY 4.0, read from a local data folder (`--data DIR`, or `VIGIL_DATA`); nothing is downloaded. '
              "All seeds are fixed and the libraries run single-threaded. The old-format cases are "
              "made by the same script run under a venv's interpreter (`--worker lgb3|xgb1|xgb2`; "
              "venvs /tmp/lgb3, /tmp/xgb1, /tmp/xgb2 from requirements-lgb3/xgb1/xgb2.txt, or "
@@ -1525,7 +1526,7 @@ def write_readme(root, report, total):
                           if k not in ("median_imputation",))
         if case in WORKER_OF:
             how = ("Made by `%s/bin/python Tests/Fixtures/make_fixtures.py --worker %s --out "
-                   "Tests/Fixtures/%s --data ../shared/data` (`worker_%s`), which the main "
+                   "Tests/Fixtures/%s --data DIR` (`worker_%s`), which the main "
                    "command runs." % (VENVS[WORKER_OF[case]][1], WORKER_OF[case], case,
                                       "lgb3" if WORKER_OF[case] == "lgb3" else "xgb"))
         else:

@@ -22,15 +22,23 @@ struct ONNXNodeTests {
         var description: String { name }
     }
 
+    /// The cases `cases.txt` lists. Without the file (a lost fixture folder) or with no case in
+    /// it, one case that names the problem: its test fails to load it, so the suite cannot go
+    /// green on zero cases (`everyCollectedCaseIsListed` also asserts the count).
     static let cases: [Case] = {
-        guard let text = try? String(contentsOf: root.appendingPathComponent("cases.txt"), encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line -> Case? in
+        let lost = [Case(name: "MISSING: \(root.path)/cases.txt cannot be read", runtimeInput: "")]
+        guard let text = try? String(contentsOf: root.appendingPathComponent("cases.txt"), encoding: .utf8) else { return lost }
+        let listed = text.split(separator: "\n").compactMap { line -> Case? in
             let parts = line.split(separator: " ")
             guard let name = parts.first, !name.hasPrefix("#") else { return nil }
             let input = parts.dropFirst().first { $0.hasPrefix("input:") }.map { String($0.dropFirst(6)) } ?? ""
             return Case(name: String(name), runtimeInput: input)
         }
+        return listed.isEmpty ? lost : listed
     }()
+
+    /// The cases collect.py copied (Tests/Fixtures/onnx_node/cases.txt, as committed).
+    static let expectedCaseCount = 114
 
     static let rtol: Float = 1e-3
     static let atol: Float = 1e-7
@@ -97,5 +105,7 @@ struct ONNXNodeTests {
         let dirs = try FileManager.default.contentsOfDirectory(atPath: Self.root.path).filter { $0.hasPrefix("test_") }
         #expect(Set(dirs) == Set(Self.cases.map(\.name)))
         #expect(Self.cases.count >= 100)
+        #expect(Self.cases.count == Self.expectedCaseCount, "cases.txt lists \(Self.cases.count) cases; \(Self.expectedCaseCount) are committed")
+        #expect(!Self.cases.contains { $0.name.hasPrefix("MISSING") })
     }
 }

@@ -6,15 +6,11 @@ import Testing
 /// input precision, awkward values (NaN, ±0, values around 1e-35, ±∞, values equal to a
 /// threshold), unbalanced trees, single-leaf trees, several outputs and averaging.
 struct FlatForestTests {
+    /// VigilCore's SplitMix64 stream, with the modulo `below` these cases were generated with.
     struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var base: SplitMix64
+        init(state: UInt64) { base = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { base.next() }
         mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     }

@@ -116,7 +116,7 @@ struct WinogradTests {
         var w = [Float](repeating: 0, count: g.weightCount)
         // Output channel k reads input channel k at tap (k / 3, k % 3) (taps 0...7).
         for k in 0..<8 { w[(k * 8 + k) * 9 + k] = 1 }
-        guard let conv = PreparedConv2D(g, weights: w) else { return }
+        let conv = try #require(PreparedConv2D(g, weights: w), "an 8-channel 3x3 convolution is prepared")
         let x = (0..<g.inputCount).map { Float($0 % 97) - 40 }
         var y = [Float](repeating: .nan, count: g.outputCount)
         var scratch = [Float](repeating: 0, count: conv.scratchCount)

@@ -286,7 +286,7 @@ struct EndpointTests {
 
     @Test func servesTheShippedModels() async throws {
         let root = Fixtures.repositoryRoot.appendingPathComponent("models")
-        guard FileManager.default.fileExists(atPath: root.appendingPathComponent("sepsis/manifest.json").path) else { return }
+        try #require(FileManager.default.fileExists(atPath: root.appendingPathComponent("sepsis/manifest.json").path), "the shipped models are in models/")
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let s = try await RunningServer(options: RunningServer.options(

@@ -2,7 +2,8 @@ internal import CBLAS
 
 /// Convolution lowered to `cblas_sgemm` (im2col), and the general single-precision GEMM.
 ///
-/// Numerical contract: `Validation.rounding`. OpenBLAS accumulates the K = channels x kernel
+/// Numerical contract: rounding (equal to the reference up to the rounding of reordered sums, not bit
+/// for bit). OpenBLAS accumulates the K = channels x kernel
 /// products in float32 in its own blocked order, so results differ from the reference (a `Double`
 /// sum rounded once) by a few float ulps of the sum of |w * x|; onnxruntime's MLAS rounds the same
 /// way, differently. Depthwise convolutions use a direct float32 loop (taps summed in kernel order).

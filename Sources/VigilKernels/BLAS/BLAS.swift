@@ -2,7 +2,8 @@ internal import CBLAS
 
 /// Thin wrappers over OpenBLAS. Buffers in, buffers out: kernels never see model types.
 ///
-/// Numerical contract: `Validation.rounding`. BLAS reassociates sums (blocking, SIMD lanes), so
+/// Numerical contract: rounding (equal to the reference up to the rounding of reordered sums, not bit
+/// for bit). BLAS reassociates sums (blocking, SIMD lanes), so
 /// results differ from the reference loops by a few ulps of the dot products' magnitude.
 package enum BLAS {
     /// OpenBLAS defaults to one thread per core and spins between calls. Vigil sets it to one

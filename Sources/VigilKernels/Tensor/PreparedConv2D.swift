@@ -23,7 +23,7 @@ package enum CPU {
 /// layers, 21.6k with the direct loops for its 3-channel first layer (Winograd there measured
 /// slower than im2col: 3-deep GEMMs and full transforms for 3 channels).
 ///
-/// Numerical contract: `Validation.rounding` (see each kernel); the shared suite
+/// Numerical contract: rounding, not bit for bit (see each kernel); the shared suite
 /// (Tests/VigilKernelsTests/WinogradTests.swift) compares both with `ReferenceKernels.conv2d`.
 package final class PreparedConv2D: @unchecked Sendable {
     private enum Kernel {

@@ -22,7 +22,7 @@ Writes, under Tests/Fixtures/attribution/:
   missing values (shap routes NaN by default_left where LightGBM reads NaN as 0 on
   missing-type-None splits, and its parser routes some edge values differently).
 
-Data come from ../shared/data (no download); everything is seeded and deterministic.
+Data (UCI Diabetes 130-US hospitals, UCI Heart Disease) come from a local data folder (no download); everything is seeded and deterministic.
 """
 
 from __future__ import annotations
