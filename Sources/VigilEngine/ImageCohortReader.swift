@@ -153,11 +153,18 @@ public final class ImageCohortReader {
         }
     }
 
+    /// Most input values (floats) one batch of preprocessed images holds (1 GiB).
+    static let maxBatchFloats = 1 << 28
+
     /// The next batch of at most `maxImages` images, decoded and preprocessed, or nil at the end.
     public func nextBatch(maxImages: Int = 256) throws -> ImageBatch? {
         guard imagesRead < entries.count else { return nil }
-        let spec = model.imageInput!
-        let slice = Array(entries[imagesRead..<min(entries.count, imagesRead + max(1, maxImages))])
+        guard let spec = model.imageInput else {
+            throw VigilError(.usage, "model '\(model.name)' does not take images")
+        }
+        // A batch holds at most maxBatchFloats input values (the manifest's shape may be large).
+        let perBatch = max(1, min(max(1, maxImages), Self.maxBatchFloats / max(1, spec.count)))
+        let slice = Array(entries[imagesRead..<min(entries.count, imagesRead + perBatch)])
         let n = slice.count
         let size = spec.count
         var tensors = [Float](repeating: 0, count: n * size)

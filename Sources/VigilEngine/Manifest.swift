@@ -164,9 +164,12 @@ public struct Manifest: Sendable {
         guard let resize = ImageInputSpec.Resize(rawValue: resizeText) else {
             throw try node["resize"].fail("'\(resizeText)' is not a resize rule (bilinear, none)")
         }
+        // Bounded before any size is multiplied: [C, H, W] of at most 2^26 values (e.g. 3x4096x4096).
+        let shape = try node["shape"].ints()
+        _ = try Untrusted.product(shape.map { max(0, $0) }, limit: 1 << 26, place: "\(node.path): image input shape", what: "values per image")
         do {
             return try ImageInputSpec(
-                shape: try node["shape"].ints(), channelOrder: order, scale: try node.optional("scale")?.double() ?? 1.0 / 255.0,
+                shape: shape, channelOrder: order, scale: try node.optional("scale")?.double() ?? 1.0 / 255.0,
                 mean: try node.optional("mean")?.doubles() ?? [0], std: try node.optional("std")?.doubles() ?? [1], resize: resize)
         } catch let e as VigilError where e.kind == .package {
             throw node.fail(e.message)

@@ -247,33 +247,16 @@ package final class ServedModel: @unchecked Sendable {
         return AuditLedger.sha256Hex(s.utf8)
     }
 
-    // MARK: - Ledger entries
-
-    func commonFields(kind: String, id: String) -> String {
-        "\"kind\":\"\(kind)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\",\"policy_version\":\(JSON.string(model.policy.version)),\"prediction_id\":\(JSON.string(id))"
-    }
+    // MARK: - Ledger entries (the format lives in LedgerEntry)
 
     func predictionBody(_ r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
-        var s = commonFields(kind: "prediction", id: id)
-        s += ",\"record_id\":\(JSON.string(r.id)),\"input_sha256\":\"\(inputHash)\""
-        s += ",\"outputs\":[\(r.outputs.map(JSON.number).joined(separator: ","))]"
-        if let t = r.threshold, let d = r.decision, let src = r.thresholdSource {
-            s += ",\"threshold\":\(JSON.number(t)),\"threshold_source\":\(JSON.string(src.label)),\"decision\":\(d)"
-        }
-        s += ",\"group\":[\(r.groupLabels.map(JSON.string).joined(separator: ","))]"
-        s += ",\"buckets\":[\(buckets.map(String.init).joined(separator: ","))]"
-        return s
+        LedgerEntry.predictionBody(model: model, record: r, id: id, inputHash: inputHash, buckets: buckets)
     }
 
-    /// Rebuilds counters from the ledger's prediction entries for this model (same SHA-256).
-    func replay(prediction e: [String: JSONValue]) {
-        guard case .string(let id)? = e["prediction_id"], case .array(let outs)? = e["outputs"] else { return }
-        let outputs = outs.map { v -> Double in if case .number(let d) = v { return d } else { return .nan } }
-        let labels: [String] = { if case .array(let a)? = e["group"] { return a.map { if case .string(let s) = $0 { return s } else { return "" } } } else { return [] } }()
-        let buckets: [Int] = { if case .array(let a)? = e["buckets"] { return a.map { if case .number(let d) = $0 { return Int(d) } else { return -1 } } } else { return [] } }()
-        let decision: Bool? = { if case .bool(let b)? = e["decision"] { return b } else { return nil } }()
-        let threshold: Double? = { if case .number(let d)? = e["threshold"] { return d } else { return nil } }()
-        record(outputs: outputs, labels: labels, decision: decision, threshold: threshold, id: id, buckets: buckets)
+    /// Rebuilds counters from a ledger prediction entry for this model (same SHA-256); every
+    /// field read is checked, so a malformed entry is an error naming its line and field.
+    func replay(prediction e: LedgerEntry.Prediction) {
+        record(outputs: e.outputs, labels: e.labels, decision: e.decision, threshold: e.threshold, id: e.ref.predictionID, buckets: e.buckets)
     }
 }
 

@@ -23,6 +23,11 @@ package struct ServeOptions: Sendable {
     package var ledger: String?
     /// fdatasync each ledger batch (tests switch it off for in-process servers only).
     package var ledgerSync = true
+    // Ledger integrity (issue 13): HMAC chain key file, Ed25519 checkpoint signing key file,
+    // and entries between checkpoints.
+    package var ledgerKeyFile: String?
+    package var ledgerSigningKeyFile: String?
+    package var checkpointEvery = 1000
     package var maxBodyBytes = 4 << 20
     package var maxRowsPerRequest = 10_000
     package var batching = BatchingOptions()
@@ -61,7 +66,14 @@ package final class VigilServer: @unchecked Sendable {
         if let socket = options.socket {
             lockFD = try Self.lockSocketPath(socket)
         }
-        let ledger = try options.ledger.map { try AuditLedger(path: $0, sync: options.ledgerSync) }
+        var ledgerKeys = AuditLedger.Keys()
+        ledgerKeys.hmac = try options.ledgerKeyFile.map { try LedgerHMACKey(file: $0) }
+        ledgerKeys.signing = try options.ledgerSigningKeyFile.map { try LedgerSigningKey(file: $0) }
+        ledgerKeys.checkpointEvery = max(1, options.checkpointEvery)
+        if options.ledger == nil, options.ledgerKeyFile != nil || options.ledgerSigningKeyFile != nil {
+            throw VigilError(.usage, "--ledger-key and --ledger-signing-key need --ledger FILE")
+        }
+        let ledger = try options.ledger.map { try AuditLedger(path: $0, sync: options.ledgerSync, keys: ledgerKeys) }
         notes += ledger?.notes ?? []
         self.ledger = ledger
         var models: [String: ServedModel] = [:]
@@ -77,7 +89,12 @@ package final class VigilServer: @unchecked Sendable {
             models[m.name] = ServedModel(model: m, metrics: metrics, ledger: ledger, index: index, options: options.batching)
         }
         self.models = models
-        if let ledger { notes += replay(ledger) }
+        if let ledger {
+            do { notes += try replay(ledger) } catch {
+                ledger.close(checkpoint: false)
+                throw error
+            }
+        }
         self.notes = notes
         for m in models.values { m.start() }
     }
@@ -107,21 +124,24 @@ package final class VigilServer: @unchecked Sendable {
 
     /// Rebuilds counters and the prediction index from the ledger: entries of a served model
     /// with the same SHA-256 count; others stay in the ledger only.
-    private func replay(_ ledger: AuditLedger) -> [String] {
+    /// Every field is read through `LedgerEntry` (checked); a malformed entry refuses the start.
+    private func replay(_ ledger: AuditLedger) throws -> [String] {
         var counted = 0, skipped = 0
-        for e in ledger.entries {
-            guard case .string(let name)? = e["model"], let m = models[name],
-                  case .string(let sha)? = e["model_sha256"], sha == m.model.sha256 else { skipped += 1; continue }
-            switch e["kind"] {
-            case .string("prediction")?:
-                m.replay(prediction: e)
+        for (i, e) in ledger.entries.enumerated() {
+            let f = LedgerEntry.Fields(e, place: "\(ledger.path): line \(i + 1)")
+            let kind = try LedgerEntry.Header(f).kind
+            guard kind == .prediction || kind == .outcome else { continue }  // chain header, checkpoints
+            let ref = try LedgerEntry.ModelRef(f)
+            guard let m = models[ref.model], ref.modelSHA256 == m.model.sha256 else { skipped += 1; continue }
+            if kind == .prediction {
+                m.replay(prediction: try LedgerEntry.Prediction(f))
                 counted += 1
-            case .string("outcome")?:
-                guard case .string(let id)? = e["prediction_id"], case .bool(let label)? = e["label"],
-                      index.lookup(id) != nil, index.claimOutcome(id) else { continue }
-                applyOutcome(m, id: id, label: label)
+            } else {
+                let outcome = try LedgerEntry.Outcome(f)
+                let id = outcome.ref.predictionID
+                guard index.lookup(id) != nil, index.claimOutcome(id) else { continue }
+                applyOutcome(m, id: id, label: outcome.label)
                 counted += 1
-            default: skipped += 1
             }
         }
         ledger.releaseEntries()
@@ -193,12 +213,7 @@ package final class VigilServer: @unchecked Sendable {
             do {
                 let range = try ledger.append(count: parsed.count) { _ in
                     parsed.map { p in
-                        var s = m.commonFields(kind: "outcome", id: p.id)
-                        s += ",\"label\":\(p.label),\"outputs\":[\(JSON.number(p.info.risk))]"
-                        if let t = p.info.threshold { s += ",\"threshold\":\(JSON.number(t))" }
-                        if let d = p.info.decision { s += ",\"decision\":\(d)" }
-                        s += ",\"group\":[\(p.info.labels.map(JSON.string).joined(separator: ","))]"
-                        return s
+                        LedgerEntry.outcomeBody(model: m.model, id: p.id, label: p.label, risk: p.info.risk, threshold: p.info.threshold, decision: p.info.decision, labels: p.info.labels)
                     }
                 }
                 seqs = Array(range)

@@ -15,6 +15,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let m = try VigilModel.load(path: model)
+            var notes: [String: String] = [:]
             var facts: [(String, String)] = [
                 ("name", m.name), ("version", m.version), ("file", m.modelURL.path),
                 ("format", m.format.displayName), ("sha256", m.sha256), ("objective", m.ir.objective.summary),
@@ -24,13 +25,24 @@ struct Inspect: ParsableCommand {
             case .trees(let t):
                 facts += [("trees", String(t.treeCount)), ("leaves", String(t.leafCount)), ("max depth", String(t.maxDepth)),
                           ("base margin", t.baseMargin.map { "\($0)" }.joined(separator: ", "))]
-                if t.divisor != 1 { facts.append(("averaging", "sum / \(Int(t.divisor))")) }
-                facts += t.notes.sorted { $0.key < $1.key }.map { ("\($0.key)", $0.value) }
+                if t.divisor != 1 { facts.append(("averaging", "sum / \(t.divisor)")) }
+                notes = t.notes
             case .linear(let l):
                 facts.append(("outputs", String(l.outputCount)))
                 facts.append(("intercepts", l.intercepts.map { "\($0)" }.joined(separator: ", ")))
             case .convNet(let net, _):
                 facts += graphFacts(net, image: m.imageInput)
+                notes = net.notes
+            }
+            // What the loader noted (a file's own format line, folding counts): shown after the
+            // facts, a key already used by a fact shown as "KEY (file)", so that no key repeats
+            // (a repeated key trapped Dictionary(uniqueKeysWithValues:) below).
+            var used = Set(facts.map(\.0))
+            for (k, v) in notes.sorted(by: { $0.key < $1.key }) {
+                var key = k
+                while used.contains(key) { key += " (file)" }
+                used.insert(key)
+                facts.append((key, v))
             }
             facts.append(("policy", "\(m.policy.version) (\(m.policy.rule.isEmpty ? m.policy.constraint : m.policy.rule))"))
             facts.append(("fallback threshold", "\(m.policy.fallbackThreshold)"))
@@ -42,7 +54,7 @@ struct Inspect: ParsableCommand {
                 featureRows.append(row)
             }
             if json {
-                var obj: [String: Any] = Dictionary(uniqueKeysWithValues: facts)
+                var obj: [String: Any] = Dictionary(facts, uniquingKeysWith: { first, _ in first })
                 obj["feature_list"] = featureRows.map { ["name": $0[0], "type": $0[1], "unit": $0[2], "range": $0[3], "missing_allowed": $0[4]] }
                 if case .convNet(let net, _) = m.ir {
                     obj["graph"] = graphRows(net).map {
@@ -82,7 +94,6 @@ func graphFacts(_ net: ConvNet, image: ImageInputSpec?) -> [(String, String)] {
         ("nodes", String(net.nodes.count)),
         ("parameters", "\(net.parameterCount) (after folding)"),
     ]
-    facts += net.notes.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     if let image {
         let mean = image.mean.map { "\($0)" }.joined(separator: ", "), std = image.std.map { "\($0)" }.joined(separator: ", ")
         facts.append(("preprocessing", "\(image.channelOrder.rawValue) \(image.width)x\(image.height), x * \(image.scale), mean [\(mean)], std [\(std)], resize \(image.resize.rawValue)"))

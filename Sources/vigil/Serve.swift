@@ -30,6 +30,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Audit ledger file (created if absent).")
     var ledger: String?
 
+    // Ledger integrity (issue 13).
+    @Option(name: .long, help: "HMAC-SHA256 key file for the ledger's chain (32+ random bytes, mode 0600); a new ledger only.")
+    var ledgerKey: String?
+    @Option(name: .long, help: "Ed25519 private key file (vigil ledger keygen) signing ledger checkpoints.")
+    var ledgerSigningKey: String?
+    @Option(name: .long, help: "A signed checkpoint after every N ledger entries (and at start and stop).")
+    var checkpointEvery = 1000
+
     @Option(name: .long, help: "Largest request body in bytes (larger: 413).")
     var maxBodyBytes = 4 << 20
 
@@ -55,6 +63,9 @@ struct Serve: AsyncParsableCommand {
         options.port = port
         options.host = host
         options.ledger = ledger
+        options.ledgerKeyFile = ledgerKey
+        options.ledgerSigningKeyFile = ledgerSigningKey
+        options.checkpointEvery = checkpointEvery
         options.maxBodyBytes = maxBodyBytes
         options.batching.maxBatchRows = max(1, maxBatchRows)
         options.batching.maxWaitMicros = max(0, batchWaitUs)

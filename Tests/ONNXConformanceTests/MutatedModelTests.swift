@@ -82,4 +82,47 @@ struct MutatedModelTests {
         }
         #expect(loaded > 0 && refused > 0)
     }
+
+    /// Structural mutants of the linear fixtures (issue 13: a LinearClassifier node with no input
+    /// trapped on `node.input[0]`): inputs or outputs dropped, a node reading its own output
+    /// (a cycle), empty attribute lists. Each is refused with a VigilError naming the file.
+    @Test func linearGraphsWithMissingInputsOrCyclesAreRefused() throws {
+        var cases = 0
+        for name in ["linear/sklearn_onnx_float/model.onnx", "linear/matmul_sigmoid_float/model.onnx", "linear/sklearn_onnx_double/model.onnx"] {
+            let base = try Onnx_ModelProto(serializedBytes: try Data(contentsOf: Fixtures.url(name)))
+            for n in base.graph.node.indices {
+                var variants: [Onnx_ModelProto] = []
+                var noInputs = base
+                noInputs.graph.node[n].input = []
+                variants.append(noInputs)
+                var oneInput = base
+                oneInput.graph.node[n].input = Array(base.graph.node[n].input.prefix(1))
+                variants.append(oneInput)
+                var noOutputs = base
+                noOutputs.graph.node[n].output = []
+                variants.append(noOutputs)
+                var cycle = base
+                if let out = base.graph.node[n].output.first { cycle.graph.node[n].input = [out, out] }
+                variants.append(cycle)
+                for v in variants {
+                    cases += 1
+                    let data = try v.serializedData()
+                    do {
+                        _ = try ModelFileLoader.load(data: data, fileName: "mutant.onnx")
+                    } catch let e as VigilError {
+                        #expect(!e.message.isEmpty && e.message.utf8.count < 1000, "\(e.message.prefix(300))")
+                        #expect(e.message.contains("mutant.onnx"), "\(e.message.prefix(300))")
+                    }
+                }
+            }
+            // The LinearClassifier (or first) node with no input at all: refused by name.
+            var m = base
+            if let i = m.graph.node.firstIndex(where: { $0.opType == "LinearClassifier" }) {
+                m.graph.node[i].input = []
+                let error = #expect(throws: VigilError.self) { _ = try ONNXLinearLoader(fileName: "mutant.onnx").load(data: try m.serializedData()) }
+                #expect(error?.message.contains("LinearClassifier") == true, "\(error?.message ?? "")")
+            }
+        }
+        #expect(cases >= 20, "\(cases) structural mutants")
+    }
 }

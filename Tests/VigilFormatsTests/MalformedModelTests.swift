@@ -32,13 +32,37 @@ struct MalformedModelTests {
     }
 
     @Test func everyPrefixOfAModelIsRefusedOrLoadsWithoutATrap() throws {
-        // Cut a valid model at many points: each cut must throw (or, for a cut after the last
-        // tree, load); none may crash.
+        // Cut a valid model at many points: each cut either throws a VigilError with a bounded
+        // message, or (a cut after the last tree, in trailing whitespace or metadata) loads a
+        // model of the same size as the whole file; most cuts are refused; none may crash.
+        func size(_ ir: ModelIR) -> String {
+            switch ir {
+            case .trees(let t): return "trees \(t.treeCount) leaves \(t.leafCount) features \(t.featureCount)"
+            case .linear(let l): return "linear \(l.featureCount)x\(l.outputCount)"
+            case .convNet(let n, _): return "net \(n.nodes.count) nodes \(n.inputCount) inputs"
+            }
+        }
         for name in ["lightgbm/stumps/model.txt", "xgboost/default_left/model.json", "linear/sklearn_onnx_float/model.onnx"] {
             let data = try Data(contentsOf: Fixtures.url(name))
+            let whole = try ModelFileLoader.load(data: data, fileName: name)
+            var cuts = 0, refused = 0
             for cut in stride(from: 0, to: data.count, by: max(1, data.count / 97)) {
-                _ = try? ModelFileLoader.load(data: data.prefix(cut), fileName: name)
+                cuts += 1
+                do {
+                    let (ir, format) = try ModelFileLoader.load(data: data.prefix(cut), fileName: name)
+                    #expect(format == whole.1, "\(name) cut at \(cut): loaded as \(format)")
+                    #expect(size(ir) == size(whole.0), "\(name) cut at \(cut) of \(data.count) loaded a different model: \(size(ir))")
+                } catch let e as VigilError {
+                    refused += 1
+                    #expect(!e.message.isEmpty && e.message.utf8.count < 1000, "\(name) cut at \(cut): \(e.message.prefix(200))")
+                    if cut > 0 { #expect(e.message.contains(name), "\(name) cut at \(cut): the message names the file: \(e.message.prefix(200))") }
+                }
+                if cut < data.count / 2 { #expect(refused == cuts, "\(name): the cut at \(cut), before half the file, loaded") }
             }
+            #expect(cuts >= 97, "\(name): \(cuts) cuts")
+            // A LightGBM file ends with its training parameters, after `end of trees`: cuts
+            // there load the whole model; everything before is refused.
+            #expect(refused * 4 >= cuts * 3, "\(name): only \(refused) of \(cuts) cuts refused")
         }
     }
 

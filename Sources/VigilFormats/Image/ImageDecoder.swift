@@ -58,10 +58,10 @@ public enum ImageDecoder {
             throw VigilError(.input, "\(name): cannot decode the \(format.rawValue) image (\(reason.isEmpty ? "corrupt data" : reason))")
         }
         defer { free(pixels) }
-        let count = Int(width) * Int(height) * Int(channels)
-        guard width > 0, height > 0, channels == 1 || channels == 3 else {
-            throw VigilError(.input, "\(name): decoded to \(width)x\(height) with \(channels) channels; expected 1 or 3 channels")
+        guard width > 0, height > 0, width <= maxSide, height <= maxSide, channels == 1 || channels == 3 else {
+            throw VigilError(.input, "\(name): decoded to \(width)x\(height) with \(channels) channels; expected sides in 1...\(maxSide) and 1 or 3 channels")
         }
+        let count = try Untrusted.product([Int(width), Int(height), Int(channels)], limit: maxSide * maxSide * 3, place: "\(name): image size", what: "pixel values")
         return DecodedImage(
             width: Int(width), height: Int(height), channels: Int(channels),
             pixels: Array(UnsafeBufferPointer(start: pixels, count: count)), format: format, droppedAlpha: hadAlpha != 0)

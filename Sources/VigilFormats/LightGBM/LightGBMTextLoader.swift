@@ -47,22 +47,28 @@ public struct LightGBMTextLoader: Sendable {
         }
 
         if let v = header["version"], !["v2", "v3", "v4"].contains(String(v.value)) {
-            throw error(line: v.line, "format version '\(v.value)' is not supported (v2, v3, v4 are)")
+            throw error(line: v.line, "format version '\(v.value.prefix(40))' is not supported (v2, v3, v4 are)")
         }
         let maxFeatureIdx = try headerInt(header, "max_feature_idx")
-        let featureCount = maxFeatureIdx + 1
-        guard featureCount > 0, featureCount <= 1_000_000 else {
-            throw error(line: header["max_feature_idx"]!.line, "max_feature_idx \(maxFeatureIdx) must be in 0..<1000000")
+        guard maxFeatureIdx >= 0, maxFeatureIdx < 1_000_000 else {
+            throw error(line: header["max_feature_idx"]?.line ?? 1, "max_feature_idx \(maxFeatureIdx) must be in 0..<1000000")
         }
+        let featureCount = maxFeatureIdx + 1
         let numClass = try header["num_class"].map { _ in try headerInt(header, "num_class") } ?? 1
+        guard (1...100_000).contains(numClass) else {
+            throw error(line: header["num_class"]?.line ?? 1, "num_class \(numClass) must be in 1...100000")
+        }
         let perIteration = try header["num_tree_per_iteration"].map { _ in try headerInt(header, "num_tree_per_iteration") } ?? numClass
+        guard (1...100_000).contains(perIteration) else {
+            throw error(line: header["num_tree_per_iteration"]?.line ?? 1, "num_tree_per_iteration \(perIteration) must be in 1...100000")
+        }
         guard let objectiveEntry = header["objective"] else {
             throw error(line: first.number, "the header has no 'objective' line (the file may be truncated or not a model)")
         }
         let objective = try parseObjective(objectiveEntry.value, line: objectiveEntry.line, numClass: numClass)
         guard perIteration == objective.outputCount else {
             throw error(line: header["num_tree_per_iteration"]?.line ?? objectiveEntry.line,
-                        "num_tree_per_iteration=\(perIteration) does not match objective '\(objectiveEntry.value)' (\(objective.outputCount) output(s))")
+                        "num_tree_per_iteration=\(perIteration) does not match objective '\(objectiveEntry.value.prefix(60))' (\(objective.outputCount) output(s))")
         }
         var names: [String]?
         if let entry = header["feature_names"] {
@@ -87,7 +93,7 @@ public struct LightGBMTextLoader: Sendable {
             }
             let expected = builder.treeCount
             guard Int(line.text.dropFirst(5)) == expected else {
-                throw error(line: line.number, "found '\(line.text)' where Tree=\(expected) was expected")
+                throw error(line: line.number, "found '\(line.text.prefix(40))' where Tree=\(expected) was expected")
             }
             var fields: [String: (value: Substring, line: Int)] = [:]
             while let l = lines.peek(), !l.text.isEmpty, !l.text.hasPrefix("Tree="), l.text != "end of trees" {
@@ -138,7 +144,7 @@ public struct LightGBMTextLoader: Sendable {
         switch name {
         case "binary":
             let scale = try options["sigmoid"].map { s -> Double in
-                guard let v = Double(s), v.isFinite, v > 0 else { throw error(line: line, "sigmoid:\(s) must be a positive number") }
+                guard let v = Double(s), v.isFinite, v > 0 else { throw error(line: line, "sigmoid:\(s.prefix(40)) must be a positive number") }
                 return v
             } ?? 1
             return .binaryLogistic(scale: scale)
@@ -147,17 +153,17 @@ public struct LightGBMTextLoader: Sendable {
         case "multiclass", "softmax":
             let k = options["num_class"].flatMap { Int($0) } ?? numClass
             guard k >= 2, k == numClass else {
-                throw error(line: line, "multiclass num_class:\(options["num_class"] ?? "?") must be >= 2 and equal num_class=\(numClass)")
+                throw error(line: line, "multiclass num_class:\(options["num_class"]?.prefix(40) ?? "?") must be >= 2 and equal num_class=\(numClass)")
             }
             return .multiclassSoftmax(classes: k)
         case "regression", "regression_l2", "l2", "mean_squared_error", "mse", "regression_l1", "l1",
              "mean_absolute_error", "mae", "huber", "fair", "quantile", "mape":
             if options["sqrt"] != nil {
-                throw error(line: line, "objective '\(value)': the 'sqrt' transform is not supported")
+                throw error(line: line, "objective '\(value.prefix(60))': the 'sqrt' transform is not supported")
             }
             return .regression
         default:
-            throw error(line: line, "objective '\(value)' is not supported (binary, cross_entropy, multiclass and the regression family are)")
+            throw error(line: line, "objective '\(value.prefix(60))' is not supported (binary, cross_entropy, multiclass and the regression family are)")
         }
     }
 
@@ -185,11 +191,11 @@ public struct LightGBMTextLoader: Sendable {
             }
         }
         if let linear = fields["is_linear"], linear.value != "0" {
-            throw error(line: linear.line, "Tree=\(t) is a linear tree (is_linear=\(linear.value)); linear trees are not supported")
+            throw error(line: linear.line, "Tree=\(t) is a linear tree (is_linear=\(linear.value.prefix(20))); linear trees are not supported")
         }
         let numLeavesEntry = try field("num_leaves")
         guard let numLeaves = Int(numLeavesEntry.value), numLeaves >= 1, numLeaves <= 1 << 24 else {
-            throw error(line: numLeavesEntry.line, "Tree=\(t), num_leaves '\(numLeavesEntry.value)' must be an integer >= 1")
+            throw error(line: numLeavesEntry.line, "Tree=\(t), num_leaves '\(numLeavesEntry.value.prefix(40))' must be an integer in 1...\(1 << 24)")
         }
         let output = t % perIteration
         let leafValues = try numbers("leaf_value", count: numLeaves) { Double($0) }
@@ -206,7 +212,11 @@ public struct LightGBMTextLoader: Sendable {
         let right = try numbers("right_child", count: splitCount) { Int32($0) }
         let internalCount = fields["internal_count"] != nil ? try numbers("internal_count", count: splitCount) { Double($0) } : nil
         let numCat = try fields["num_cat"].map { f -> Int in
-            guard let v = Int(f.value), v >= 0 else { throw error(line: f.line, "Tree=\(t), num_cat '\(f.value)' must be an integer >= 0") }
+            // Each categorical split names one set, so a tree holds at most splitCount sets (this
+            // also keeps numCat + 1 below overflow).
+            guard let v = Int(f.value), v >= 0, v <= splitCount else {
+                throw error(line: f.line, "Tree=\(t), num_cat '\(f.value.prefix(40))' must be an integer in 0...\(splitCount) (the tree's split count)")
+            }
             return v
         } ?? 0
 
@@ -276,7 +286,7 @@ public struct LightGBMTextLoader: Sendable {
 
     private func headerInt(_ header: [String: (value: Substring, line: Int)], _ key: String) throws -> Int {
         guard let entry = header[key] else { throw error(line: 1, "the header has no '\(key)' line") }
-        guard let v = Int(entry.value) else { throw error(line: entry.line, "\(key) '\(entry.value)' is not an integer") }
+        guard let v = Int(entry.value) else { throw error(line: entry.line, "\(key) '\(entry.value.prefix(40))' is not an integer") }
         return v
     }
 

@@ -24,7 +24,7 @@ public struct LinearJSONLoader: Sendable {
         switch try linkNode.string() {
         case "logistic": objective = .binaryLogistic(scale: 1)
         case "identity": objective = .regression
-        case let other: throw linkNode.fail("link '\(other)' is not supported (logistic, identity are)")
+        case let other: throw linkNode.fail("link '\(Untrusted.quote(other))' is not supported (logistic, identity are)")
         }
         let names = try root["features"].array().map { try $0.string() }
         let coefficients = try root["coefficients"].doubles()

@@ -279,10 +279,20 @@ private struct Walker {
             throw fail(node, "'\(name)' must be a constant int64 initializer (shapes computed at run time are not supported)")
         }
         guard proto.dataType == 7 else { throw fail(node, "'\(name)' has element type \(proto.dataType); int64 is expected") }
-        return try ONNXTensor(proto, file: file).values.map { Int($0) }
+        // Int64 values travel as Double; Int(_:) of 2^63 traps, so convert checked.
+        return try ONNXTensor(proto, file: file).values.map { v in
+            guard let i = Untrusted.integer(v, in: -Self.maxAttributeMagnitude...Self.maxAttributeMagnitude) else {
+                throw fail(node, "'\(name)' holds \(v), outside \(-Self.maxAttributeMagnitude)...\(Self.maxAttributeMagnitude)")
+            }
+            return i
+        }
     }
 
     // MARK: - Attributes
+
+    /// Largest magnitude of an integer attribute or shape value (strides, pads, axes, groups,
+    /// Reshape sizes): larger ones are refused before the builder multiplies them.
+    static let maxAttributeMagnitude = 1 << 30
 
     func attribute(_ node: Onnx_NodeProto, _ name: String) -> Onnx_AttributeProto? {
         node.attribute.first { $0.name == name }
@@ -301,12 +311,18 @@ private struct Walker {
     func ints(_ node: Onnx_NodeProto, _ name: String) throws -> [Int]? {
         guard let a = attribute(node, name) else { return nil }
         guard a.type == .ints || (a.type == .undefined && !a.ints.isEmpty) else { throw fail(node, "attribute '\(name)' must be a list of integers") }
+        guard a.ints.count <= 64, a.ints.allSatisfy({ $0.magnitude <= UInt64(Self.maxAttributeMagnitude) }) else {
+            throw fail(node, "attribute '\(name)' must hold at most 64 integers of magnitude <= \(Self.maxAttributeMagnitude) (sizes, strides, pads, axes)")
+        }
         return a.ints.map { Int($0) }
     }
 
     func int(_ node: Onnx_NodeProto, _ name: String, default value: Int) throws -> Int {
         guard let a = attribute(node, name) else { return value }
         guard a.type == .int || a.type == .undefined else { throw fail(node, "attribute '\(name)' must be an integer") }
+        guard a.i.magnitude <= UInt64(Self.maxAttributeMagnitude) else {
+            throw fail(node, "attribute '\(name)' = \(a.i) must have magnitude <= \(Self.maxAttributeMagnitude)")
+        }
         return Int(a.i)
     }
 
@@ -385,6 +401,7 @@ private struct Walker {
             var output = out
             // Fold a BatchNormalization that alone reads this output.
             if let r = soleReader(output), graph.node[r].opType == "BatchNormalization", graph.node[r].input.first == output,
+               let bnOutput = graph.node[r].output.first,
                let bn = try? batchNormParameters(graph.node[r]),
                bn.scale.count == ws[0] {
                 let per = weights.count / ws[0]
@@ -395,15 +412,16 @@ private struct Walker {
                 }
                 bias = newBias
                 skip.insert(r)
-                output = graph.node[r].output[0]
+                output = bnOutput
                 opType += "+BatchNormalization"
                 foldedBatchNorms += 1
             }
             // Fuse an activation that alone reads it.
-            if let r = soleReader(output), graph.node[r].input.first == output, let act = try? fusableActivation(graph.node[r]) {
+            if let r = soleReader(output), graph.node[r].input.first == output, let actOutput = graph.node[r].output.first,
+               let act = try? fusableActivation(graph.node[r]) {
                 conv.activation = act
                 skip.insert(r)
-                output = graph.node[r].output[0]
+                output = actOutput
                 opType += "+" + graph.node[r].opType
                 fusedActivations += 1
             }

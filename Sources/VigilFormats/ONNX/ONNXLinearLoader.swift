@@ -94,32 +94,48 @@ private struct Tracer {
         return try ONNXTensor(t, file: file)
     }
 
-    func resolve(_ name: String) throws -> LinearExpr {
+    /// Input `i` of `node`, or an error naming the node when it has fewer inputs.
+    func arg(_ node: Onnx_NodeProto, _ i: Int) throws -> String {
+        guard i < node.input.count else {
+            throw fail(node, "has \(node.input.count) input(s) but the operator needs input \(i)")
+        }
+        return node.input[i]
+    }
+
+    /// Deepest chain of nodes followed back from an output (a cycle in the graph would
+    /// otherwise recurse without end).
+    static let maxDepth = 64
+
+    func resolve(_ name: String, depth: Int = 0) throws -> LinearExpr {
         if name == inputName { return .input }
+        guard depth < Self.maxDepth else {
+            throw VigilError.modelFormat(file, at: "tensor '\(name)'", "more than \(Self.maxDepth) nodes between it and the graph input (a cycle, or not a linear model)")
+        }
+        func resolve(_ name: String) throws -> LinearExpr { try self.resolve(name, depth: depth + 1) }
         guard let node = producers[name] else {
             throw VigilError.modelFormat(file, at: "tensor '\(name)'", "no node produces it and it is not the graph input")
         }
         switch (node.domain, node.opType) {
         case ("", "Identity"), ("", "Cast"), ("ai.onnx.ml", "ZipMap"):
-            return try resolve(node.input[0])
+            return try resolve(try arg(node, 0))
         case ("", "Sigmoid"):
-            return .logistic(try resolve(node.input[0]))
+            return .logistic(try resolve(try arg(node, 0)))
         case ("", "Softmax"):
-            return .softmax(try resolve(node.input[0]))
+            return .softmax(try resolve(try arg(node, 0)))
         case ("", "MatMul"):
-            guard case .input = try resolve(node.input[0]) else { throw fail(node, "MatMul must multiply the graph input") }
-            let w = try tensor(node.input[1], for: node)
+            guard case .input = try resolve(try arg(node, 0)) else { throw fail(node, "MatMul must multiply the graph input") }
+            let w = try tensor(try arg(node, 1), for: node)
             guard w.dims.count == 2 else { throw fail(node, "weights '\(w.name)' must be 2-D [features, outputs], found \(w.dims)") }
             let (f, k) = (w.dims[0], w.dims[1])
             let rows = (0..<k).map { c in (0..<f).map { w.values[$0 * k + c] } }
             return .affine(rows: rows, bias: Array(repeating: 0, count: k))
         case ("", "Gemm"):
-            guard case .input = try resolve(node.input[0]) else { throw fail(node, "Gemm must multiply the graph input") }
+            guard case .input = try resolve(try arg(node, 0)) else { throw fail(node, "Gemm must multiply the graph input") }
             let attrs = Dictionary(node.attribute.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             guard (attrs["transA"]?.i ?? 0) == 0 else { throw fail(node, "transA=1 is not supported") }
             let alpha = Double(attrs["alpha"]?.f ?? 1), beta = Double(attrs["beta"]?.f ?? 1)
             let transB = (attrs["transB"]?.i ?? 0) != 0
-            let w = try tensor(node.input[1], for: node)
+            let w = try tensor(try arg(node, 1), for: node)
             guard w.dims.count == 2 else { throw fail(node, "B must be 2-D, found \(w.dims)") }
             let (f, k) = transB ? (w.dims[1], w.dims[0]) : (w.dims[0], w.dims[1])
             let rows = (0..<k).map { c in (0..<f).map { j in alpha * (transB ? w.values[c * f + j] : w.values[j * k + c]) } }
@@ -131,7 +147,8 @@ private struct Tracer {
             }
             return .affine(rows: rows, bias: bias)
         case ("", "Add"):
-            let (exprName, biasName) = initializers[node.input[1]] != nil ? (node.input[0], node.input[1]) : (node.input[1], node.input[0])
+            let (a, b0) = (try arg(node, 0), try arg(node, 1))
+            let (exprName, biasName) = initializers[b0] != nil ? (a, b0) : (b0, a)
             guard case .affine(let rows, let bias) = try resolve(exprName) else {
                 throw fail(node, "Add must add a constant to MatMul's result")
             }
@@ -140,19 +157,20 @@ private struct Tracer {
             return .affine(rows: rows, bias: bias.indices.map { bias[$0] + b.values[b.count == 1 ? 0 : $0] })
         case ("", "Div"):
             // x / ReduceSum(Abs(x)): L1 normalisation of the class scores.
-            guard let sum = producers[node.input[1]], sum.opType == "ReduceSum",
-                  let abs = producers[sum.input[0]], abs.opType == "Abs", abs.input[0] == node.input[0]
+            let x = try arg(node, 0)
+            guard let sum = producers[try arg(node, 1)], sum.opType == "ReduceSum",
+                  let abs = producers[try arg(sum, 0)], abs.opType == "Abs", try arg(abs, 0) == x
             else { throw fail(node, "only the L1 normalisation x / ReduceSum(Abs(x)) is supported") }
-            return .l1Normalized(try resolve(node.input[0]))
+            return .l1Normalized(try resolve(try arg(node, 0)))
         case ("ai.onnx.ml", "Normalizer"):
             let norm = node.attribute.first { $0.name == "norm" }.map { String(decoding: $0.s, as: UTF8.self) } ?? "MAX"
             guard norm == "L1" else { throw fail(node, "norm '\(norm)' is not supported (L1 is)") }
-            return .l1Normalized(try resolve(node.input[0]))
+            return .l1Normalized(try resolve(try arg(node, 0)))
         case ("ai.onnx.ml", "LinearClassifier"), ("ai.onnx.ml", "LinearRegressor"):
             guard node.output.count < 2 || node.opType == "LinearRegressor" || node.output[1] == name else {
                 throw fail(node, "output '\(name)' is the label, not the scores")
             }
-            guard case .input = try resolve(node.input[0]) else { throw fail(node, "must read the graph input") }
+            guard case .input = try resolve(try arg(node, 0)) else { throw fail(node, "must read the graph input") }
             let attrs = Dictionary(node.attribute.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             let coefficients = (attrs["coefficients"]?.floats ?? []).map { Double($0) }
             let intercepts = (attrs["intercepts"]?.floats ?? []).map { Double($0) }
@@ -214,7 +232,7 @@ private struct Tracer {
         default:
             throw VigilError.modelFormat(file, at: place, "the graph is not a linear model followed by a sigmoid or softmax")
         }
-        let featureCount = rows[0].count
+        guard let featureCount = rows.first?.count else { throw VigilError.modelFormat(file, at: place, "the linear model has no outputs") }
         var builder = LinearModelBuilder(featureCount: featureCount, objective: objective)
         for (r, b) in zip(rows, bias) {
             guard r.count == featureCount else { throw VigilError.modelFormat(file, at: place, "rows of different lengths") }

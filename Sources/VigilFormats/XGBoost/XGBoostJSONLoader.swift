@@ -17,6 +17,9 @@ internal import VigilJSON
 public struct XGBoostJSONLoader: Sendable {
     public let fileName: String
 
+    /// Most 32-bit words all categorical bitsets of a model may take (64 MiB).
+    static let maxCategoryWords = 1 << 24
+
     public init(fileName: String = "model.json") {
         self.fileName = fileName
     }
@@ -29,7 +32,13 @@ public struct XGBoostJSONLoader: Sendable {
         let learner = try root["learner"]
         let params = try learner["learner_model_param"]
         let featureCount = try params["num_feature"].int()
+        guard (1...1_000_000).contains(featureCount) else {
+            throw try params["num_feature"].fail("num_feature \(featureCount) must be in 1...1000000")
+        }
         let numClass = try params.optional("num_class")?.int() ?? 0
+        guard (0...100_000).contains(numClass) else {
+            throw try params["num_class"].fail("num_class \(numClass) must be in 0...100000")
+        }
         let numTarget = try params.optional("num_target")?.int() ?? 1
         guard numTarget == 1 else {
             throw try params["num_target"].fail("multi-target models (num_target=\(numTarget)) are not supported")
@@ -116,12 +125,13 @@ public struct XGBoostJSONLoader: Sendable {
         builder.notes["base_score"] = try baseNode.string()
         builder.notes["booster"] = boosterName
 
+        var categoryWords = 0
         for (t, tree) in trees.enumerated() {
             let output = treeInfo[t]
             guard output >= 0, output < k else {
                 throw JSONNode(value: .number(Double(output)), path: "\(treeInfoNode.path)[\(t)]", file: fileName).fail("tree \(t) belongs to output \(output) but the model has \(k)")
             }
-            try addTree(t, tree, weight: treeWeights?[t] ?? 1, output: output, into: &builder)
+            try addTree(t, tree, weight: treeWeights?[t] ?? 1, output: output, categoryWords: &categoryWords, into: &builder)
         }
         do {
             return try builder.build()
@@ -130,7 +140,7 @@ public struct XGBoostJSONLoader: Sendable {
         }
     }
 
-    private func addTree(_ t: Int, _ tree: JSONNode, weight: Double, output: Int, into builder: inout TreeEnsembleBuilder) throws {
+    private func addTree(_ t: Int, _ tree: JSONNode, weight: Double, output: Int, categoryWords: inout Int, into builder: inout TreeEnsembleBuilder) throws {
         let leftNode = try tree["left_children"]
         let left = try leftNode.ints()
         let n = left.count
@@ -140,12 +150,20 @@ public struct XGBoostJSONLoader: Sendable {
             guard v.count == n else { throw node.fail("\(v.count) entries for \(n) nodes") }
             return v
         }
-        let right = try column("right_children").map { Int($0) }
-        let splitIndex = try column("split_indices").map { Int($0) }
+        // Integer columns go through ints(), which refuses fractions and out-of-range numbers
+        // (an Int(_:) of a file's 1e300 traps).
+        func intColumn(_ key: String) throws -> [Int] {
+            let node = try tree[key]
+            let v = try node.ints()
+            guard v.count == n else { throw node.fail("\(v.count) entries for \(n) nodes") }
+            return v
+        }
+        let right = try intColumn("right_children")
+        let splitIndex = try intColumn("split_indices")
         let condition = try column("split_conditions")
         let defaultLeft = try column("default_left")
         let hessian = try tree.optional("sum_hessian") != nil ? column("sum_hessian") : nil
-        let splitType = try tree.optional("split_type") != nil ? column("split_type").map { Int($0) } : Array(repeating: 0, count: n)
+        let splitType = try tree.optional("split_type") != nil ? intColumn("split_type") : Array(repeating: 0, count: n)
 
         // Categorical splits: node id → category list.
         var categoriesOf: [Int: [Int]] = [:]
@@ -158,9 +176,10 @@ public struct XGBoostJSONLoader: Sendable {
                 throw nodesNode.fail("categories_nodes, categories_segments and categories_sizes differ in length")
             }
             for (j, node) in catNodes.enumerated() {
-                let lo = segments[j], hi = segments[j] + sizes[j]
-                guard lo >= 0, sizes[j] >= 0, hi <= cats.count else {
-                    throw nodesNode.fail("category segment \(j) [\(lo), \(hi)) is outside the \(cats.count) categories")
+                let lo = segments[j]
+                let (hi, overflow) = segments[j].addingReportingOverflow(sizes[j])
+                guard !overflow, lo >= 0, sizes[j] >= 0, hi <= cats.count else {
+                    throw nodesNode.fail("category segment \(j) [\(lo), \(lo) + \(sizes[j])) is outside the \(cats.count) categories")
                 }
                 categoriesOf[node] = Array(cats[lo..<hi])
             }
@@ -204,6 +223,14 @@ public struct XGBoostJSONLoader: Sendable {
                 guard let cats = categoriesOf[i] else {
                     throw try tree["split_type"].fail("tree \(t), node \(i) is a categorical split with no entry in categories_nodes")
                 }
+                // A set is a bitset up to its largest category: bound the words all sets take,
+                // so a small file cannot ask for gigabytes (each id may be up to 2^24).
+                let words = (cats.max().map { $0 < 0 ? 0 : min($0, 1 << 24) / 32 + 1 }) ?? 0
+                let (total, overflow) = categoryWords.addingReportingOverflow(words)
+                guard !overflow, total <= Self.maxCategoryWords else {
+                    throw try tree["categories"].fail("tree \(t), node \(i): the category sets need more than \(Self.maxCategoryWords) 32-bit words in all")
+                }
+                categoryWords = total
                 let set = try builder.addCategorySet(categories: cats)
                 nodes.append(TreeNode(
                     value: Double(set), feature: Int32(feature),

@@ -1,0 +1,280 @@
+internal import VigilCore
+package import VigilEngine
+package import VigilFormats
+
+/// The audit ledger's entry format, in one place: the bodies the server writes (prediction,
+/// outcome, chain header, checkpoint) and the checked reading of them (verify, replay).
+///
+/// A body is the text between `"time":"..."` and `"prev"` of a ledger line, keys in a fixed
+/// order (see `AuditLedger`). Reading never trusts the file: every number goes through
+/// `Untrusted.integer(_:in:)` or a finiteness check, every string has a length limit, and a
+/// field of the wrong type or a missing one is an error naming the line, the field and the rule.
+package enum LedgerEntry {
+    // MARK: - Kinds
+
+    /// The kinds of entry a ledger may hold.
+    package enum Kind: String, Sendable, CaseIterable {
+        case prediction, outcome, checkpoint
+        /// The first line of a keyed ledger: which scheme makes the `hash` fields.
+        case chain
+    }
+
+    /// Longest string field read from a ledger line (ids, labels, names), in bytes.
+    package static let maxStringBytes = 4096
+    /// Most outputs, group labels or feature buckets one entry may hold.
+    package static let maxArrayCount = 1 << 16
+    /// Largest bucket index an entry may name (-1: missing or outside the reference).
+    package static let maxBucket = 1 << 20
+
+    // MARK: - Encoding
+
+    static func commonFields(kind: Kind, model: VigilModel, id: String) -> String {
+        "\"kind\":\"\(kind.rawValue)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\",\"policy_version\":\(JSON.string(model.policy.version)),\"prediction_id\":\(JSON.string(id))"
+    }
+
+    /// A prediction: the record's id, the input's hash, outputs, threshold and decision (when the
+    /// model makes decisions), group labels and the feature buckets that fed the monitor.
+    static func predictionBody(model: VigilModel, record r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
+        var s = commonFields(kind: .prediction, model: model, id: id)
+        s += ",\"record_id\":\(JSON.string(r.id)),\"input_sha256\":\"\(inputHash)\""
+        s += ",\"outputs\":[\(r.outputs.map(JSON.number).joined(separator: ","))]"
+        if let t = r.threshold, let d = r.decision, let src = r.thresholdSource {
+            s += ",\"threshold\":\(JSON.number(t)),\"threshold_source\":\(JSON.string(src.label)),\"decision\":\(d)"
+        }
+        s += ",\"group\":[\(r.groupLabels.map(JSON.string).joined(separator: ","))]"
+        s += ",\"buckets\":[\(buckets.map(String.init).joined(separator: ","))]"
+        return s
+    }
+
+    /// An outcome observed for an earlier prediction, with that prediction's risk, threshold,
+    /// decision and groups repeated so that the entry reads on its own.
+    static func outcomeBody(model: VigilModel, id: String, label: Bool, risk: Double, threshold: Double?, decision: Bool?, labels: [String]) -> String {
+        var s = commonFields(kind: .outcome, model: model, id: id)
+        s += ",\"label\":\(label),\"outputs\":[\(JSON.number(risk))]"
+        if let t = threshold { s += ",\"threshold\":\(JSON.number(t))" }
+        if let d = decision { s += ",\"decision\":\(d)" }
+        s += ",\"group\":[\(labels.map(JSON.string).joined(separator: ","))]"
+        return s
+    }
+
+    /// The chain header (seq 1 of a keyed ledger): the scheme and the key's id, never the key.
+    static func chainBody(scheme: String, keyID: String) -> String {
+        "\"kind\":\"chain\",\"chain\":\(JSON.string(scheme)),\"key_id\":\(JSON.string(keyID))"
+    }
+
+    /// A signed checkpoint covering the entry before it (`covers_seq` = seq - 1, `covers_hash`
+    /// = that entry's hash = this entry's `prev`).
+    static func checkpointBody(coversSeq: Int, coversHash: String, publicKeyID: String, signature: String) -> String {
+        "\"kind\":\"checkpoint\",\"covers_seq\":\(coversSeq),\"covers_hash\":\"\(coversHash)\",\"public_key_id\":\"\(publicKeyID)\",\"signature\":\"\(signature)\""
+    }
+
+    /// The bytes an Ed25519 checkpoint signs: a domain tag, the covered seq and hash.
+    package static func checkpointMessage(coversSeq: Int, coversHash: String) -> [UInt8] {
+        Array("vigil-ledger-checkpoint:v1:\(coversSeq):\(coversHash)".utf8)
+    }
+
+    // MARK: - Decoding
+
+    /// Checked reads of one entry's fields; every error names `place` (line and seq).
+    package struct Fields {
+        package let object: [String: JSONValue]
+        package let place: String
+
+        package init(_ object: [String: JSONValue], place: String) {
+            self.object = object
+            self.place = place
+        }
+
+        func fail(_ key: String, _ rule: String) -> VigilError {
+            let shown = object[key].map { Untrusted.quote("\($0)") } ?? "(absent)"
+            return VigilError(.io, "\(place), field '\(key)': value \(shown) \(rule)")
+        }
+
+        package func string(_ key: String, maxBytes: Int = LedgerEntry.maxStringBytes) throws -> String {
+            guard case .string(let s)? = object[key] else { throw fail(key, "must be a string") }
+            guard s.utf8.count <= maxBytes else { throw fail(key, "is longer than \(maxBytes) bytes") }
+            return s
+        }
+
+        /// A string of `count` lowercase hex digits (hashes, key ids, signatures).
+        package func hex(_ key: String, count: Int) throws -> String {
+            let s = try string(key, maxBytes: count)
+            guard s.utf8.count == count, s.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                throw fail(key, "must be \(count) lowercase hex digits")
+            }
+            return s
+        }
+
+        package func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int {
+            guard case .number(let d)? = object[key] else { throw fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)") }
+            guard let i = Untrusted.integer(d, in: range) else {
+                throw fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return i
+        }
+
+        package func bool(_ key: String) throws -> Bool {
+            guard case .bool(let b)? = object[key] else { throw fail(key, "must be true or false") }
+            return b
+        }
+
+        package func optionalBool(_ key: String) throws -> Bool? {
+            switch object[key] { case nil, .null?: return nil; default: break }
+            return try bool(key)
+        }
+
+        /// A number; `null` (how the writer shows a non-finite output) reads as NaN.
+        package func number(_ key: String) throws -> Double {
+            switch object[key] {
+            case .number(let d)?: return d
+            case .null?: return .nan
+            default: throw fail(key, "must be a number")
+            }
+        }
+
+        package func optionalNumber(_ key: String) throws -> Double? {
+            if object[key] == nil { return nil }
+            return try number(key)
+        }
+
+        func array(_ key: String) throws -> [JSONValue] {
+            guard case .array(let a)? = object[key] else { throw fail(key, "must be an array") }
+            guard a.count <= LedgerEntry.maxArrayCount else { throw fail(key, "holds more than \(LedgerEntry.maxArrayCount) items") }
+            return a
+        }
+
+        package func numbers(_ key: String) throws -> [Double] {
+            try array(key).enumerated().map { i, v in
+                switch v {
+                case .number(let d): return d
+                case .null: return .nan
+                default: throw fail(key, "item \(i) must be a number")
+                }
+            }
+        }
+
+        package func strings(_ key: String) throws -> [String] {
+            try array(key).enumerated().map { i, v in
+                guard case .string(let s) = v, s.utf8.count <= LedgerEntry.maxStringBytes else {
+                    throw fail(key, "item \(i) must be a string of at most \(LedgerEntry.maxStringBytes) bytes")
+                }
+                return s
+            }
+        }
+
+        package func integers(_ key: String, in range: ClosedRange<Int>) throws -> [Int] {
+            try array(key).enumerated().map { i, v in
+                guard case .number(let d) = v, let n = Untrusted.integer(d, in: range) else {
+                    throw fail(key, "item \(i) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return n
+            }
+        }
+    }
+
+    /// What every entry carries: `seq`, `time`, `kind`, `prev`.
+    package struct Header: Sendable {
+        package var seq: Int
+        package var kind: Kind
+        package var prev: String
+
+        /// Largest sequence number a ledger may hold (2^53: exact in a JSON number).
+        package static let maxSeq = 1 << 53
+
+        package init(_ f: Fields) throws {
+            seq = try f.integer("seq", in: 1...Header.maxSeq)
+            _ = try f.string("time", maxBytes: 64)
+            let k = try f.string("kind", maxBytes: 64)
+            guard let kind = Kind(rawValue: k) else {
+                throw f.fail("kind", "is not a ledger entry kind (\(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            self.kind = kind
+            prev = try f.hex("prev", count: 64)
+        }
+    }
+
+    /// The fields of a prediction or outcome shared by both: model, its SHA-256, prediction id.
+    package struct ModelRef: Sendable {
+        package var model: String
+        package var modelSHA256: String
+        package var predictionID: String
+
+        package init(_ f: Fields) throws {
+            model = try f.string("model")
+            modelSHA256 = try f.string("model_sha256", maxBytes: 128)
+            predictionID = try f.string("prediction_id")
+        }
+    }
+
+    /// A prediction entry, as replay needs it.
+    package struct Prediction: Sendable {
+        package var ref: ModelRef
+        package var outputs: [Double]
+        package var labels: [String]
+        package var buckets: [Int]
+        package var decision: Bool?
+        package var threshold: Double?
+
+        package init(_ f: Fields) throws {
+            ref = try ModelRef(f)
+            _ = try f.string("record_id")
+            outputs = try f.numbers("outputs")
+            labels = try f.strings("group")
+            buckets = try f.integers("buckets", in: -1...LedgerEntry.maxBucket)
+            decision = try f.optionalBool("decision")
+            threshold = try f.optionalNumber("threshold")
+        }
+    }
+
+    /// An outcome entry.
+    package struct Outcome: Sendable {
+        package var ref: ModelRef
+        package var label: Bool
+
+        package init(_ f: Fields) throws {
+            ref = try ModelRef(f)
+            label = try f.bool("label")
+            _ = try f.numbers("outputs")
+            _ = try f.strings("group")
+        }
+    }
+
+    /// A chain header.
+    package struct Chain: Sendable {
+        package var scheme: String
+        package var keyID: String
+
+        package static let hmacSHA256 = "hmac-sha256"
+
+        package init(_ f: Fields) throws {
+            scheme = try f.string("chain", maxBytes: 64)
+            guard scheme == Chain.hmacSHA256 else { throw f.fail("chain", "is not a known chain scheme (\(Chain.hmacSHA256))") }
+            keyID = try f.hex("key_id", count: 16)
+        }
+    }
+
+    /// A checkpoint entry.
+    package struct Checkpoint: Sendable {
+        package var coversSeq: Int
+        package var coversHash: String
+        package var publicKeyID: String
+        package var signature: String
+
+        package init(_ f: Fields) throws {
+            coversSeq = try f.integer("covers_seq", in: 0...Header.maxSeq)
+            coversHash = try f.hex("covers_hash", count: 64)
+            publicKeyID = try f.hex("public_key_id", count: 16)
+            signature = try f.hex("signature", count: 128)
+        }
+    }
+
+    /// Checks the body of an entry of `kind` (what verify does for every line).
+    package static func check(kind: Kind, _ f: Fields) throws {
+        switch kind {
+        case .prediction: _ = try Prediction(f)
+        case .outcome: _ = try Outcome(f)
+        case .chain: _ = try Chain(f)
+        case .checkpoint: _ = try Checkpoint(f)
+        }
+    }
+}
