@@ -48,7 +48,7 @@ package final class AuditLedger: @unchecked Sendable {
     package init(path: String, sync: Bool = true) throws {
         self.path = path
         self.sync = sync
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw VigilError(.io, "\(path): cannot open the audit ledger (\(String(cString: strerror(errno))))")
         }
