@@ -112,6 +112,19 @@ package final class LoopbackHTTPClient: @unchecked Sendable {
         throw Failure(description: "unreachable")
     }
 
+    /// Sends `bytes` as they are (a malformed request, a truncated body) on a fresh connection
+    /// and reads one response; `endWrite` half-closes the connection after sending (EOF to
+    /// the server, as a client that gives up mid-body).
+    package func raw(_ bytes: [UInt8], endWrite: Bool = false) throws -> Response {
+        disconnect()
+        try connectIfNeeded()
+        try send(bytes)
+        if endWrite { shutdown(fd, Int32(SHUT_WR)) }
+        defer { disconnect() }
+        // A response to HEAD has no body, whatever its Content-Length says.
+        return try readResponse(bodyless: bytes.starts(with: Array("HEAD ".utf8)))
+    }
+
     package func request(_ method: String, _ path: String, json: String) throws -> Response {
         try request(method, path, body: Data(json.utf8))
     }
@@ -142,7 +155,7 @@ package final class LoopbackHTTPClient: @unchecked Sendable {
         }
     }
 
-    private func readResponse() throws -> Response {
+    private func readResponse(bodyless: Bool = false) throws -> Response {
         let sep: [UInt8] = [13, 10, 13, 10]
         var headerEnd: Int?
         while headerEnd == nil {
@@ -164,7 +177,7 @@ package final class LoopbackHTTPClient: @unchecked Sendable {
             guard let c = l.firstIndex(of: ":") else { continue }
             headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
         }
-        let length = Int(headers["content-length"] ?? "0") ?? 0
+        let length = bodyless ? 0 : Int(headers["content-length"] ?? "0") ?? 0
         let start = headerEnd! + 4
         while buffer.count < start + length { try fill() }
         let body = Data(buffer[start..<(start + length)])

@@ -2,6 +2,7 @@ internal import Foundation
 internal import VigilEngine
 internal import VigilJSON
 internal import Hummingbird
+internal import HummingbirdCore
 internal import Logging
 internal import NIOCore
 internal import ServiceLifecycle
@@ -35,8 +36,29 @@ package struct ServeOptions: Sendable {
     /// policy's `min_group_size`).
     package var alertMinGroupSize = 30
     package var logLevel = "warning"
+    /// Permissions of the Unix socket, set after bind whatever the umask (owner and group may
+    /// connect; others may not). Its `.lock` file is always 0600.
+    package var socketMode: UInt32 = 0o660
+    /// Group the socket is handed to (chown) after bind, by name or numeric id; nil keeps the
+    /// process's group.
+    package var socketGroup: String?
+    /// Open connections per listener at most; beyond, new ones wait in the listen backlog.
+    package var maxConnections = 256
+    /// Seconds a connection may stay open without reading or writing (keep-alive idle, and a
+    /// client that stalls while sending headers or a body) before it is closed.
+    package var idleTimeoutSeconds = 60
+    /// File holding the bearer token every request but the health probes must send; required
+    /// when TCP binds a non-loopback address.
+    package var authTokenFile: String?
+    /// Allows a non-loopback TCP bind (there is no TLS yet); the CLI warns.
+    package var insecureNetwork = false
 
     package init() {}
+
+    /// Whether `host` is a loopback address.
+    package static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
 }
 
 /// The server: loaded models, the ledger, counters, and the HTTP listeners.
@@ -45,6 +67,8 @@ package final class VigilServer: @unchecked Sendable {
     package let models: [String: ServedModel]
     package let metrics = ServerMetrics()
     package let ledger: AuditLedger?
+    /// The bearer token (`--auth-token-file`), or nil when none is required.
+    let authToken: [UInt8]?
     let index = PredictionIndex()
     /// Notes for the operator (model load warnings, ledger recovery).
     package private(set) var notes: [String] = []
@@ -62,6 +86,21 @@ package final class VigilServer: @unchecked Sendable {
         guard !options.modelPaths.isEmpty else { throw VigilError(.usage, "--model: at least one model package or file is needed") }
         guard options.socket != nil || options.port != nil else { throw VigilError(.usage, "give --socket PATH and/or --port N") }
         if let p = options.port, !(0...65535).contains(p) { throw VigilError(.usage, "--port: \(p) is not a port (0...65535)") }
+        guard options.maxConnections >= 1 else { throw VigilError(.usage, "--max-connections: \(options.maxConnections) must be at least 1") }
+        guard options.idleTimeoutSeconds >= 1 else { throw VigilError(.usage, "--idle-timeout-seconds: \(options.idleTimeoutSeconds) must be at least 1") }
+        guard options.socketMode & ~0o777 == 0 else {
+            throw VigilError(.usage, "--socket-mode: \(String(options.socketMode, radix: 8)) is not a permission mode (octal, at most 777)")
+        }
+        if let g = options.socketGroup { _ = try Self.groupID(g) }
+        if options.port != nil, !ServeOptions.isLoopback(options.host) {
+            guard options.insecureNetwork else {
+                throw VigilError(.usage, "--host \(Untrusted.quote(options.host)): not loopback; the server has no TLS yet, so a network bind needs --insecure-network (and --auth-token-file)")
+            }
+            guard options.authTokenFile != nil else {
+                throw VigilError(.usage, "--host \(Untrusted.quote(options.host)): not loopback; a network bind needs --auth-token-file")
+            }
+        }
+        authToken = try options.authTokenFile.map { try BearerTokenMiddleware<BasicRequestContext>.readToken($0) }
         var notes: [String] = []
         if let socket = options.socket {
             lockFD = try Self.lockSocketPath(socket)
@@ -108,8 +147,14 @@ package final class VigilServer: @unchecked Sendable {
     /// exists and is not a socket, since Hummingbird removes the file at the path before binding.
     static func lockSocketPath(_ socket: String) throws -> Int32 {
         let lockPath = socket + ".lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VigilError(.io, "\(lockPath): cannot create the socket's lock file (\(String(cString: strerror(errno))))") }
+        // 0600 whatever the umask, and also when the file was left by an older server.
+        guard fchmod(fd, 0o600) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw VigilError(.io, "\(lockPath): cannot set the lock file's mode to 0600 (\(reason))")
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
             throw VigilError(.io, "--socket \(socket): another vigil serve holds it (\(lockPath) is locked); stop that one first or pick another path")
@@ -120,6 +165,27 @@ package final class VigilServer: @unchecked Sendable {
             throw VigilError(.io, "--socket \(socket): the path exists and is not a socket; refusing to replace it")
         }
         return fd
+    }
+
+    /// The group id named by `name` (a group name or a number), or a usage error.
+    static func groupID(_ name: String) throws -> gid_t {
+        if let n = UInt32(name) { return gid_t(n) }
+        guard let g = getgrnam(name) else {
+            throw VigilError(.usage, "--socket-group: no group named '\(Untrusted.quote(name))' on this machine")
+        }
+        return g.pointee.gr_gid
+    }
+
+    /// Sets the socket's group and mode right after bind (Hummingbird binds with the umask's mode).
+    static func restrictSocket(_ path: String, mode: UInt32, group: String?) throws {
+        if let group {
+            guard chown(path, uid_t.max, try groupID(group)) == 0 else {
+                throw VigilError(.io, "--socket \(path): cannot hand it to group '\(Untrusted.quote(group))' (\(String(cString: strerror(errno))))")
+            }
+        }
+        guard chmod(path, mode_t(mode)) == 0 else {
+            throw VigilError(.io, "--socket \(path): cannot set mode \(String(mode, radix: 8)) (\(String(cString: strerror(errno))))")
+        }
     }
 
     /// Rebuilds counters and the prediction index from the ledger: entries of a served model
@@ -243,13 +309,26 @@ package final class VigilServer: @unchecked Sendable {
         if let p = options.port { addresses.append(.hostname(options.host, port: p)) }
         let bound = BoundList(count: addresses.count, onReady: onReady)
         var services: [any Service] = []
+        let idle = TimeAmount.seconds(Int64(options.idleTimeoutSeconds))
+        let bindLogger = logger
         for (i, address) in addresses.enumerated() {
             let app = Application(
                 router: router,
-                configuration: .init(address: address, serverName: "vigil"),
+                server: .http1(configuration: .init(additionalChannelHandlers: [HTTPParserErrorHandler()], idleTimeout: idle)),
+                configuration: .init(
+                    address: address, serverName: "vigil",
+                    availableConnectionsDelegate: MaximumAvailableConnections(options.maxConnections, logger: logger)),
                 onServerRunning: { channel in
                     let text: String
                     if let sock = self.options.socket, i == 0 {
+                        do {
+                            try Self.restrictSocket(sock, mode: self.options.socketMode, group: self.options.socketGroup)
+                        } catch {
+                            // Never serve on a socket whose access could not be narrowed.
+                            bindLogger.error("\(error)")
+                            unlink(sock)
+                            Task { await self.shutdown() }
+                        }
                         text = "unix:\(sock)"
                     } else {
                         text = "tcp:\(self.options.host):\(channel.localAddress?.port ?? -1)"
@@ -303,4 +382,9 @@ private final class BoundList: @unchecked Sendable {
         lock.unlock()
         if let done { onReady(done) }
     }
+}
+
+extension VigilServer {
+    /// The `/metrics` route label of `path` (tests).
+    package static func routeLabelForTests(_ path: String) -> String { Routes.routeLabel(path) }
 }

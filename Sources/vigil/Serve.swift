@@ -53,6 +53,24 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Alerts ignore groups with fewer rows than this (never fewer than the policy's min_group_size).")
     var alertMinGroupSize = 30
 
+    @Option(name: .long, help: "Unix socket permissions, octal, set after bind whatever the umask (the .lock file is always 0600).")
+    var socketMode = "660"
+
+    @Option(name: .long, help: "Group (name or id) the Unix socket is handed to after bind.")
+    var socketGroup: String?
+
+    @Option(name: .long, help: "Open connections per listener at most; beyond, new ones wait in the listen backlog.")
+    var maxConnections = 256
+
+    @Option(name: .long, help: "Seconds a connection may stay silent (idle keep-alive, stalled headers or body) before it is closed.")
+    var idleTimeoutSeconds = 60
+
+    @Option(name: .long, help: "File (mode 600) holding the bearer token every request but /v2/health/* must send; required off loopback.")
+    var authTokenFile: String?
+
+    @Flag(name: .long, help: "Allow --host to be a non-loopback address (plain HTTP: no TLS yet).")
+    var insecureNetwork = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "warning"
 
@@ -72,8 +90,18 @@ struct Serve: AsyncParsableCommand {
         options.batching.queueLimitRows = max(1, queueLimit)
         options.alertMinGroupSize = alertMinGroupSize
         options.logLevel = logLevel
-        if host != "127.0.0.1", host != "localhost", host != "::1", port != nil {
-            FileHandle.standardError.write(Data("warning: --host \(host) is not loopback; the server has no authentication or TLS\n".utf8))
+        guard let mode = UInt32(socketMode, radix: 8) else {
+            FileHandle.standardError.write(Data("error: --socket-mode: '\(Untrusted.quote(socketMode))' is not an octal mode such as 660\n".utf8))
+            throw ExitCode(2)
+        }
+        options.socketMode = mode
+        options.socketGroup = socketGroup
+        options.maxConnections = maxConnections
+        options.idleTimeoutSeconds = idleTimeoutSeconds
+        options.authTokenFile = authTokenFile
+        options.insecureNetwork = insecureNetwork
+        if !ServeOptions.isLoopback(host), port != nil, insecureNetwork {
+            FileHandle.standardError.write(Data("warning: --host \(host) is not loopback and --insecure-network is given: tokens and data cross the network in plain HTTP\n".utf8))
         }
         let server: VigilServer
         do {
