@@ -1,4 +1,5 @@
 internal import Foundation
+internal import CDispatch
 internal import Hummingbird
 internal import NIOCore
 internal import VigilEngine
