@@ -66,6 +66,12 @@ struct Score: ParsableCommand {
     @Option(name: .customLong("ig-steps"), help: "Image models: integrated gradients start from this many path intervals per image (2-4096) and refine up to 1024 gradients until the completeness error is within 1%.")
     var igSteps: Int = 64
 
+    @Option(name: .long, help: "Longest CSV field, in bytes (default 1 MiB); a longer one is refused naming its line.")
+    var maxFieldBytes = CohortReader.Limits().maxFieldBytes
+
+    @Option(name: .long, help: "Longest CSV record or JSON Lines line, in bytes (default 4 MiB); an unclosed quote fails at this size, naming the line it opened on.")
+    var maxRecordBytes = CohortReader.Limits().maxRecordBytes
+
     @Flag(name: .long, help: "No progress or summary on standard error.")
     var quiet = false
 
@@ -86,7 +92,8 @@ struct Score: ParsableCommand {
             if explainMode != nil {
                 for w in try model.explainer.get().warnings { log.line("warning: \(w)") }
             }
-            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat)
+            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat,
+                                          limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
             for note in reader.notes { log.line("warning: \(note)") }
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
             let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
