@@ -23,7 +23,28 @@ public enum CohortFormat: String, Sendable, CaseIterable {
 /// passes through (a row number when absent); extra columns are ignored; a model feature
 /// absent from the header is an error naming it; text in a numeric field is an error naming
 /// the row, field and value; a row with too few or too many fields is an error.
+///
+/// CSV is read strictly (RFC 4180): a quoted field ends at its closing quote followed by a comma
+/// or the end of the record (`"80"5` is refused), a quote inside an unquoted field, a bare
+/// carriage return outside quotes, a NUL byte and invalid UTF-8 in a text field are refused, and
+/// the header may not name a column twice. A field longer than `Limits.maxFieldBytes` or a record
+/// longer than `Limits.maxRecordBytes` is refused as soon as it is seen, naming the line where the
+/// record starts, so an unclosed quote fails after reading at most the record limit (plus one read
+/// of `readSize`) instead of buffering the rest of the file. Numbers are read by `RowNumber`.
+/// Values quoted in errors are cut to `Untrusted.quotedValueLimit` bytes.
 public final class CohortReader {
+    /// Size limits on one CSV field and one record (a CSV record, or a JSON Lines line).
+    public struct Limits: Sendable, Equatable {
+        public var maxFieldBytes: Int
+        public var maxRecordBytes: Int
+        /// 1 MiB a field, 4 MiB a record: far above any real cohort's row (a few hundred bytes
+        /// to a few KiB), small enough that a runaway quote is caught early.
+        public init(maxFieldBytes: Int = 1 << 20, maxRecordBytes: Int = 4 << 20) {
+            self.maxFieldBytes = maxFieldBytes
+            self.maxRecordBytes = maxRecordBytes
+        }
+    }
+
     public let url: URL
     public let format: CohortFormat
     public let model: VigilModel
@@ -34,6 +55,7 @@ public final class CohortReader {
     public private(set) var notes: [String] = []
     /// Columns kept as raw text in `RowBatch.extra` (labels, score columns), in this order.
     public let extraColumns: [String]
+    public let limits: Limits
 
     private let handle: FileHandle
     private var buffer: [UInt8] = []
@@ -59,7 +81,11 @@ public final class CohortReader {
     /// `extraColumns`: columns to keep as text (CSV: each must be in the header). `positional`
     /// (CSV only): the first `featureCount` columns other than the id column are the model's
     /// features in order, whatever the header calls them.
-    public init(url: URL, model: VigilModel, format: CohortFormat? = nil, extraColumns: [String] = [], positional: Bool = false) throws {
+    public init(url: URL, model: VigilModel, format: CohortFormat? = nil, extraColumns: [String] = [], positional: Bool = false, limits: Limits = Limits()) throws {
+        guard limits.maxFieldBytes > 0, limits.maxRecordBytes > 0 else {
+            throw VigilError(.usage, "cohort limits: field and record limits must be positive (got \(limits.maxFieldBytes) and \(limits.maxRecordBytes) bytes)")
+        }
+        self.limits = limits
         self.url = url
         self.model = model
         self.extraColumns = extraColumns
@@ -103,17 +129,29 @@ public final class CohortReader {
                     inQuotes.toggle()
                 } else if b == UInt8(ascii: "\n") {
                     newlines += 1
-                    if !inQuotes { return (i, newlines) }
+                    if !inQuotes {
+                        guard i - start <= limits.maxRecordBytes else { throw recordTooLong(inQuotes: false) }
+                        return (i, newlines)
+                    }
                 }
                 i += 1
             }
-            if eof { return start < buffer.count ? (buffer.count, newlines) : nil }
+            if eof {
+                guard buffer.count - start <= limits.maxRecordBytes else { throw recordTooLong(inQuotes: inQuotes) }
+                return start < buffer.count ? (buffer.count, newlines) : nil
+            }
+            // Checked once a read: at most the limit plus one read is buffered past the record's start.
+            guard buffer.count - start <= limits.maxRecordBytes else { throw recordTooLong(inQuotes: inQuotes) }
             let chunk = try handle.read(upToCount: Self.readSize) ?? Data()
             if chunk.isEmpty { eof = true } else {
                 bytesRead += chunk.count
                 buffer.append(contentsOf: chunk)
             }
         }
+    }
+
+    private func recordTooLong(inQuotes: Bool) -> VigilError {
+        VigilError(.input, "\(url.lastPathComponent): line \(lineNumber + 1): the record starting here is longer than the limit of \(limits.maxRecordBytes) bytes (\(inQuotes ? "a quote opened in it is not closed" : "one line")); raise --max-record-bytes if such records are real")
     }
 
     /// The next records' byte ranges (without line ends), up to `maxRows`.
@@ -144,7 +182,7 @@ public final class CohortReader {
             throw VigilError(.input, "\(url.path): the file is empty; a CSV cohort needs a header naming the features")
         }
         headerNames = try buffer.withUnsafeBufferPointer { buf in
-            try Self.splitCSV(buf, first.range).map { Self.text(buf, $0).trimmingCharacters(in: .whitespaces) }
+            try splitCSV(buf, first.range, origin: "line 1").map { try text(buf, $0, origin: "line 1", column: nil).trimmingCharacters(in: .whitespaces) }
         }
         if headerNames.first?.hasPrefix("\u{FEFF}") == true { headerNames[0].removeFirst() }
         columnCount = headerNames.count
@@ -154,7 +192,7 @@ public final class CohortReader {
         var seen: [String: Int] = [:]
         for (c, name) in headerNames.enumerated() {
             if let prev = seen[name] {
-                throw VigilError(.input, "\(url.path): line 1: column '\(name)' appears twice (columns \(prev + 1) and \(c + 1))")
+                throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(name))' appears twice (columns \(prev + 1) and \(c + 1)); column names must be unique")
             }
             seen[name] = c
             if !positional, let j = model.schema.index(of: name) { featureColumn[c] = j }
@@ -163,7 +201,7 @@ public final class CohortReader {
             if let slot = extraColumns.firstIndex(of: name) { extraColumn[c] = slot }
         }
         for name in extraColumns where seen[name] == nil {
-            throw VigilError(.input, "\(url.path): line 1: column '\(name)' is not in the header (columns: \(Self.list(headerNames)))")
+            throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(name))' is not in the header (columns: \(Self.list(headerNames)))")
         }
         if positional {
             let columns = headerNames.indices.filter { $0 != idColumn }
@@ -248,29 +286,61 @@ public final class CohortReader {
     // MARK: - CSV
 
     /// Field ranges of one CSV record (RFC 4180: a quoted field may hold commas, newlines and
-    /// `""`). `quoted` fields' ranges exclude the outer quotes.
-    static func splitCSV(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws -> [(range: Range<Int>, quoted: Bool)] {
+    /// `""`). `quoted` fields' ranges exclude the outer quotes. Refused, naming `origin` and the
+    /// field's column: text after a closing quote, an unclosed quote, a quote inside an unquoted
+    /// field, a bare carriage return outside quotes, a NUL byte, a field over the field limit.
+    func splitCSV(_ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, origin: String) throws -> [(range: Range<Int>, quoted: Bool)] {
+        try Self.splitCSV(buf, range, at: "\(url.lastPathComponent): \(origin)", header: headerNames, limits: limits)
+    }
+
+    /// `splitCSV` for any CSV reader of cohorts (`at` is `file: line N`, `header` names the
+    /// columns in errors once known).
+    package static func splitCSV(
+        _ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, at place: String, header: [String] = [], limits: Limits = Limits()
+    ) throws -> [(range: Range<Int>, quoted: Bool)] {
         var fields: [(Range<Int>, Bool)] = []
         var i = range.lowerBound
         let end = range.upperBound
+        let maxField = limits.maxFieldBytes
+        func fail(_ rule: String) -> VigilError {
+            VigilError(.input, "\(place), \(columnName(fields.count, header)): \(rule)")
+        }
         while true {
             if i < end, buf[i] == UInt8(ascii: "\"") {
                 let start = i + 1
                 var j = start
+                var closed = false
                 while j < end {
-                    if buf[j] == UInt8(ascii: "\"") {
+                    let c = buf[j]
+                    if c == UInt8(ascii: "\"") {
                         if j + 1 < end, buf[j + 1] == UInt8(ascii: "\"") { j += 2; continue }
+                        closed = true
                         break
                     }
+                    if c == 0 { throw fail("a NUL byte in the field; cohort files are text") }
                     j += 1
                 }
-                fields.append((start..<min(j, end), true))
+                guard closed else { throw fail("a quoted field is not closed (a '\"' opens it and no closing '\"' follows before the end of the record)") }
+                guard j - start <= maxField else { throw fail("the field is longer than the limit of \(maxField) bytes") }
                 i = j + 1
-                // Skip to the delimiter after the closing quote.
-                while i < end, buf[i] != UInt8(ascii: ",") { i += 1 }
+                if i < end, buf[i] != UInt8(ascii: ",") {
+                    var k = i
+                    while k < end, buf[k] != UInt8(ascii: ","), k - i < 40 { k += 1 }
+                    let shown = Untrusted.quote(String(decoding: UnsafeBufferPointer(rebasing: buf[start - 1..<k]), as: UTF8.self))
+                    throw fail("text after the closing quote of a quoted field (\(shown)); a quoted field ends at its closing quote, inner quotes are doubled")
+                }
+                fields.append((start..<j, true))
             } else {
                 var j = i
-                while j < end, buf[j] != UInt8(ascii: ",") { j += 1 }
+                while j < end {
+                    let c = buf[j]
+                    if c == UInt8(ascii: ",") { break }
+                    if c == UInt8(ascii: "\"") { throw fail("a quote inside an unquoted field; quote the whole field and double inner quotes (\"a\"\"b\")") }
+                    if c == UInt8(ascii: "\r") { throw fail("a carriage return outside quotes that does not end the line") }
+                    if c == 0 { throw fail("a NUL byte in the field; cohort files are text") }
+                    j += 1
+                }
+                guard j - i <= maxField else { throw fail("the field is longer than the limit of \(maxField) bytes") }
                 fields.append((i..<j, false))
                 i = j
             }
@@ -281,81 +351,53 @@ public final class CohortReader {
         return fields
     }
 
-    static func text(_ buf: UnsafeBufferPointer<UInt8>, _ field: (range: Range<Int>, quoted: Bool)) -> String {
-        let s = String(decoding: UnsafeBufferPointer(rebasing: buf[field.range]), as: UTF8.self)
-        return field.quoted ? s.replacingOccurrences(of: "\"\"", with: "\"") : s
+    /// `field k (name)` for errors, from the header once it is read.
+    static func columnName(_ k: Int, _ header: [String]) -> String {
+        k < header.count ? "field \(k + 1) '\(Untrusted.quote(header[k]))'" : "field \(k + 1)"
     }
 
-    /// Parses a numeric field: missing tokens → NaN; otherwise the whole field must be a number.
-    static func number(_ buf: UnsafeBufferPointer<UInt8>, _ field: (range: Range<Int>, quoted: Bool)) -> Double? {
-        var lo = field.range.lowerBound, hi = field.range.upperBound
-        while lo < hi, buf[lo] == 0x20 || buf[lo] == 0x09 { lo += 1 }
-        while hi > lo, buf[hi - 1] == 0x20 || buf[hi - 1] == 0x09 { hi -= 1 }
-        let len = hi - lo
-        if len == 0 { return .nan }
-        if len <= 3 {
-            let c0 = buf[lo] | 0x20
-            if len == 1, buf[lo] == UInt8(ascii: "?") { return .nan }
-            if len == 2, buf[lo] == UInt8(ascii: "N"), buf[lo + 1] == UInt8(ascii: "A") { return .nan }
-            if len == 3, c0 == UInt8(ascii: "n"), buf[lo + 1] | 0x20 == UInt8(ascii: "a"), buf[lo + 2] | 0x20 == UInt8(ascii: "n") { return .nan }
-        }
-        if len <= 9, let inf = infinity(buf, lo, hi) { return inf }
-        // Only characters a decimal number can hold; this also keeps strtod from reading
-        // hexadecimal spellings and from running past the field.
-        var hasDigit = false
-        for i in lo..<hi {
-            let c = buf[i]
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): hasDigit = true
-            case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): break
-            default: return nil
-            }
-        }
-        guard hasDigit, len < 64 else { return nil }
-        var tmp: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-        return withUnsafeMutableBytes(of: &tmp) { raw -> Double? in
-            let p = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-            for i in 0..<len { p[i] = CChar(bitPattern: buf[lo + i]) }
-            p[len] = 0
-            var endp: UnsafeMutablePointer<CChar>?
-            let v = strtod(p, &endp)
-            return endp == p + len ? v : nil
-        }
+    func text(_ buf: UnsafeBufferPointer<UInt8>, _ field: (range: Range<Int>, quoted: Bool), origin: String, column: Int?) throws -> String {
+        try Self.text(buf, field, at: "\(url.lastPathComponent): \(origin), \(column.map { Self.columnName($0, headerNames) } ?? "header")")
     }
 
-    /// `inf`, `infinity` (any case, optionally signed), as numpy and Python write them.
-    private static func infinity(_ buf: UnsafeBufferPointer<UInt8>, _ lo: Int, _ hi: Int) -> Double? {
-        var i = lo
-        var sign = 1.0
-        if buf[i] == UInt8(ascii: "-") { sign = -1; i += 1 } else if buf[i] == UInt8(ascii: "+") { i += 1 }
-        let word = String(decoding: UnsafeBufferPointer(rebasing: buf[i..<hi]), as: UTF8.self).lowercased()
-        return word == "inf" || word == "infinity" ? sign * .infinity : nil
+    /// A text field (id, group value, extra column, header name): valid UTF-8, inner `""` undone;
+    /// `at` names the file, line and field for the error.
+    package static func text(_ buf: UnsafeBufferPointer<UInt8>, _ field: (range: Range<Int>, quoted: Bool), at place: String) throws -> String {
+        guard let s = String(validating: UnsafeBufferPointer(rebasing: buf[field.range]), as: UTF8.self) else {
+            throw VigilError(.input, "\(place): invalid UTF-8 in the field; cohort files are UTF-8 text")
+        }
+        return field.quoted && s.utf8.contains(UInt8(ascii: "\"")) ? s.replacingOccurrences(of: "\"\"", with: "\"") : s
+    }
+
+    /// Text of a field for an error message (never fails: invalid UTF-8 shows as U+FFFD).
+    static func shown(_ buf: UnsafeBufferPointer<UInt8>, _ field: (range: Range<Int>, quoted: Bool)) -> String {
+        Untrusted.quote(String(decoding: UnsafeBufferPointer(rebasing: buf[field.range]), as: UTF8.self))
     }
 
     private func parseCSV(
         _ buf: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, origin: String,
         features: UnsafeMutablePointer<Double>, groups: UnsafeMutablePointer<String?>, extra: UnsafeMutablePointer<String?>?, id: inout String
     ) throws {
-        let fields = try Self.splitCSV(buf, range)
+        let fields = try splitCSV(buf, range, origin: origin)
         guard fields.count == columnCount else {
             throw VigilError(.input, "\(url.lastPathComponent): \(origin): \(fields.count) fields where the header has \(columnCount); every row needs one value per column (empty for missing)")
         }
         for (c, field) in fields.enumerated() {
             let j = featureColumn[c]
             if j >= 0 {
-                guard let v = Self.number(buf, field) else {
-                    throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: headerNames[c], value: Self.text(buf, field),
-                                           rule: "is not a number (missing values are written empty, NaN, NA or ?)")
+                switch RowNumber.read(buf, field.range.lowerBound, field.range.upperBound) {
+                case .value(let v): features[j] = v
+                case .refused(let rule):
+                    throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: Untrusted.quote(headerNames[c]), value: Self.shown(buf, field), rule: rule)
                 }
-                features[j] = v
             }
             if groupColumn[c] >= 0 {
-                let t = Self.text(buf, field)
+                let t = try text(buf, field, origin: origin, column: c)
                 groups[groupColumn[c]] = t.isEmpty ? nil : t
             }
-            if c == idColumn { id = Self.text(buf, field) }
+            if c == idColumn { id = try text(buf, field, origin: origin, column: c) }
             if extraColumn[c] >= 0, let extra {
-                let t = Self.text(buf, field)
+                let t = try text(buf, field, origin: origin, column: c)
                 extra[extraColumn[c]] = t.isEmpty ? nil : t
             }
         }
@@ -368,29 +410,23 @@ public final class CohortReader {
         features: UnsafeMutablePointer<Double>, groups: UnsafeMutablePointer<String?>, extra: UnsafeMutablePointer<String?>?, id: inout String
     ) throws {
         let data = Data(UnsafeBufferPointer(rebasing: buf[range]))
-        guard case .object(let object)? = try? JSONValue.parse(data) else {
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue.parse(data)
+        } catch {
+            throw VigilError(.input, "\(url.lastPathComponent): \(origin): not valid JSON (\(error)); JSON Lines needs one object per line")
+        }
+        guard case .object(let object) = parsed else {
             throw VigilError(.input, "\(url.lastPathComponent): \(origin): not a JSON object (JSON Lines needs one object per line)")
         }
         for (j, name) in model.schema.names.enumerated() {
             guard let v = object[name] else {
                 throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: name, value: "(absent)", rule: "is not given; every model feature needs a key (null for a missing value)")
             }
-            switch v {
-            case .null:
-                features[j] = .nan
-            case .number(let d):
-                features[j] = d
-            case .bool(let b):
-                features[j] = b ? 1 : 0
-            case .string(let s):
-                guard let d = s.utf8CString.withUnsafeBufferPointer({ p in
-                    p.withMemoryRebound(to: UInt8.self) { Self.number($0, (0..<(p.count - 1), false)) }
-                }) else {
-                    throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: name, value: s, rule: "is not a number (missing values are null, \"\", NaN, NA or ?)")
-                }
-                features[j] = d
-            case .array, .object:
-                throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: name, value: "\(v)", rule: "is not a number")
+            switch RowNumber.read(v) {
+            case .value(let d): features[j] = d
+            case .refused(let rule):
+                throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: name, value: Self.shown(v), rule: rule)
             }
         }
         for (slot, g) in model.fieldGroups.enumerated() {
@@ -413,6 +449,16 @@ public final class CohortReader {
         case .string(let s)?: id = s
         case .number(let d)?: id = MissingValues.canonicalText(d)
         default: break
+        }
+    }
+
+    /// A JSON value for an error message, cut to a readable length.
+    static func shown(_ v: JSONValue) -> String {
+        switch v {
+        case .string(let s): return Untrusted.quote(s)
+        case .array: return "(a JSON array)"
+        case .object: return "(a JSON object)"
+        default: return Untrusted.quote("\(v)")
         }
     }
 }

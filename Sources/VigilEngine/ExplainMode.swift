@@ -15,7 +15,7 @@ public enum ExplainMode: Sendable, Equatable {
         } else if let k = Int(t), k >= 1 {
             self = .top(k)
         } else {
-            throw VigilError(.usage, "--explain takes 'all' or a whole number K >= 1 (the top K contributions), got '\(text)'")
+            throw VigilError(.usage, "--explain takes 'all' or a whole number K >= 1 (the top K contributions), got '\(Untrusted.quote(text))'")
         }
     }
 }

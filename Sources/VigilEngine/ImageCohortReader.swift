@@ -149,7 +149,7 @@ public final class ImageCohortReader {
     private static func splitFields(_ record: String, origin: String) throws -> [String] {
         let bytes = Array(record.utf8)
         return try bytes.withUnsafeBufferPointer { buf in
-            try CohortReader.splitCSV(buf, 0..<buf.count).map { CohortReader.text(buf, $0) }
+            try CohortReader.splitCSV(buf, 0..<buf.count, at: origin).map { try CohortReader.text(buf, $0, at: origin) }
         }
     }
 

@@ -30,7 +30,7 @@ public struct LabelledCohort: Sendable {
     /// -> `Unknown`), and `scoresColumn` is required.
     public static func load(
         url: URL, model: VigilModel?, labelColumn: String, scoresColumn: String?, groupFields: [String],
-        format: CohortFormat? = nil
+        format: CohortFormat? = nil, limits: CohortReader.Limits = CohortReader.Limits()
     ) throws -> LabelledCohort {
         let sha = try SHA256Digest.hex(ofFileAt: url)
         guard let model else {
@@ -48,7 +48,7 @@ public struct LabelledCohort: Sendable {
             }
             return i
         }
-        let reader = try CohortReader(url: url, model: model, format: format, extraColumns: [labelColumn] + (scoresColumn.map { [$0] } ?? []))
+        let reader = try CohortReader(url: url, model: model, format: format, extraColumns: [labelColumn] + (scoresColumn.map { [$0] } ?? []), limits: limits)
         var ids: [String] = [], risks: [Double] = [], labels: [Bool] = [], thresholds: [Double] = [], sources: [String] = []
         var groups = [[String]](repeating: [], count: groupFields.count)
         var fallbacks: [String: Int] = [:]
@@ -81,18 +81,18 @@ public struct LabelledCohort: Sendable {
     /// A label: 1/0, 1.0/0.0 or true/false.
     static func parseLabel(_ text: String?, at place: String, column: String) throws -> Bool {
         guard let text, !MissingValues.isMissingToken(text) else {
-            throw VigilError.input(at: place, field: column, value: text ?? "", rule: "is missing; every row needs a 0/1 label")
+            throw VigilError.input(at: place, field: column, value: Untrusted.quote(text ?? ""), rule: "is missing; every row needs a 0/1 label")
         }
         switch text.trimmingCharacters(in: .whitespaces).lowercased() {
         case "1", "1.0", "true": return true
         case "0", "0.0", "false": return false
-        default: throw VigilError.input(at: place, field: column, value: text, rule: "is not a binary label (1/0, 1.0/0.0 or true/false)")
+        default: throw VigilError.input(at: place, field: column, value: Untrusted.quote(text), rule: "is not a binary label (1/0, 1.0/0.0 or true/false)")
         }
     }
 
     static func parseRisk(_ text: String?, at place: String, column: String) throws -> Double {
         guard let text, let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v <= 1 else {
-            throw VigilError.input(at: place, field: column, value: text ?? "", rule: "is not a risk in [0, 1]")
+            throw VigilError.input(at: place, field: column, value: Untrusted.quote(text ?? ""), rule: "is not a risk in [0, 1]")
         }
         return v
     }
@@ -125,18 +125,18 @@ public struct LabelledCohort: Sendable {
             switch fmt {
             case .csv:
                 guard let header = records.first else { throw VigilError(.input, "\(url.path): the file is empty") }
-                let names = try CohortReader.splitCSV(buf, header.0).map { CohortReader.text(buf, $0).trimmingCharacters(in: .whitespaces) }
+                let names = try CohortReader.splitCSV(buf, header.0, at: "\(url.lastPathComponent): line 1").map { try CohortReader.text(buf, $0, at: "\(url.lastPathComponent): line 1").trimmingCharacters(in: .whitespaces) }
                 let index = try wanted.map { w -> Int in
-                    guard let c = names.firstIndex(of: w) else { throw VigilError(.input, "\(url.path): line 1: column '\(w)' is not in the header") }
+                    guard let c = names.firstIndex(of: w) else { throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(w))' is not in the header") }
                     return c
                 }
                 for (range, ln) in records.dropFirst() {
-                    let fields = try CohortReader.splitCSV(buf, range)
+                    let fields = try CohortReader.splitCSV(buf, range, at: "\(url.lastPathComponent): line \(ln)", header: names)
                     guard fields.count == names.count else {
                         throw VigilError(.input, "\(url.lastPathComponent): line \(ln): \(fields.count) fields where the header has \(names.count)")
                     }
                     for (k, c) in index.enumerated() {
-                        let t = CohortReader.text(buf, fields[c])
+                        let t = try CohortReader.text(buf, fields[c], at: "\(url.lastPathComponent): line \(ln), column '\(Untrusted.quote(names[c]))'")
                         columns[k].append(t.isEmpty ? nil : t)
                     }
                     origins.append("line \(ln)")

@@ -43,26 +43,26 @@ public struct Manifest: Sendable {
     private init(root: JSONNode) throws {
         try root.requireKeys(in: ["schema", "name", "version", "outcome", "task", "model", "id_field", "features", "groups", "reference", "input", "description"])
         let schema = try root["schema"].string()
-        guard schema == "vigil.manifest/1" else { throw try root["schema"].fail("'\(schema)' is not a supported manifest schema (vigil.manifest/1 is)") }
+        guard schema == "vigil.manifest/1" else { throw try root["schema"].fail("'\(Untrusted.quote(schema))' is not a supported manifest schema (vigil.manifest/1 is)") }
         name = try root["name"].string()
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw try root["name"].fail("'\(name)' must be non-empty letters, digits, '-', '_' or '.' (it names the model in URLs and metrics)")
+            throw try root["name"].fail("'\(Untrusted.quote(name))' must be non-empty letters, digits, '-', '_' or '.' (it names the model in URLs and metrics)")
         }
         version = try root["version"].string()
         outcome = try root.optional("outcome")?.string()
         task = try root["task"].string()
         guard ["binary", "multiclass", "regression"].contains(task) else {
-            throw try root["task"].fail("'\(task)' is not a task (binary, multiclass, regression)")
+            throw try root["task"].fail("'\(Untrusted.quote(task))' is not a task (binary, multiclass, regression)")
         }
         let model = try root["model"]
         try model.requireKeys(in: ["file", "format", "sha256"])
         modelFile = try model["file"].string()
         guard !modelFile.contains("/"), !modelFile.hasPrefix(".") else {
-            throw try model["file"].fail("'\(modelFile)' must be a file name inside the package folder")
+            throw try model["file"].fail("'\(Untrusted.quote(modelFile))' must be a file name inside the package folder")
         }
         let formatText = try model["format"].string()
         guard let format = ModelFormat(rawValue: formatText) else {
-            throw try model["format"].fail("'\(formatText)' is not a model format (\(ModelFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw try model["format"].fail("'\(Untrusted.quote(formatText))' is not a model format (\(ModelFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         modelFormat = format
         modelSHA256 = try model["sha256"].string().lowercased()
@@ -76,7 +76,7 @@ public struct Manifest: Sendable {
             try f.requireKeys(in: ["name", "type", "unit", "description", "range", "missing_allowed", "mean", "shape", "categories"])
             let kindText = try f["type"].string()
             guard let kind = FeatureSpec.Kind(rawValue: kindText) else {
-                throw try f["type"].fail("'\(kindText)' is not a feature type (numeric, integer, binary, categorical, image)")
+                throw try f["type"].fail("'\(Untrusted.quote(kindText))' is not a feature type (numeric, integer, binary, categorical, image)")
             }
             var range: ClosedRange<Double>?
             if let r = f.optional("range"), !r.isNull {
@@ -101,11 +101,11 @@ public struct Manifest: Sendable {
             try g.requireKeys(in: ["name", "source", "field", "map", "other", "missing", "bins", "description"])
             let sourceText = try g["source"].string()
             guard let source = GroupField.Source(rawValue: sourceText) else {
-                throw try g["source"].fail("'\(sourceText)' is not a group source (field, feature)")
+                throw try g["source"].fail("'\(Untrusted.quote(sourceText))' is not a group source (field, feature)")
             }
             let field = try g["field"].string()
             if source == .feature, features.index(of: field) == nil {
-                throw try g["field"].fail("group source is feature '\(field)', which is not in features")
+                throw try g["field"].fail("group source is feature '\(Untrusted.quote(field))', which is not in features")
             }
             var map: [String: String]?
             if let m = g.optional("map") {
@@ -121,7 +121,7 @@ public struct Manifest: Sendable {
                 }
             }
             let name = try g["name"].string()
-            guard !groups.contains(where: { $0.name == name }) else { throw try g["name"].fail("group '\(name)' appears twice") }
+            guard !groups.contains(where: { $0.name == name }) else { throw try g["name"].fail("group '\(Untrusted.quote(name))' appears twice") }
             groups.append(GroupField(
                 name: name, source: source, field: field, map: map, other: try g.optional("other")?.string(),
                 missingLabel: try g.optional("missing")?.string() ?? "Unknown", bins: bins))
@@ -136,7 +136,7 @@ public struct Manifest: Sendable {
             referenceRows = try ref.optional("rows")?.int()
             if let fr = ref.optional("features") {
                 for key in fr.keys {
-                    guard features.index(of: key) != nil else { throw try fr[key].fail("reference for unknown feature '\(key)'") }
+                    guard features.index(of: key) != nil else { throw try fr[key].fail("reference for unknown feature '\(Untrusted.quote(key))'") }
                     featureReference[key] = try Self.histogram(try fr[key])
                 }
             }
@@ -153,16 +153,16 @@ public struct Manifest: Sendable {
     private static func imageInput(_ node: JSONNode) throws -> ImageInputSpec {
         try node.requireKeys(in: ["kind", "shape", "channel_order", "scale", "mean", "std", "layout", "resize"])
         let kind = try node["kind"].string()
-        guard kind == "image" else { throw try node["kind"].fail("'\(kind)' is not a supported input kind (image is)") }
+        guard kind == "image" else { throw try node["kind"].fail("'\(Untrusted.quote(kind))' is not a supported input kind (image is)") }
         let layout = try node.optional("layout")?.string() ?? "NCHW"
-        guard layout == "NCHW" else { throw try node["layout"].fail("'\(layout)' is not supported (NCHW is)") }
+        guard layout == "NCHW" else { throw try node["layout"].fail("'\(Untrusted.quote(layout))' is not supported (NCHW is)") }
         let orderText = try node.optional("channel_order")?.string() ?? "RGB"
         guard let order = ImageInputSpec.ChannelOrder(rawValue: orderText) else {
-            throw try node["channel_order"].fail("'\(orderText)' is not a channel order (RGB, BGR, L)")
+            throw try node["channel_order"].fail("'\(Untrusted.quote(orderText))' is not a channel order (RGB, BGR, L)")
         }
         let resizeText = try node.optional("resize")?.string() ?? "bilinear"
         guard let resize = ImageInputSpec.Resize(rawValue: resizeText) else {
-            throw try node["resize"].fail("'\(resizeText)' is not a resize rule (bilinear, none)")
+            throw try node["resize"].fail("'\(Untrusted.quote(resizeText))' is not a resize rule (bilinear, none)")
         }
         // Bounded before any size is multiplied: [C, H, W] of at most 2^26 values (e.g. 3x4096x4096).
         let shape = try node["shape"].ints()

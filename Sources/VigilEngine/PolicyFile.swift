@@ -7,7 +7,7 @@ extension GuardrailPolicy {
         try withPackageJSON(data, file: file) { root in
             try root.requireKeys(in: ["schema", "version", "constraint", "objective", "rule", "group_fields", "min_group_size", "groups", "fallback", "fitted_on", "randomized", "created", "tolerance"])
             let schema = try root["schema"].string()
-            guard schema == "vigil.policy/1" else { throw try root["schema"].fail("'\(schema)' is not a supported policy schema (vigil.policy/1 is)") }
+            guard schema == "vigil.policy/1" else { throw try root["schema"].fail("'\(Untrusted.quote(schema))' is not a supported policy schema (vigil.policy/1 is)") }
             var groups: [String: GroupEntry] = [:]
             if let g = root.optional("groups") {
                 for key in g.keys {

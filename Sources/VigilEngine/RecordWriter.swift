@@ -146,9 +146,33 @@ public final class RecordWriter {
         v.isFinite ? "\(v)" : (v.isNaN ? "NaN" : (v > 0 ? "Infinity" : "-Infinity"))
     }
 
+    /// A CSV field (RFC 4180), quoted when its UTF-8 bytes hold `,` `"` CR or LF, or it begins or
+    /// ends with a space or tab (which readers trim); inner quotes doubled. Decided on bytes, not
+    /// on `Character`s: Swift sees `",\u{301}"` (comma + combining acute) as one character that is
+    /// not a comma, and `"\r\n"` as one character that is neither CR nor LF, yet both split a row.
     static func csvField(_ s: String) -> String {
-        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let u = s.utf8
+        var needsQuotes = false
+        var hasQuote = false
+        for b in u {
+            switch b {
+            case UInt8(ascii: "\""): hasQuote = true; needsQuotes = true
+            case UInt8(ascii: ","), UInt8(ascii: "\n"), UInt8(ascii: "\r"): needsQuotes = true
+            default: break
+            }
+        }
+        if let first = u.first, first == 0x20 || first == 0x09 { needsQuotes = true }
+        if let last = u.last, last == 0x20 || last == 0x09 { needsQuotes = true }
+        guard needsQuotes else { return s }
+        var out = [UInt8]()
+        out.reserveCapacity(u.count + 2)
+        out.append(UInt8(ascii: "\""))
+        for b in u {
+            out.append(b)
+            if b == UInt8(ascii: "\""), hasQuote { out.append(b) }
+        }
+        out.append(UInt8(ascii: "\""))
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -19,18 +19,40 @@ package enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Why a document is not JSON, and the byte offset where that was found.
+    /// Why a document is not JSON, the byte offset where that was found, and the path of the
+    /// value being read there (`$.inputs[0].shape`; built only as an error unwinds, so reading a
+    /// valid document pays nothing for it).
     package struct ParseError: Error, CustomStringConvertible, Sendable {
         package let offset: Int
         package let reason: String
-        package var description: String { "\(reason) at byte \(offset)" }
+        /// Path below the document root, e.g. `.inputs[0].name` (empty at the root).
+        package var innerPath = ""
+
+        package init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
+
+        package var path: String { "$" + innerPath }
+        package var description: String { "\(reason) at byte \(offset) (\(Untrusted.quote(path, limit: 200)))" }
+
+        /// This error as seen from the enclosing value (`component` is `.key` or `[i]`).
+        func inside(_ component: String) -> ParseError {
+            var e = self
+            // Keep the path readable for deep documents: the outermost levels are kept.
+            let p = component + innerPath
+            e.innerPath = p.utf8.count > 400 ? String(decoding: p.utf8.prefix(400), as: UTF8.self) + "..." : p
+            return e
+        }
     }
 
     /// Nesting deeper than this is refused (an error, not a stack overflow).
     package static let maxDepth = 512
 
     /// The document in `data`: one value, optionally surrounded by whitespace. A key that appears
-    /// twice in an object keeps its last value. Numbers must be finite doubles. With `nanAsNull`,
+    /// twice in an object is refused (RFC 8259 leaves it to the reader; taking the first or the
+    /// last silently lets two readers of one request disagree), naming the key, its path and
+    /// offset. Numbers must be finite doubles (`1e999` is refused, not read as infinity). With `nanAsNull`,
     /// the bare token `NaN` (not JSON, but what Python's `json` and so tritonclient write for a
     /// missing float) is read as `null` wherever a value may stand.
     package static func parse(_ data: Data, nanAsNull: Bool = false) throws -> JSONValue {
@@ -100,12 +122,18 @@ private struct JSONParser {
         if peek == UInt8(ascii: "}") { at += 1; return .object(dict) }
         while true {
             guard peek == UInt8(ascii: "\"") else { throw error("expected a string key in an object") }
+            let keyStart = at
             let key = try string()
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { throw error("expected ':' after an object key") }
             at += 1
             skipWhitespace()
-            dict[key] = try value(depth: depth)
+            let v: JSONValue
+            do { v = try value(depth: depth) } catch { throw error.inside(Self.component(key)) }
+            guard dict.updateValue(v, forKey: key) == nil else {
+                at = keyStart
+                throw error("duplicate key '\(Untrusted.quote(key))' in an object; each key may appear once").inside(Self.component(key))
+            }
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ",")?: at += 1; skipWhitespace()
@@ -122,7 +150,7 @@ private struct JSONParser {
         skipWhitespace()
         if peek == UInt8(ascii: "]") { at += 1; return .array(items) }
         while true {
-            items.append(try value(depth: depth))
+            do { items.append(try value(depth: depth)) } catch { throw error.inside("[\(items.count)]") }
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ",")?: at += 1; skipWhitespace()
@@ -158,7 +186,7 @@ private struct JSONParser {
         let token = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<at]), as: UTF8.self)
         guard let d = Double(token), d.isFinite else {
             at = start
-            throw error("number \(token) is not representable as a finite double")
+            throw error("number \(Untrusted.quote(token)) is not representable as a finite double (beyond ±1.8e308)")
         }
         return d
     }
@@ -251,6 +279,9 @@ private struct JSONParser {
         return s
     }
 
+    /// `.key` for a path (the key cut to a readable length).
+    static func component(_ key: String) -> String { "." + Untrusted.quote(key, limit: 40) }
+
     static func show(_ c: UInt8) -> String {
         c >= 0x20 && c < 0x7F ? String(UnicodeScalar(c)) : String(format: "\\x%02X", c)
     }
@@ -273,7 +304,7 @@ package struct JSONNode {
         do {
             return JSONNode(value: try JSONValue.parse(data), path: "$", file: file)
         } catch let error as JSONValue.ParseError {
-            throw VigilError.modelFormat(file, at: "byte \(error.offset)", "not valid JSON (truncated or corrupt): \(error.reason)")
+            throw VigilError.modelFormat(file, at: "byte \(error.offset) (\(Untrusted.quote(error.path, limit: 200)))", "not valid JSON (truncated or corrupt): \(error.reason)")
         }
     }
 
@@ -317,7 +348,7 @@ package struct JSONNode {
         case .number(let d): return d
         case .bool(let b): return b ? 1 : 0
         case .string(let s):
-            guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw fail("'\(s.prefix(40))' is not a number") }
+            guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw fail("'\(Untrusted.quote(s))' is not a number") }
             return d
         default: throw fail("expected a number, found \(typeName)")
         }
@@ -365,7 +396,7 @@ package struct JSONNode {
     /// Refuses keys outside `allowed` (strict by default), naming the first unknown one.
     package func requireKeys(in allowed: Set<String>) throws {
         if let unknown = keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw fail("unknown key '\(unknown)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            throw fail("unknown key '\(Untrusted.quote(unknown))' (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
     }
 }

@@ -59,6 +59,12 @@ struct Audit: ParsableCommand {
     @Option(name: .long, help: "Input format: csv or jsonl (default: from the file name).")
     var inputFormat: CohortFormat?
 
+    @Option(name: .long, help: "Longest CSV field, in bytes (default 1 MiB); a longer one is refused naming its line.")
+    var maxFieldBytes = CohortReader.Limits().maxFieldBytes
+
+    @Option(name: .long, help: "Longest CSV record or JSON Lines line, in bytes (default 4 MiB); an unclosed quote fails at this size, naming the line it opened on.")
+    var maxRecordBytes = CohortReader.Limits().maxRecordBytes
+
     @Flag(name: .long, help: "No summary on standard error.")
     var quiet = false
 
@@ -83,7 +89,8 @@ struct Audit: ParsableCommand {
             let m = try model.map { try VigilModel.load(path: $0) }
             for w in m?.loadWarnings ?? [] { log.line("warning: \(w)") }
             let url = URL(fileURLWithPath: input)
-            let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, format: inputFormat)
+            let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, format: inputFormat,
+                                                limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
             for note in cohort.notes { log.line("warning: \(note)") }
             let thresholds: [Double]
             let rule: String

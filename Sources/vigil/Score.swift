@@ -75,6 +75,12 @@ struct Score: ParsableCommand {
     @Flag(name: .long, help: "CSV input: the first F columns besides the id column are the model's F features, in order, whatever the header calls them.")
     var positional = false
 
+    @Option(name: .long, help: "Longest CSV field, in bytes (default 1 MiB); a longer one is refused naming its line.")
+    var maxFieldBytes = CohortReader.Limits().maxFieldBytes
+
+    @Option(name: .long, help: "Longest CSV record or JSON Lines line, in bytes (default 4 MiB); an unclosed quote fails at this size, naming the line it opened on.")
+    var maxRecordBytes = CohortReader.Limits().maxRecordBytes
+
     @Flag(name: .long, help: "No progress or summary on standard error.")
     var quiet = false
 
@@ -99,7 +105,8 @@ struct Score: ParsableCommand {
                 guard !positional else { throw VigilError(.usage, "give --feature-names (or --feature-names-file) or --positional, not both") }
                 model = try model.renamingFeatures(names)
             }
-            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat, positional: positional)
+            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat, positional: positional,
+                                          limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
             if positional {
                 // Records and attributions name the features as the input's header does.
                 let columns = reader.columns.filter { $0 != model.idField }.prefix(model.schema.count)

@@ -22,14 +22,24 @@ struct CohortReaderTests {
         let header = "id,extra," + Self.names.joined(separator: ",")
         var cells = Array(repeating: "1", count: 13)
         cells[0] = ""; cells[1] = "NaN"; cells[2] = "NA"; cells[3] = "?"; cells[4] = "nan"; cells[5] = " 2.5 "
-        cells[7] = "-inf"; cells[8] = "Infinity"
+        cells[7] = "-1.5e2"; cells[8] = "+3"
         let text = "\(header)\n\"p,1\",ignored,\(row(cells))\r\n"
         let b = try #require(try read(text))
         #expect(b.count == 1)
         #expect(b.ids == ["p,1"])
         #expect(b.features[0..<5].allSatisfy { $0.isNaN })
         #expect(b.features[5] == 2.5 && b.features[6] == 1)
-        #expect(b.features[7] == -.infinity && b.features[8] == .infinity)
+        #expect(b.features[7] == -150 && b.features[8] == 3)
+    }
+
+    /// `-inf` and `Infinity` were read as infinities (strtod) before issue 14; they are refused now,
+    /// as in requests.
+    @Test(arguments: ["-inf", "Infinity", "inf", "+INF", "1e999"])
+    func infinitiesAreRefusedNamingLineAndField(token: String) throws {
+        var cells = Array(repeating: "1", count: 13)
+        cells[7] = token
+        let error = #expect(throws: VigilError.self) { _ = try read(Self.names.joined(separator: ",") + "\n" + row(cells) + "\n") }
+        #expect(error?.message.contains("line 2, field '\(Self.names[7])': value '\(token)' is not a number Vigil accepts") == true, "\(String(describing: error))")
     }
 
     @Test func columnsMayComeInAnyOrder() throws {

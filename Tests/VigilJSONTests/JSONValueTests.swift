@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VigilJSON
+import VigilCore
 
 /// The hand-written JSON parser behind every JSON model file, request body and ledger line:
 /// values as RFC 8259 defines them, numbers rounded exactly as `Double(_:)` rounds them, and
@@ -27,7 +28,52 @@ struct JSONValueTests {
         ]))
         #expect(try parse("42") == .number(42))
         #expect(try parse("\"\"") == .string(""))
-        #expect(try parse(#"{"k": 1, "k": 2}"#) == .object(["k": .number(2)]), "a repeated key keeps its last value")
+        // A repeated key is refused (it kept its last value before issue 13): see below.
+        #expect(failure(#"{"k": 1, "k": 2}"#)?.reason.contains("duplicate key 'k'") == true, "a repeated key is refused")
+    }
+
+    @Test(arguments: [
+        (#"{"k": 1, "k": 2}"#, "k", 9, "$.k"),
+        (#"{"a": [{"x": 1}, {"b": 1, "b": {}}]}"#, "b", 26, "$.a[1].b"),
+        (#"{"inputs": [{"name": "x", "shape": [1], "name": "y"}]}"#, "name", 40, "$.inputs[0].name"),
+        (#"{"k": {"k": 1}, "j": {"k": 1, "k": 1}}"#, "k", 30, "$.j.k"),
+        (#"{"\u006b": 1, "k": 2}"#, "k", 14, "$.k"),  // an escaped spelling of the same key
+    ])
+    func duplicateKeysAreRefusedNamingKeyPathAndOffset(document: String, key: String, offset: Int, path: String) {
+        let e = failure(document)
+        #expect(e?.reason == "duplicate key '\(key)' in an object; each key may appear once", "\(document): \(String(describing: e))")
+        #expect(e?.offset == offset, "\(document): \(String(describing: e))")
+        #expect(e?.path == path, "\(document): \(String(describing: e))")
+        #expect(e?.description.contains(path) == true)
+    }
+
+    @Test func aDuplicateKeyInAModelFileIsNamedWithItsPath() {
+        let error = #expect(throws: VigilError.self) {
+            _ = try JSONNode.parse(Data(#"{"learner": {"objective": 1, "objective": 2}}"#.utf8), file: "m.json")
+        }
+        #expect(error?.message.contains("$.learner.objective") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("duplicate key 'objective'") == true)
+    }
+
+    @Test func numbersBeyondADoubleAreRefusedNotInfinity() throws {
+        for token in ["1e999", "-1e999", "1e309", "[1, 2e400]", #"{"a": {"b": -9e99999}}"#] {
+            let e = failure(token)
+            #expect(e?.reason.contains("is not representable as a finite double") == true, "\(token): \(String(describing: e))")
+        }
+        #expect(failure(#"{"a": [0, 1e999]}"#)?.path == "$.a[1]")
+        // Underflow is not overflow: it rounds to zero, as Double(_:) does.
+        #expect(try parse("1e-999") == .number(0))
+        // A long number token is cut in the error.
+        let long = "1" + String(repeating: "0", count: 100_000)
+        let e = failure(long)
+        #expect(e != nil && e!.description.utf8.count < 300, "\(String(describing: e).prefix(300))")
+    }
+
+    @Test func errorPathsStayShortInDeepDocuments() {
+        let deep = String(repeating: #"{"aaaaaaaaaa": "#, count: 300) + "1e999" + String(repeating: "}", count: 300)
+        let e = failure(deep)
+        #expect(e?.reason.contains("finite double") == true)
+        #expect((e?.description.utf8.count ?? .max) < 600, "\(String(describing: e).prefix(700))")
     }
 
     @Test(arguments: [
