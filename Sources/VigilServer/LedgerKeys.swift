@@ -1,4 +1,5 @@
 internal import Crypto
+internal import CDispatch
 package import Foundation
 package import VigilCore
 #if canImport(Glibc)
