@@ -2,6 +2,8 @@ internal import Foundation
 internal import VigilEngine
 internal import VigilJSON
 internal import Hummingbird
+internal import HummingbirdTLS
+internal import NIOSSL
 internal import HummingbirdCore
 internal import Logging
 internal import NIOCore
@@ -50,8 +52,17 @@ package struct ServeOptions: Sendable {
     /// File holding the bearer token every request but the health probes must send; required
     /// when TCP binds a non-loopback address.
     package var authTokenFile: String?
-    /// Allows a non-loopback TCP bind (there is no TLS yet); the CLI warns.
+    /// Allows a non-loopback TCP bind without TLS; the CLI warns.
     package var insecureNetwork = false
+    /// TLS for the TCP listener: a PEM certificate chain and its PEM private key; with
+    /// `tlsClientCA`, clients must present a certificate signed by that CA (mTLS). The Unix
+    /// socket stays plain HTTP (file permissions guard it).
+    package var tlsCertFile: String?
+    package var tlsKeyFile: String?
+    package var tlsClientCAFile: String?
+    /// Seconds a connection has to deliver a complete request (head and body) from its opening
+    /// or the end of its previous request; a slower client (slowloris) is closed.
+    package var requestReadTimeoutSeconds = 30
 
     package init() {}
 
@@ -69,6 +80,8 @@ package final class VigilServer: @unchecked Sendable {
     package let ledger: AuditLedger?
     /// The bearer token (`--auth-token-file`), or nil when none is required.
     let authToken: [UInt8]?
+    /// TLS for the TCP listener (nil: plain HTTP).
+    let tls: TLSConfiguration?
     let index = PredictionIndex()
     /// Notes for the operator (model load warnings, ledger recovery).
     package private(set) var notes: [String] = []
@@ -92,12 +105,16 @@ package final class VigilServer: @unchecked Sendable {
             throw VigilError(.usage, "--socket-mode: \(String(options.socketMode, radix: 8)) is not a permission mode (octal, at most 777)")
         }
         if let g = options.socketGroup { _ = try Self.groupID(g) }
+        guard options.requestReadTimeoutSeconds >= 1 else {
+            throw VigilError(.usage, "--request-read-timeout-seconds: \(options.requestReadTimeoutSeconds) must be at least 1")
+        }
+        tls = try ServerTLS.configuration(options)
         if options.port != nil, !ServeOptions.isLoopback(options.host) {
-            guard options.insecureNetwork else {
-                throw VigilError(.usage, "--host \(Untrusted.quote(options.host)): not loopback; the server has no TLS yet, so a network bind needs --insecure-network (and --auth-token-file)")
-            }
             guard options.authTokenFile != nil else {
-                throw VigilError(.usage, "--host \(Untrusted.quote(options.host)): not loopback; a network bind needs --auth-token-file")
+                throw VigilError(.usage, "--host \(Untrusted.quote(options.host)): not loopback; a network bind needs --auth-token-file (and TLS: --tls-cert, --tls-key)")
+            }
+            guard tls != nil || options.insecureNetwork else {
+                throw VigilError(.usage, "--host \(Untrusted.quote(options.host)): not loopback; a network bind needs TLS (--tls-cert, --tls-key), or --insecure-network to serve plain HTTP on the network")
             }
         }
         authToken = try options.authTokenFile.map { try BearerTokenMiddleware<BasicRequestContext>.readToken($0) }
@@ -311,10 +328,15 @@ package final class VigilServer: @unchecked Sendable {
         var services: [any Service] = []
         let idle = TimeAmount.seconds(Int64(options.idleTimeoutSeconds))
         let bindLogger = logger
+        let readTimeout = TimeAmount.seconds(Int64(options.requestReadTimeoutSeconds))
         for (i, address) in addresses.enumerated() {
+            let http1 = HTTPServerBuilder.http1(configuration: .init(
+                additionalChannelHandlers: [HTTPParserErrorHandler(), RequestReadDeadlineHandler(timeout: readTimeout)],
+                idleTimeout: idle))
+            let isUnix = options.socket != nil && i == 0
             let app = Application(
                 router: router,
-                server: .http1(configuration: .init(additionalChannelHandlers: [HTTPParserErrorHandler()], idleTimeout: idle)),
+                server: try isUnix || tls == nil ? http1 : .tls(http1, tlsConfiguration: tls!),
                 configuration: .init(
                     address: address, serverName: "vigil",
                     availableConnectionsDelegate: MaximumAvailableConnections(options.maxConnections, logger: logger)),

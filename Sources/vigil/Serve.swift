@@ -68,8 +68,20 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "File (mode 600) holding the bearer token every request but /v2/health/* must send; required off loopback.")
     var authTokenFile: String?
 
-    @Flag(name: .long, help: "Allow --host to be a non-loopback address (plain HTTP: no TLS yet).")
+    @Flag(name: .long, help: "Allow a non-loopback --host without TLS (plain HTTP on the network; a token is still required).")
     var insecureNetwork = false
+
+    @Option(name: .long, help: "TLS for the TCP listener: PEM certificate chain (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "TLS for the TCP listener: PEM private key (mode 600).")
+    var tlsKey: String?
+
+    @Option(name: .long, help: "Mutual TLS: PEM CA whose certificates clients must present.")
+    var tlsClientCa: String?
+
+    @Option(name: .long, help: "Seconds a connection has to send a complete request after opening or after its previous request (slow clients are closed).")
+    var requestReadTimeoutSeconds = 30
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "warning"
@@ -100,7 +112,11 @@ struct Serve: AsyncParsableCommand {
         options.idleTimeoutSeconds = idleTimeoutSeconds
         options.authTokenFile = authTokenFile
         options.insecureNetwork = insecureNetwork
-        if !ServeOptions.isLoopback(host), port != nil, insecureNetwork {
+        options.tlsCertFile = tlsCert
+        options.tlsKeyFile = tlsKey
+        options.tlsClientCAFile = tlsClientCa
+        options.requestReadTimeoutSeconds = requestReadTimeoutSeconds
+        if !ServeOptions.isLoopback(host), port != nil, insecureNetwork, tlsCert == nil {
             FileHandle.standardError.write(Data("warning: --host \(host) is not loopback and --insecure-network is given: tokens and data cross the network in plain HTTP\n".utf8))
         }
         let server: VigilServer
