@@ -95,7 +95,7 @@ struct Routes: Sendable {
     }
 
     func build() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: JSONErrorMiddleware(metrics: server.metrics, maxBody: server.options.maxBodyBytes))
         if let token = server.authToken { router.add(middleware: BearerTokenMiddleware(token: token, metrics: server.metrics)) }
 

@@ -15,7 +15,7 @@ struct RequestFuzzTests {
     /// Classes that trapped (crashed the process) in RequestParsing/JSONValue when this test
     /// was written, fixed on another branch (issue 13): huge shapes whose product overflows,
     /// duplicate feature tensors, duplicate JSON keys, "1e999" strings. They stay in the
-    /// generator; set VIGIL_FUZZ_KNOWN_TRAPS=1 to send them (on by default once merged).
+    /// generator and are sent like every other mutation; they must be refused with a 4xx.
     static let knownTrapBodies: [String] = [
         #"{"inputs": [{"name": "x", "shape": [999999999, 999999999, 999999999], "datatype": "FP64", "data": [1]}]}"#,
         #"{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP64", "data": [1]}]}"#,
@@ -86,7 +86,7 @@ struct RequestFuzzTests {
         let pkg = try ToyPackage()
         defer { pkg.remove() }
         let s = try await RunningServer(options: RunningServer.options(models: [pkg.path], dir: pkg.dir))
-        let knownTraps = ProcessInfo.processInfo.environment["VIGIL_FUZZ_KNOWN_TRAPS"] == "1"
+        let knownTraps = true
         let socket = s.socketPath
         let (byStatus, closed, notJSON, fiveXX) = try await offPool { () -> ([Int: Int], Int, [String], [String]) in
             var rng = SplitMix64(seed: Self.seed)
