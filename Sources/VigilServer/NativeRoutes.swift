@@ -1,0 +1,47 @@
+internal import Hummingbird
+internal import Foundation
+internal import VigilEngine
+internal import VigilJSON
+internal import NIOCore
+
+/// Vigil's native routes, mounted at `/v1`: the served models, full prediction records
+/// (`score`, the JSON Lines record of `vigil score` plus `prediction_id` and `audit_seq`),
+/// observed outcomes, and the monitor.
+extension Routes {
+    func nativeRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        routes.get("models") { _, _ in
+            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { "{\"name\":\(JSON.string($0.model.name)),\"version\":\(JSON.string($0.model.version)),\"sha256\":\"\($0.model.sha256)\"}" }.joined(separator: ","))]}")
+        }
+        routes.post("models/:name/score") { req, ctx in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let m = try model(ctx)
+            let body = try await readBody(req)
+            let value = try RequestParser.parseJSON(body)
+            let batch = try m.parser.nativeRows(value, maxRows: server.options.maxRowsPerRequest)
+            // ?explain=K or ?explain=all: each record carries its attribution (as vigil score
+            // --explain), computed by the engine in the model's scoring batch.
+            var mode: ExplainMode?
+            if let text = req.uri.queryParameters.get("explain") {
+                do { mode = try ExplainMode(parsing: text) } catch { throw ServerError.badRequest("query explain: \((error as? VigilError)?.message ?? "\(error)")") }
+                guard case .success = m.model.explainer else {
+                    throw ServerError(501, "query explain: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage))")
+                }
+            }
+            let rows = try await m.score(batch, explain: mode != nil)
+            let encoder = mode == nil ? m.recordJSON : RecordJSON(model: m.model, explain: mode)
+            let records = rows.map { encoder.text($0.record, extra: Self.serverFields($0)) }
+            let isArray: Bool = { if case .array = value { return true } else { return false } }()
+            let text = isArray ? "[\(records.joined(separator: ","))]" : records[0]
+            server.metrics.request(route: "v1_score", model: m.model.name, seconds: elapsed(start))
+            return json(text)
+        }
+        routes.post("models/:name/outcomes") { req, ctx in
+            let m = try model(ctx)
+            let body = try await readBody(req)
+            return json(try server.recordOutcomes(m, try RequestParser.parseJSON(body)))
+        }
+        routes.get("models/:name/monitor") { _, ctx in json(server.monitorReport(try model(ctx))) }
+        return routes
+    }
+}
