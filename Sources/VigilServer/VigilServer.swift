@@ -61,7 +61,7 @@ package struct ServeOptions: Sendable {
     package var tlsKeyFile: String?
     package var tlsClientCAFile: String?
     /// Seconds a connection has to deliver a complete request (head and body) from its opening
-    /// or the end of its previous request; a slower client (slowloris) is closed.
+    /// or the end of the previous response; a slower client (slowloris) is closed.
     package var requestReadTimeoutSeconds = 30
 
     package init() {}

@@ -80,7 +80,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Mutual TLS: PEM CA whose certificates clients must present.")
     var tlsClientCa: String?
 
-    @Option(name: .long, help: "Seconds a connection has to send a complete request after opening or after its previous request (slow clients are closed).")
+    @Option(name: .long, help: "Seconds a connection has to send a complete request after opening or after the previous response (slow clients are closed).")
     var requestReadTimeoutSeconds = 30
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
