@@ -6,6 +6,11 @@ internal import VigilKernels
 /// Output shapes are inferred as ONNX defines them. A node whose inputs are all constants is
 /// evaluated here, once. Errors name the node and its operator (`node 'conv1' (Conv): ...`).
 ///
+/// At `build` it rewrites the graph as an executor wants it: a channel affine (an inference
+/// BatchNormalization) that alone reads a convolution's output is folded into the convolution's
+/// weights and bias, and a Relu, LeakyRelu or Clip that alone reads it is fused into the
+/// convolution's output, whichever loader added the nodes.
+///
 /// It also decides the batch mode: a node that would mix samples along the first axis (Softmax
 /// over axis 0, Concat on axis 0, a Reshape that moves the batch axis, ...) makes the net
 /// `.fixed`, which is an error when the graph declares a dynamic batch axis.
@@ -26,6 +31,9 @@ public struct ConvNetBuilder: Sendable {
     private var names: [String: TensorID] = [:]
     /// The first node that mixes samples, with why.
     private var batchBreaker: String?
+    /// A channel affine's scale and shift in `Double` (by its output), so that folding it into a
+    /// convolution rounds once, as computing y = w * scale + shift in `Double` does.
+    private var affineParameters: [TensorID: (scale: [Double], shift: [Double])] = [:]
 
     /// `inputShape`: the graph input's dimensions; nil is a dynamic axis, allowed only first.
     public init(inputName: String, inputShape: [Int?]) throws(VigilError) {
@@ -108,12 +116,32 @@ public struct ConvNetBuilder: Sendable {
         return id
     }
 
-    /// Checks the output and plans the buffers.
+    /// Adds y = x * scale[c] + shift[c] along axis 1 (an inference BatchNormalization: scale =
+    /// gamma / sqrt(var + epsilon), shift = beta - mean * scale), keeping the `Double` values
+    /// for folding into a convolution at `build`.
+    @discardableResult
+    public mutating func addChannelAffine(
+        name: String, opType: String, input: TensorID, scale: [Double], shift: [Double], output: String
+    ) throws(VigilError) -> TensorID {
+        let s = try addConstant(name: "\(name)#scale", shape: [scale.count], values: scale.map { Float($0) })
+        let t = try addConstant(name: "\(name)#shift", shape: [shift.count], values: shift.map { Float($0) })
+        let id = try add(.channelAffine, name: name, opType: opType, inputs: [input, s, t], output: output)
+        affineParameters[id] = (scale, shift)
+        return id
+    }
+
+    /// Checks the output, folds and fuses into convolutions, and plans the buffers.
     public func build(output: TensorID) throws(VigilError) -> ConvNet {
         guard output >= 0, output < tensors.count else { throw .modelInvalid("the graph output does not exist") }
         guard tensors[output].kind != .constant else {
             throw .modelInvalid("the graph output '\(tensors[output].name)' is a constant; it does not depend on the input")
         }
+        var rewritten = self
+        try rewritten.foldIntoConvolutions(output: output)
+        return try rewritten.plan(output: output)
+    }
+
+    private func plan(output: TensorID) throws(VigilError) -> ConvNet {
         let mode: ConvNet.BatchMode
         if dynamicBatch {
             if let batchBreaker {
@@ -129,6 +157,107 @@ public struct ConvNetBuilder: Sendable {
         return ConvNet(
             tensors: tensors, nodes: nodes, input: inputID, output: output, batchMode: mode,
             chunkCapacity: mode == .dynamic ? chunkCapacity : 1, notes: notes, constants: store, plan: plan)
+    }
+
+    // MARK: - Folding and fusion
+
+    /// Folds a channel affine that alone reads a convolution's output into the convolution
+    /// (w' = w * scale[c], b' = b * scale[c] + shift[c], in `Double`, rounded once), then fuses
+    /// a Relu, LeakyRelu or Clip that alone reads the result. Nothing is folded into the graph
+    /// output's producer's readers (the output is read by the caller), and a fold whose weights
+    /// would not be finite is left unfolded. The node keeps the convolution's name; its
+    /// `opType` lists what it stands for (`Conv+BatchNormalization+Relu`).
+    private mutating func foldIntoConvolutions(output: TensorID) throws(VigilError) {
+        var readers: [TensorID: [Int]] = [:]
+        for (i, node) in nodes.enumerated() {
+            for t in Set(node.inputs) { readers[t, default: []].append(i) }
+        }
+        // The only node reading `t`, if `t` is not the graph output and that node reads it as
+        // its first input only.
+        func soleReader(_ t: TensorID) -> Int? {
+            guard t != output, let r = readers[t], r.count == 1, nodes[r[0]].inputs.first == t,
+                  nodes[r[0]].inputs.dropFirst().allSatisfy({ $0 != t }) else { return nil }
+            return r[0]
+        }
+        var removed = Set<Int>()
+        var folded = 0, fused = 0
+        for i in nodes.indices where !removed.contains(i) {
+            guard case .conv(var conv) = nodes[i].operation, conv.activation == nil else { continue }
+            let node = nodes[i]
+            var inputs = node.inputs
+            var out = node.output
+            var opType = node.opType
+            if let r = soleReader(out), case .channelAffine = nodes[r].operation,
+               let (w, b) = foldedWeights(conv: node, affine: nodes[r]) {
+                inputs = [inputs[0], appendConstant(name: "\(node.name)#weights+bn", shape: tensors[inputs[1]].shape, values: w),
+                          appendConstant(name: "\(node.name)#bias+bn", shape: [b.count], values: b)]
+                for old in node.inputs.dropFirst() where readers[old] == [i] { constantData[old] = nil }
+                removed.insert(r)
+                out = nodes[r].output
+                opType += "+" + nodes[r].opType
+                folded += 1
+            }
+            if let r = soleReader(out), case .activation(let a) = nodes[r].operation, Self.fusable(a) {
+                conv.activation = a
+                removed.insert(r)
+                out = nodes[r].output
+                opType += "+" + nodes[r].opType
+                fused += 1
+            }
+            guard out != node.output || conv.activation != nil else { continue }
+            let place = "node '\(node.name)' (\(opType))"
+            let (_, step, _) = try infer(.conv(conv), inputs: inputs, fail: { VigilError.modelInvalid("\(place): \($0)") })
+            nodes[i] = ConvNet.Node(name: node.name, opType: opType, operation: .conv(conv), inputs: inputs, output: out)
+            steps[i] = step
+        }
+        guard !removed.isEmpty else { return }
+        let keep = nodes.indices.filter { !removed.contains($0) }
+        nodes = keep.map { nodes[$0] }
+        steps = keep.map { steps[$0] }
+        if folded > 0 { notes["batch norms folded into convolutions"] = String(folded) }
+        if fused > 0 { notes["activations fused into convolutions"] = String(fused) }
+    }
+
+    /// The activations a convolution kernel applies to its output as it writes it.
+    private static func fusable(_ a: ConvNet.Activation) -> Bool {
+        switch a {
+        case .relu, .leakyRelu, .clip: return true
+        case .sigmoid, .tanh: return false
+        }
+    }
+
+    /// A convolution's weights and bias with a channel affine on its output folded in, or nil
+    /// when a value would not be finite.
+    private func foldedWeights(conv: ConvNet.Node, affine: ConvNet.Node) -> (weights: [Float], bias: [Float])? {
+        guard let weights = constantData[conv.inputs[1]] else { return nil }
+        let channels = tensors[conv.inputs[1]].shape[0]
+        let bias = conv.inputs.count > 2 ? constantData[conv.inputs[2]] : nil
+        let (scale, shift): ([Double], [Double])
+        if let p = affineParameters[affine.output] {
+            (scale, shift) = p
+        } else {
+            guard let s = constantData[affine.inputs[1]], let t = constantData[affine.inputs[2]] else { return nil }
+            (scale, shift) = (s.map(Double.init), t.map(Double.init))
+        }
+        guard scale.count == channels, shift.count == channels, channels > 0, weights.count % channels == 0 else { return nil }
+        let per = weights.count / channels
+        var w = weights
+        var b = [Float](repeating: 0, count: channels)
+        for c in 0..<channels {
+            for j in 0..<per { w[c * per + j] = Float(Double(weights[c * per + j]) * scale[c]) }
+            b[c] = Float(Double(bias?[c] ?? 0) * scale[c] + shift[c])
+        }
+        guard w.allSatisfy(\.isFinite), b.allSatisfy(\.isFinite) else { return nil }
+        return (w, b)
+    }
+
+    /// A constant made by a rewrite (finite values, checked by the caller).
+    private mutating func appendConstant(name: String, shape: [Int], values: [Float]) -> TensorID {
+        let id = tensors.count
+        tensors.append(ConvNet.Tensor(name: name, shape: shape, kind: .constant, isBatched: false))
+        constantData[id] = values
+        if names[name] == nil { names[name] = id }
+        return id
     }
 
     // MARK: - Shape inference

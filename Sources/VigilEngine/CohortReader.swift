@@ -30,7 +30,7 @@ public enum CohortFormat: String, Sendable, CaseIterable {
 /// the header may not name a column twice. A field longer than `Limits.maxFieldBytes` or a record
 /// longer than `Limits.maxRecordBytes` is refused as soon as it is seen, naming the line where the
 /// record starts, so an unclosed quote fails after reading at most the record limit (plus one read
-/// of `readSize`) instead of buffering the rest of the file. Numbers are read by `RowNumber`.
+/// of 1 MiB, see `CohortScanner`) instead of buffering the rest of the file. Numbers are read by `RowNumber`.
 /// Values quoted in errors are cut to `Untrusted.quotedValueLimit` bytes.
 public final class CohortReader {
     /// Size limits on one CSV field and one record (a CSV record, or a JSON Lines line).
@@ -49,21 +49,16 @@ public final class CohortReader {
     public let format: CohortFormat
     public let model: VigilModel
     /// Bytes of the file consumed so far, and its size (for progress).
-    public private(set) var bytesRead = 0
-    public let totalBytes: Int
+    public var bytesRead: Int { scanner.bytesRead }
+    public var totalBytes: Int { scanner.totalBytes }
     /// Notes about the input's columns (e.g. a group field absent from the header).
     public private(set) var notes: [String] = []
     /// Columns kept as raw text in `RowBatch.extra` (labels, score columns), in this order.
     public let extraColumns: [String]
     public let limits: Limits
 
-    private let handle: FileHandle
-    private var buffer: [UInt8] = []
-    private var bufferStart = 0
-    private var eof = false
-    private var lineNumber = 0
+    private let scanner: CohortScanner
     private var rowNumber = 0
-    private static let readSize = 1 << 20
 
     // CSV column mapping, from the header.
     private var columnCount = 0
@@ -82,20 +77,13 @@ public final class CohortReader {
     /// (CSV only): the first `featureCount` columns other than the id column are the model's
     /// features in order, whatever the header calls them.
     public init(url: URL, model: VigilModel, format: CohortFormat? = nil, extraColumns: [String] = [], positional: Bool = false, limits: Limits = Limits()) throws {
-        guard limits.maxFieldBytes > 0, limits.maxRecordBytes > 0 else {
-            throw VigilError(.usage, "cohort limits: field and record limits must be positive (got \(limits.maxFieldBytes) and \(limits.maxRecordBytes) bytes)")
-        }
         self.limits = limits
         self.url = url
         self.model = model
         self.extraColumns = extraColumns
         self.positional = positional
         self.format = format ?? .guess(path: url.path)
-        guard let h = try? FileHandle(forReadingFrom: url) else {
-            throw VigilError(.io, "\(url.path): cannot open the input file")
-        }
-        handle = h
-        totalBytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+        scanner = try CohortScanner(url: url, format: self.format, limits: limits)
         if positional, self.format != .csv {
             throw VigilError(.usage, "\(url.path): --positional needs a CSV input (JSON Lines rows name their fields)")
         }
@@ -111,89 +99,16 @@ public final class CohortReader {
         }
     }
 
-    deinit { try? handle.close() }
-
-    // MARK: - Buffering
-
-    /// Ensures the buffer holds at least one complete record from `bufferStart`, reading more
-    /// if needed. Returns the end of the next record (index of its `\n` or buffer end at EOF),
-    /// plus how many newlines it spans.
-    private func nextRecordEnd(from start: Int) throws -> (end: Int, newlines: Int)? {
-        var i = start
-        var inQuotes = false
-        var newlines = 0
-        while true {
-            while i < buffer.count {
-                let b = buffer[i]
-                if b == UInt8(ascii: "\"") && format == .csv {
-                    inQuotes.toggle()
-                } else if b == UInt8(ascii: "\n") {
-                    newlines += 1
-                    if !inQuotes {
-                        guard i - start <= limits.maxRecordBytes else { throw recordTooLong(inQuotes: false) }
-                        return (i, newlines)
-                    }
-                }
-                i += 1
-            }
-            if eof {
-                guard buffer.count - start <= limits.maxRecordBytes else { throw recordTooLong(inQuotes: inQuotes) }
-                return start < buffer.count ? (buffer.count, newlines) : nil
-            }
-            // Checked once a read: at most the limit plus one read is buffered past the record's start.
-            guard buffer.count - start <= limits.maxRecordBytes else { throw recordTooLong(inQuotes: inQuotes) }
-            let chunk = try handle.read(upToCount: Self.readSize) ?? Data()
-            if chunk.isEmpty { eof = true } else {
-                bytesRead += chunk.count
-                buffer.append(contentsOf: chunk)
-            }
-        }
-    }
-
-    private func recordTooLong(inQuotes: Bool) -> VigilError {
-        VigilError(.input, "\(url.lastPathComponent): line \(lineNumber + 1): the record starting here is longer than the limit of \(limits.maxRecordBytes) bytes (\(inQuotes ? "a quote opened in it is not closed" : "one line")); raise --max-record-bytes if such records are real")
-    }
-
-    /// The next records' byte ranges (without line ends), up to `maxRows`.
-    private func nextRecords(maxRows: Int) throws -> [(range: Range<Int>, line: Int)] {
-        var out: [(Range<Int>, Int)] = []
-        // Drop consumed bytes only here: the ranges returned stay valid until the next call.
-        if bufferStart > 0 {
-            buffer.removeFirst(bufferStart)
-            bufferStart = 0
-        }
-        while out.count < maxRows {
-            guard let (end, newlines) = try nextRecordEnd(from: bufferStart) else { break }
-            var hi = end
-            if hi > bufferStart, buffer[hi - 1] == UInt8(ascii: "\r") { hi -= 1 }
-            let line = lineNumber + 1
-            lineNumber += max(newlines, 1)
-            if hi > bufferStart || format == .csv {
-                let isBlank = hi == bufferStart
-                if !isBlank { out.append((bufferStart..<hi, line)) }
-            }
-            bufferStart = min(end + 1, buffer.count)
-        }
-        return out
-    }
+    // MARK: - Header
 
     private func readHeader() throws {
-        guard let first = try nextRecords(maxRows: 1).first else {
-            throw VigilError(.input, "\(url.path): the file is empty; a CSV cohort needs a header naming the features")
-        }
-        headerNames = try buffer.withUnsafeBufferPointer { buf in
-            try splitCSV(buf, first.range, origin: "line 1").map { try text(buf, $0, origin: "line 1", column: nil).trimmingCharacters(in: .whitespaces) }
-        }
-        if headerNames.first?.hasPrefix("\u{FEFF}") == true { headerNames[0].removeFirst() }
+        headerNames = try scanner.readHeader(emptyRule: "a CSV cohort needs a header naming the features")
         columnCount = headerNames.count
         featureColumn = Array(repeating: -1, count: columnCount)
         groupColumn = Array(repeating: -1, count: columnCount)
         extraColumn = Array(repeating: -1, count: columnCount)
         var seen: [String: Int] = [:]
         for (c, name) in headerNames.enumerated() {
-            if let prev = seen[name] {
-                throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(name))' appears twice (columns \(prev + 1) and \(c + 1)); column names must be unique")
-            }
             seen[name] = c
             if !positional, let j = model.schema.index(of: name) { featureColumn[c] = j }
             if name == model.idField { idColumn = c }
@@ -230,7 +145,7 @@ public final class CohortReader {
 
     /// The next batch of at most `maxRows` rows, or nil at the end of the file.
     public func nextBatch(maxRows: Int = 8192) throws -> RowBatch? {
-        let records = try nextRecords(maxRows: maxRows)
+        let records = try scanner.nextRecords(maxRows: maxRows)
         guard !records.isEmpty else { return nil }
         let n = records.count
         let f = model.schema.count
@@ -245,7 +160,7 @@ public final class CohortReader {
         var firstError: (Int, VigilError)?
         let lock = NSLock()
         let format = self.format
-        buffer.withUnsafeBufferPointer { buf in
+        scanner.buffer.withUnsafeBufferPointer { buf in
             features.withUnsafeMutableBufferPointer { fp in
                 groupRaw.withUnsafeMutableBufferPointer { gp in
                     ids.withUnsafeMutableBufferPointer { ip in
@@ -429,26 +344,34 @@ public final class CohortReader {
                 throw VigilError.input(at: "\(url.lastPathComponent): \(origin)", field: name, value: Self.shown(v), rule: rule)
             }
         }
-        for (slot, g) in model.fieldGroups.enumerated() {
-            switch object[g.field] {
-            case .string(let s)?: groups[slot] = s.isEmpty ? nil : s
-            case .number(let d)?: groups[slot] = MissingValues.canonicalText(d)
-            case .bool(let b)?: groups[slot] = b ? "true" : "false"
-            default: groups[slot] = nil
-            }
-        }
-        for (slot, name) in extraColumns.enumerated() {
-            switch object[name] {
-            case .string(let s)?: extra?[slot] = s.isEmpty ? nil : s
-            case .number(let d)?: extra?[slot] = "\(d)"
-            case .bool(let b)?: extra?[slot] = b ? "1" : "0"
-            default: extra?[slot] = nil
-            }
-        }
+        for (slot, g) in model.fieldGroups.enumerated() { groups[slot] = Self.groupText(object[g.field]) }
+        for (slot, name) in extraColumns.enumerated() { extra?[slot] = Self.extraText(object[name]) }
         switch object[model.idField] {
         case .string(let s)?: id = s
         case .number(let d)?: id = MissingValues.canonicalText(d)
         default: break
+        }
+    }
+
+    /// A JSON Lines value as a group label's raw text: strings as they are, numbers in canonical
+    /// form (`1` and `1.0` alike), booleans as `true`/`false`; empty, null or absent is missing.
+    package static func groupText(_ v: JSONValue?) -> String? {
+        switch v {
+        case .string(let s)?: return s.isEmpty ? nil : s
+        case .number(let d)?: return MissingValues.canonicalText(d)
+        case .bool(let b)?: return b ? "true" : "false"
+        default: return nil
+        }
+    }
+
+    /// A JSON Lines value as an extra column's text (labels, scores): numbers in full precision,
+    /// booleans as `1`/`0`; empty, null or absent is missing.
+    package static func extraText(_ v: JSONValue?) -> String? {
+        switch v {
+        case .string(let s)?: return s.isEmpty ? nil : s
+        case .number(let d)?: return "\(d)"
+        case .bool(let b)?: return b ? "1" : "0"
+        default: return nil
         }
     }
 

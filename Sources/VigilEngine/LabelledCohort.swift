@@ -37,7 +37,7 @@ public struct LabelledCohort: Sendable {
             guard let scoresColumn else {
                 throw VigilError(.usage, "give --model (Vigil scores the rows) or --scores-column (the risks are in a column)")
             }
-            return try loadColumns(url: url, sha: sha, labelColumn: labelColumn, scoresColumn: scoresColumn, groupFields: groupFields, format: format)
+            return try loadColumns(url: url, sha: sha, labelColumn: labelColumn, scoresColumn: scoresColumn, groupFields: groupFields, format: format, limits: limits)
         }
         guard model.makesDecisions else {
             throw VigilError(.usage, "\(model.name) is not a binary model (\(model.ir.objective.summary)); thresholds and fairness audits need a risk")
@@ -97,77 +97,66 @@ public struct LabelledCohort: Sendable {
         return v
     }
 
-    /// Reads named columns of a CSV (with header) or JSON Lines file into memory.
-    private static func loadColumns(url: URL, sha: String, labelColumn: String, scoresColumn: String, groupFields: [String], format: CohortFormat?) throws -> LabelledCohort {
-        let data: [UInt8]
-        do { data = Array(try Data(contentsOf: url)) } catch { throw VigilError(.io, "\(url.path): cannot read the file") }
-        let wanted = [labelColumn, scoresColumn] + groupFields
-        var columns = [[String?]](repeating: [], count: wanted.count)
-        var origins: [String] = []
-        let fmt = format ?? .guess(path: url.path)
-        // Records: split at newlines outside quotes (CSV), skipping blank lines.
-        var records: [(Range<Int>, Int)] = []
-        var start = 0, line = 1, startLine = 1, inQuotes = false
-        for i in 0...data.count {
-            if i < data.count {
-                if data[i] == UInt8(ascii: "\"") && fmt == .csv { inQuotes.toggle() }
-                guard data[i] == UInt8(ascii: "\n") else { continue }
-                if inQuotes { line += 1; continue }
-            }
-            var hi = i
-            if hi > start, data[hi - 1] == UInt8(ascii: "\r") { hi -= 1 }
-            if hi > start { records.append((start..<hi, startLine)) }
-            start = i + 1
-            line += 1
-            startLine = line
-        }
-        try data.withUnsafeBufferPointer { buf in
-            switch fmt {
-            case .csv:
-                guard let header = records.first else { throw VigilError(.input, "\(url.path): the file is empty") }
-                let names = try CohortReader.splitCSV(buf, header.0, at: "\(url.lastPathComponent): line 1").map { try CohortReader.text(buf, $0, at: "\(url.lastPathComponent): line 1").trimmingCharacters(in: .whitespaces) }
-                let index = try wanted.map { w -> Int in
-                    guard let c = names.firstIndex(of: w) else { throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(w))' is not in the header") }
-                    return c
-                }
-                for (range, ln) in records.dropFirst() {
-                    let fields = try CohortReader.splitCSV(buf, range, at: "\(url.lastPathComponent): line \(ln)", header: names)
-                    guard fields.count == names.count else {
-                        throw VigilError(.input, "\(url.lastPathComponent): line \(ln): \(fields.count) fields where the header has \(names.count)")
-                    }
-                    for (k, c) in index.enumerated() {
-                        let t = try CohortReader.text(buf, fields[c], at: "\(url.lastPathComponent): line \(ln), column '\(Untrusted.quote(names[c]))'")
-                        columns[k].append(t.isEmpty ? nil : t)
-                    }
-                    origins.append("line \(ln)")
-                }
-            case .jsonl:
-                for (range, ln) in records {
-                    guard case .object(let o)? = try? JSONValue.parse(Data(UnsafeBufferPointer(rebasing: buf[range]))) else {
-                        throw VigilError(.input, "\(url.lastPathComponent): line \(ln): not a JSON object")
-                    }
-                    for (k, w) in wanted.enumerated() {
-                        switch o[w] {
-                        case .string(let s)?: columns[k].append(s.isEmpty ? nil : s)
-                        case .number(let d)?: columns[k].append(k == 1 ? "\(d)" : MissingValues.canonicalText(d))
-                        case .bool(let b)?: columns[k].append(b ? "1" : "0")
-                        default: columns[k].append(nil)
-                        }
-                    }
-                    origins.append("line \(ln)")
-                }
-            }
-        }
-        guard !origins.isEmpty else { throw VigilError(.input, "\(url.path): no rows") }
+    /// Reads named columns of a CSV (with header) or JSON Lines file into memory, through the
+    /// record scanner `CohortReader` uses (same limits, same refusals).
+    private static func loadColumns(
+        url: URL, sha: String, labelColumn: String, scoresColumn: String, groupFields: [String], format: CohortFormat?, limits: CohortReader.Limits
+    ) throws -> LabelledCohort {
+        let scanner = try CohortScanner(url: url, format: format ?? .guess(path: url.path), limits: limits)
+        let file = url.lastPathComponent
         var labels: [Bool] = [], risks: [Double] = []
-        for r in origins.indices {
-            let place = "\(url.lastPathComponent): \(origins[r])"
-            labels.append(try parseLabel(columns[0][r], at: place, column: labelColumn))
-            risks.append(try parseRisk(columns[1][r], at: place, column: scoresColumn))
+        var groups = [[String]](repeating: [], count: groupFields.count)
+        // Per row: label, score, then the group fields' raw text (missing -> nil).
+        func take(_ values: [String?], at place: String) throws {
+            labels.append(try parseLabel(values[0], at: place, column: labelColumn))
+            risks.append(try parseRisk(values[1], at: place, column: scoresColumn))
+            for k in groupFields.indices { groups[k].append(values[2 + k] ?? "Unknown") }
         }
-        let groups = groupFields.indices.map { k in columns[2 + k].map { $0 ?? "Unknown" } }
+        switch scanner.format {
+        case .csv:
+            let names = try scanner.readHeader(emptyRule: "a CSV cohort needs a header naming its columns")
+            let index = try ([labelColumn, scoresColumn] + groupFields).map { w -> Int in
+                guard let c = names.firstIndex(of: w) else {
+                    throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(w))' is not in the header (columns: \(CohortReader.list(names)))")
+                }
+                return c
+            }
+            while case let records = try scanner.nextRecords(maxRows: 8192), !records.isEmpty {
+                try scanner.buffer.withUnsafeBufferPointer { buf in
+                    for (range, ln) in records {
+                        let place = "\(file): line \(ln)"
+                        let fields = try CohortReader.splitCSV(buf, range, at: place, header: names, limits: limits)
+                        guard fields.count == names.count else {
+                            throw VigilError(.input, "\(place): \(fields.count) fields where the header has \(names.count); every row needs one value per column (empty for missing)")
+                        }
+                        let values = try index.map { c -> String? in
+                            let t = try CohortReader.text(buf, fields[c], at: "\(place), \(CohortReader.columnName(c, names))")
+                            return t.isEmpty ? nil : t
+                        }
+                        try take(values, at: place)
+                    }
+                }
+            }
+        case .jsonl:
+            while case let records = try scanner.nextRecords(maxRows: 8192), !records.isEmpty {
+                for (range, ln) in records {
+                    let place = "\(file): line \(ln)"
+                    let parsed: JSONValue
+                    do {
+                        parsed = try scanner.buffer.withUnsafeBufferPointer { try JSONValue.parse(Data(UnsafeBufferPointer(rebasing: $0[range]))) }
+                    } catch {
+                        throw VigilError(.input, "\(place): not valid JSON (\(error)); JSON Lines needs one object per line")
+                    }
+                    guard case .object(let o) = parsed else {
+                        throw VigilError(.input, "\(place): not a JSON object (JSON Lines needs one object per line)")
+                    }
+                    try take([CohortReader.extraText(o[labelColumn]), CohortReader.extraText(o[scoresColumn])] + groupFields.map { CohortReader.groupText(o[$0]) }, at: place)
+                }
+            }
+        }
+        guard !risks.isEmpty else { throw VigilError(.input, "\(url.path): no rows") }
         return LabelledCohort(
-            url: url, sha256: sha, ids: origins.indices.map { String($0 + 1) }, risks: risks, labels: labels, fields: groupFields,
+            url: url, sha256: sha, ids: risks.indices.map { String($0 + 1) }, risks: risks, labels: labels, fields: groupFields,
             groupLabels: groups, thresholds: nil, thresholdSources: nil, fallbacks: [:], scoreSource: "column \(scoresColumn)", notes: [])
     }
 

@@ -7,11 +7,11 @@ public import VigilCore
 /// tests) into a checked `ConvNet`.
 ///
 /// Operators (default domain, opsets 7 to 24): Conv (pads, auto_pad, strides, dilations,
-/// groups), BatchNormalization (inference; folded into the Conv before it when that Conv feeds
-/// only it, else a per-channel scale and shift), Relu, LeakyRelu, Clip, Sigmoid, Tanh, Softmax,
-/// MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, MatMul, Add, Mul, Concat,
-/// Dropout and Identity (inference: a view), Constant. A Relu, LeakyRelu or Clip that alone
-/// reads a Conv's output is fused into it. Anything else (an operator, an attribute or a value
+/// groups), BatchNormalization (inference: a per-channel scale and shift), Relu, LeakyRelu,
+/// Clip, Sigmoid, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape,
+/// Gemm, MatMul, Add, Mul, Concat, Dropout and Identity (inference: a view), Constant. The
+/// loader adds one builder node per ONNX node; `ConvNetBuilder` folds batch norms into the
+/// convolutions before them and fuses activations into them. Anything else (an operator, an attribute or a value
 /// outside this, a tensor stored as external data, a non-float input) is refused with a
 /// message naming the node and its operator.
 public struct ONNXGraphLoader: Sendable {
@@ -105,9 +105,6 @@ private struct Walker {
     /// Tensor name -> indices of the nodes that read it.
     var readers: [String: [Int]] = [:]
     let graphOutputs: Set<String>
-    var skip = Set<Int>()
-    var foldedBatchNorms = 0
-    var fusedActivations = 0
     var fileParameters = 0
     var counted = Set<String>()
 
@@ -163,12 +160,6 @@ private struct Walker {
         .modelFormat(file, at: "node '\(node.name)' (\(node.opType))", message)
     }
 
-    /// The only node reading `name`, if exactly one does and it is not the graph output.
-    func soleReader(_ name: String) -> Int? {
-        guard !graphOutputs.contains(name), let r = readers[name], r.count == 1 else { return nil }
-        return r[0]
-    }
-
     mutating func run(link: Bool) throws -> (net: ConvNet, objective: Objective?) {
         let outputName = graph.output[0].name
         var linkNode: Int?
@@ -177,7 +168,7 @@ private struct Walker {
            ["Sigmoid", "Softmax"].contains(graph.node[i].opType), graph.node[i].domain.isEmpty || graph.node[i].domain == "ai.onnx" {
             linkNode = i
         }
-        for (i, node) in graph.node.enumerated() where !skip.contains(i) && i != linkNode {
+        for (i, node) in graph.node.enumerated() where i != linkNode {
             do {
                 try add(node, index: i)
             } catch let e as VigilError where e.kind == .modelInvalid {
@@ -215,8 +206,6 @@ private struct Walker {
             outputID = id
         }
         builder.notes["initializer values read"] = String(fileParameters)
-        if foldedBatchNorms > 0 { builder.notes["batch norms folded into convolutions"] = String(foldedBatchNorms) }
-        if fusedActivations > 0 { builder.notes["activations fused into convolutions"] = String(fusedActivations) }
         if let l = linkNode { builder.notes["link"] = "\(graph.node[l].opType) '\(graph.node[l].name)' applied as the objective" }
         do {
             return (try builder.build(output: outputID), objective)
@@ -387,55 +376,23 @@ private struct Walker {
             try checkAttributes(node, allowed: ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
             let x = try input(0)
             guard node.input.count > 1, !node.input[1].isEmpty else { throw fail(node, "input 1 (weights) is missing") }
-            var (ws, weights) = try constantTensor(node.input[1], for: node, what: "the weights")
+            let (ws, weights) = try constantTensor(node.input[1], for: node, what: "the weights")
             guard ws.count >= 3, ws[0] > 0 else { throw fail(node, "weights \(ws) must be [Cout, Cin / group, kernel...]") }
             if let k = try ints(node, "kernel_shape"), k != Array(ws.dropFirst(2)) {
                 throw fail(node, "kernel_shape \(k) disagrees with the weights \(ws)")
             }
-            var bias: [Float]? = try optionalInput(2).map { try constantTensor($0, for: node, what: "the bias").values }
+            let bias: [Float]? = try optionalInput(2).map { try constantTensor($0, for: node, what: "the bias").values }
             if let b = bias, b.count != ws[0] { throw fail(node, "bias has \(b.count) values for \(ws[0]) output channels") }
-            var conv = ConvNet.Convolution(
+            let conv = ConvNet.Convolution(
                 strides: try ints(node, "strides"), dilations: try ints(node, "dilations"), padding: try padding(node),
                 groups: try int(node, "group", default: 1))
-            var opType = "Conv"
-            var output = out
-            // Fold a BatchNormalization that alone reads this output.
-            if let r = soleReader(output), graph.node[r].opType == "BatchNormalization", graph.node[r].input.first == output,
-               let bnOutput = graph.node[r].output.first,
-               let bn = try? batchNormParameters(graph.node[r]),
-               bn.scale.count == ws[0] {
-                let per = weights.count / ws[0]
-                var newBias = [Float](repeating: 0, count: ws[0])
-                for c in 0..<ws[0] {
-                    for j in 0..<per { weights[c * per + j] = Float(Double(weights[c * per + j]) * bn.scale[c]) }
-                    newBias[c] = Float(Double(bias?[c] ?? 0) * bn.scale[c] + bn.shift[c])
-                }
-                bias = newBias
-                skip.insert(r)
-                output = bnOutput
-                opType += "+BatchNormalization"
-                foldedBatchNorms += 1
-            }
-            // Fuse an activation that alone reads it.
-            if let r = soleReader(output), graph.node[r].input.first == output, let actOutput = graph.node[r].output.first,
-               let act = try? fusableActivation(graph.node[r]) {
-                conv.activation = act
-                skip.insert(r)
-                output = actOutput
-                opType += "+" + graph.node[r].opType
-                fusedActivations += 1
-            }
             var inputs = [x]
             inputs.append(try builder.addConstant(name: "\(name)#weights", shape: ws, values: weights))
             if let bias { inputs.append(try builder.addConstant(name: "\(name)#bias", shape: [ws[0]], values: bias)) }
-            try emit(.conv(conv), inputs, opType: opType, output: output)
+            try emit(.conv(conv), inputs)
         case "BatchNormalization":
             let bn = try batchNormParameters(node)
-            let x = try input(0)
-            let c = bn.scale.count
-            let scale = try builder.addConstant(name: "\(name)#scale", shape: [c], values: bn.scale.map { Float($0) })
-            let shift = try builder.addConstant(name: "\(name)#shift", shape: [c], values: bn.shift.map { Float($0) })
-            try emit(.channelAffine, [x, scale, shift])
+            ids[out] = try builder.addChannelAffine(name: name, opType: node.opType, input: try input(0), scale: bn.scale, shift: bn.shift, output: out)
         case "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip":
             let act = try activation(node)
             try emit(.activation(act), [try input(0)])
@@ -580,11 +537,5 @@ private struct Walker {
         default:
             throw fail(node, "not an activation")
         }
-    }
-
-    /// An activation node that can be fused into a convolution's output.
-    mutating func fusableActivation(_ node: Onnx_NodeProto) throws -> ConvNet.Activation? {
-        guard ["Relu", "LeakyRelu", "Clip"].contains(node.opType), node.domain.isEmpty || node.domain == "ai.onnx" else { return nil }
-        return try activation(node)
     }
 }
