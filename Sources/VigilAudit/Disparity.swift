@@ -1,5 +1,5 @@
-public import VigilStatistics
-public import VigilGuard
+package import VigilStatistics
+package import VigilGuard
 /// Fairlearn's summaries of one metric across groups (`MetricFrame.difference`, `.ratio`,
 /// `.group_min`, `.group_max`), over the groups that are eligible (at least the audit's minimum
 /// size) and have a defined value; the others are listed in `excluded` with the reason.
@@ -7,18 +7,18 @@ public import VigilGuard
 /// - `differenceBetweenGroups` = max - min; `differenceToOverall` = max |m_g - m_overall|;
 /// - `ratioBetweenGroups` = min / max; `ratioToOverall` = min over g of r_g or 1/r_g, whichever
 ///   is <= 1, with r_g = m_g / m_overall (Fairlearn's "expressed as a number less than 1").
-public struct Disparity: Sendable, Equatable {
-    public var groupMin: MetricValue
-    public var groupMax: MetricValue
-    public var argMin: String?
-    public var argMax: String?
-    public var differenceBetweenGroups: MetricValue
-    public var differenceToOverall: MetricValue
-    public var ratioBetweenGroups: MetricValue
-    public var ratioToOverall: MetricValue
-    public var excluded: [String: String]
+package struct Disparity: Sendable, Equatable {
+    package var groupMin: MetricValue
+    package var groupMax: MetricValue
+    package var argMin: String?
+    package var argMax: String?
+    package var differenceBetweenGroups: MetricValue
+    package var differenceToOverall: MetricValue
+    package var ratioBetweenGroups: MetricValue
+    package var ratioToOverall: MetricValue
+    package var excluded: [String: String]
 
-    public static func compute(byGroup: [(key: String, value: MetricValue, eligible: Bool)], overall: MetricValue) -> Disparity {
+    package static func compute(byGroup: [(key: String, value: MetricValue, eligible: Bool)], overall: MetricValue) -> Disparity {
         var excluded: [String: String] = [:]
         var values: [(String, Double)] = []
         for g in byGroup {
@@ -73,17 +73,17 @@ public struct Disparity: Sendable, Equatable {
 /// disparate impact = SR_g / SR_ref; statistical parity difference = SR_g - SR_ref;
 /// average odds difference = ((FPR_g - FPR_ref) + (TPR_g - TPR_ref)) / 2;
 /// equal opportunity difference = TPR_g - TPR_ref (SR = selection rate).
-public struct ReferenceComparison: Sendable, Equatable {
-    public var disparateImpact: MetricValue
-    public var statisticalParityDifference: MetricValue
-    public var averageOddsDifference: MetricValue
-    public var equalOpportunityDifference: MetricValue
+package struct ReferenceComparison: Sendable, Equatable {
+    package var disparateImpact: MetricValue
+    package var statisticalParityDifference: MetricValue
+    package var averageOddsDifference: MetricValue
+    package var equalOpportunityDifference: MetricValue
 
-    public static let names = ["disparate_impact", "statistical_parity_difference", "average_odds_difference", "equal_opportunity_difference"]
+    package static let names = ["disparate_impact", "statistical_parity_difference", "average_odds_difference", "equal_opportunity_difference"]
 
-    public var all: [MetricValue] { [disparateImpact, statisticalParityDifference, averageOddsDifference, equalOpportunityDifference] }
+    package var all: [MetricValue] { [disparateImpact, statisticalParityDifference, averageOddsDifference, equalOpportunityDifference] }
 
-    public static func compute(group g: [Metric: MetricValue], reference r: [Metric: MetricValue]) -> ReferenceComparison {
+    package static func compute(group g: [Metric: MetricValue], reference r: [Metric: MetricValue]) -> ReferenceComparison {
         func diff(_ m: Metric) -> MetricValue {
             guard let a = g[m]?.value else { return .undefined("\(m.rawValue) of the group is undefined: \(g[m]?.reason ?? "")") }
             guard let b = r[m]?.value else { return .undefined("\(m.rawValue) of the reference group is undefined: \(r[m]?.reason ?? "")") }

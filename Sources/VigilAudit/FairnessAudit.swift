@@ -1,5 +1,5 @@
-public import VigilStatistics
-public import VigilGuard
+package import VigilStatistics
+package import VigilGuard
 internal import VigilKernels
 import VigilCore
 
@@ -14,16 +14,16 @@ import VigilCore
 /// size, so a replicate never loses a group); the overall figures take the union of the
 /// resampled groups. Replicate r draws from `Bootstrap.generator(seed:replicate:)`, so the
 /// intervals depend only on the seed, not on the thread count.
-public enum FairnessAudit {
-    public struct Data: Sendable {
-        public let risks: [Double]
-        public let labels: [Bool]
-        public let decisions: [Bool]
-        public let fields: [String]
+package enum FairnessAudit {
+    package struct Data: Sendable {
+        package let risks: [Double]
+        package let labels: [Bool]
+        package let decisions: [Bool]
+        package let fields: [String]
         /// `groupLabels[f][row]`: the label of row `row` for field `fields[f]`.
-        public let groupLabels: [[String]]
+        package let groupLabels: [[String]]
 
-        public init(risks: [Double], labels: [Bool], decisions: [Bool], fields: [String], groupLabels: [[String]]) throws {
+        package init(risks: [Double], labels: [Bool], decisions: [Bool], fields: [String], groupLabels: [[String]]) throws {
             guard groupLabels.count == fields.count, groupLabels.allSatisfy({ $0.count == risks.count }) else {
                 throw VigilError(.input, "audit: every group field needs one label per row")
             }
@@ -38,52 +38,52 @@ public enum FairnessAudit {
         }
     }
 
-    public struct Options: Sendable {
-        public var replicates: Int = 1000
-        public var seed: UInt64 = 20240601
-        public var minGroupSize: Int = 30
-        public var confidence: Double = 0.95
+    package struct Options: Sendable {
+        package var replicates: Int = 1000
+        package var seed: UInt64 = 20240601
+        package var minGroupSize: Int = 30
+        package var confidence: Double = 0.95
         /// Reference group per view name (`race` -> `White`); default: the view's largest eligible group.
-        public var references: [String: String] = [:]
+        package var references: [String: String] = [:]
         /// Thresholds for the trade-off curves.
-        public var tradeoffGrid: [Double] = (0...100).map { Double($0) / 100 }
-        public var threads: Int? = nil
+        package var tradeoffGrid: [Double] = (0...100).map { Double($0) / 100 }
+        package var threads: Int? = nil
 
-        public init() {}
+        package init() {}
     }
 
-    public struct Group: Sendable {
-        public let key: String
-        public let n: Int
-        public let eligible: Bool
-        public let metrics: [Metric: MetricValue]
-        public let intervals: [Metric: Interval]
+    package struct Group: Sendable {
+        package let key: String
+        package let n: Int
+        package let eligible: Bool
+        package let metrics: [Metric: MetricValue]
+        package let intervals: [Metric: Interval]
         /// Against the view's reference group (nil for the reference itself and for `overall`).
-        public let comparison: ReferenceComparison?
-        public let comparisonIntervals: [Interval?]
-        public let curves: GroupCurves
+        package let comparison: ReferenceComparison?
+        package let comparisonIntervals: [Interval?]
+        package let curves: GroupCurves
     }
 
-    public struct View: Sendable {
-        public let name: String
-        public let fields: [String]
-        public let groups: [Group]
-        public let reference: String?
-        public let disparities: [Metric: Disparity]
+    package struct View: Sendable {
+        package let name: String
+        package let fields: [String]
+        package let groups: [Group]
+        package let reference: String?
+        package let disparities: [Metric: Disparity]
         /// Intervals for `differenceBetweenGroups`, `differenceToOverall`, `ratioBetweenGroups`,
         /// `ratioToOverall`, keyed by those names.
-        public let disparityIntervals: [Metric: [String: Interval]]
-        public let warnings: [String]
+        package let disparityIntervals: [Metric: [String: Interval]]
+        package let warnings: [String]
     }
 
-    public struct Result: Sendable {
-        public let rows: Int
-        public let overall: Group
-        public let views: [View]
-        public let options: Options
+    package struct Result: Sendable {
+        package let rows: Int
+        package let overall: Group
+        package let views: [View]
+        package let options: Options
     }
 
-    public static func run(_ data: Data, options: Options = Options()) throws -> Result {
+    package static func run(_ data: Data, options: Options = Options()) throws -> Result {
         guard options.replicates >= 0 else { throw VigilError(.usage, "--bootstrap \(options.replicates) must be >= 0") }
         guard options.confidence > 0, options.confidence < 1 else { throw VigilError(.usage, "confidence \(options.confidence) must be in (0, 1)") }
         let n = data.risks.count

@@ -1,5 +1,5 @@
-public import VigilStatistics
-public import VigilGuard
+package import VigilStatistics
+package import VigilGuard
 /// One group's candidate operating points for `risk >= threshold`, exactly: one point per
 /// distinct risk of the group (deciding positive every row at or above it), plus "select none"
 /// when the largest risk is below 1. Points run from the highest threshold to the lowest, so TP,
@@ -11,20 +11,20 @@ public import VigilGuard
 /// halfway between the largest risk and 1). On the fitting data this decides exactly as the
 /// risk itself would, but a row whose risk differs in the last bits between runtimes (Vigil's
 /// kernels and the training library agree to ~1e-16, not bit for bit) cannot flip across it.
-public struct OperatingCurve: Sendable {
-    public let thresholds: [Double]
+package struct OperatingCurve: Sendable {
+    package let thresholds: [Double]
     /// The lowest risk each point selects (+infinity for "select none").
-    public let lowestSelected: [Double]
+    package let lowestSelected: [Double]
     /// Cumulative true and false positives at each point.
-    public let tp: [Int]
-    public let fp: [Int]
-    public let positives: Int
-    public let negatives: Int
+    package let tp: [Int]
+    package let fp: [Int]
+    package let positives: Int
+    package let negatives: Int
 
-    public var n: Int { positives + negatives }
-    public var count: Int { thresholds.count }
+    package var n: Int { positives + negatives }
+    package var count: Int { thresholds.count }
 
-    public init(risks: [Double], labels: [Bool]) {
+    package init(risks: [Double], labels: [Bool]) {
         let order = risks.indices.sorted { risks[$0] > risks[$1] }
         var lowest: [Double] = [], tp: [Int] = [], fp: [Int] = []
         if let top = order.first.map({ risks[$0] }), top < 1 {
@@ -60,14 +60,14 @@ public struct OperatingCurve: Sendable {
         negatives = f
     }
 
-    public func tpr(_ i: Int) -> Double? { positives > 0 ? Double(tp[i]) / Double(positives) : nil }
-    public func fpr(_ i: Int) -> Double? { negatives > 0 ? Double(fp[i]) / Double(negatives) : nil }
-    public func selectionRate(_ i: Int) -> Double { n > 0 ? Double(tp[i] + fp[i]) / Double(n) : 0 }
+    package func tpr(_ i: Int) -> Double? { positives > 0 ? Double(tp[i]) / Double(positives) : nil }
+    package func fpr(_ i: Int) -> Double? { negatives > 0 ? Double(fp[i]) / Double(negatives) : nil }
+    package func selectionRate(_ i: Int) -> Double { n > 0 ? Double(tp[i] + fp[i]) / Double(n) : 0 }
 
     /// The point any threshold `t` lands on: the one selecting exactly the rows with risk >= t,
     /// i.e. the last point whose lowest selected risk is >= t (the first point when no risk is;
     /// for a group whose largest risk is 1, that point selects the rows at 1).
-    public func index(ofThreshold t: Double) -> Int {
+    package func index(ofThreshold t: Double) -> Int {
         var lo = 0, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2

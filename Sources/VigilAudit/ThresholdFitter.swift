@@ -1,9 +1,9 @@
-public import VigilStatistics
-public import VigilGuard
+package import VigilStatistics
+package import VigilGuard
 import VigilCore
 
 /// What a fitted policy equalises across groups (docs/FORMATS.md, `constraint.kind`).
-public enum FairnessConstraint: Sendable, Equatable {
+package enum FairnessConstraint: Sendable, Equatable {
     /// Each group's threshold maximises the objective on its own.
     case none
     /// max - min of the groups' true-positive rates <= tolerance (equal opportunity).
@@ -18,7 +18,7 @@ public enum FairnessConstraint: Sendable, Equatable {
     /// Every group's TPR >= target; each group takes the highest such threshold (best specificity).
     case minSensitivity(Double)
 
-    public var name: String {
+    package var name: String {
         switch self {
         case .none: return "none"
         case .tprParity: return "tpr_parity"
@@ -30,10 +30,10 @@ public enum FairnessConstraint: Sendable, Equatable {
         }
     }
 
-    public static let names = ["none", "tpr_parity", "fnr_parity", "fpr_parity", "equalized_odds", "demographic_parity", "min_sensitivity"]
+    package static let names = ["none", "tpr_parity", "fnr_parity", "fpr_parity", "equalized_odds", "demographic_parity", "min_sensitivity"]
 
     /// From a name; `min_sensitivity` needs `target`.
-    public init(name: String, target: Double?) throws {
+    package init(name: String, target: Double?) throws {
         switch name {
         case "none": self = .none
         case "tpr_parity": self = .tprParity
@@ -70,7 +70,7 @@ public enum FairnessConstraint: Sendable, Equatable {
 }
 
 /// What a fitted policy maximises over all fitted rows (pooled, not averaged over groups).
-public enum FitObjective: Sendable, Equatable {
+package enum FitObjective: Sendable, Equatable {
     /// (TP + TN) / n.
     case accuracy
     /// (TP / P + TN / N) / 2, with P and N the cohort's positives and negatives.
@@ -78,7 +78,7 @@ public enum FitObjective: Sendable, Equatable {
     /// Minimises (costFN * FN + costFP * FP) / n; the value reported is that mean cost.
     case cost(fn: Double, fp: Double)
 
-    public var name: String {
+    package var name: String {
         switch self {
         case .accuracy: return "accuracy"
         case .balancedAccuracy: return "balanced_accuracy"
@@ -86,9 +86,9 @@ public enum FitObjective: Sendable, Equatable {
         }
     }
 
-    public static let names = ["accuracy", "balanced_accuracy", "cost"]
+    package static let names = ["accuracy", "balanced_accuracy", "cost"]
 
-    public init(name: String, costFN: Double?, costFP: Double?) throws {
+    package init(name: String, costFN: Double?, costFP: Double?) throws {
         switch name {
         case "accuracy": self = .accuracy
         case "balanced_accuracy": self = .balancedAccuracy
@@ -124,7 +124,7 @@ public enum FitObjective: Sendable, Equatable {
     }
 
     /// Whether larger reported values are better.
-    public var higherIsBetter: Bool {
+    package var higherIsBetter: Bool {
         if case .cost = self { return false }
         return true
     }
@@ -146,14 +146,14 @@ public enum FitObjective: Sendable, Equatable {
 /// (no positives for TPR, no negatives for FPR), take the fallback threshold and do not enter
 /// the constraint. The fallback is the single threshold that is best for the objective over all
 /// rows (for `min_sensitivity`: the highest threshold whose pooled TPR reaches the target).
-public enum ThresholdFitter {
-    public struct Options: Sendable {
-        public var constraint: FairnessConstraint
-        public var objective: FitObjective
-        public var tolerance: Double
-        public var minGroupSize: Int
+package enum ThresholdFitter {
+    package struct Options: Sendable {
+        package var constraint: FairnessConstraint
+        package var objective: FitObjective
+        package var tolerance: Double
+        package var minGroupSize: Int
 
-        public init(constraint: FairnessConstraint, objective: FitObjective, tolerance: Double = 0, minGroupSize: Int = 0) {
+        package init(constraint: FairnessConstraint, objective: FitObjective, tolerance: Double = 0, minGroupSize: Int = 0) {
             self.constraint = constraint
             self.objective = objective
             self.tolerance = tolerance
@@ -161,43 +161,43 @@ public enum ThresholdFitter {
         }
     }
 
-    public struct GroupFit: Sendable, Equatable {
-        public let key: String
-        public let n: Int
-        public let positives: Int
-        public let negatives: Int
+    package struct GroupFit: Sendable, Equatable {
+        package let key: String
+        package let n: Int
+        package let positives: Int
+        package let negatives: Int
         /// The group's threshold, or the fallback threshold when `fallbackReason` is set or the
         /// group is below the minimum size.
-        public let threshold: Double
-        public let tpr: Double?
-        public let fpr: Double?
-        public let selectionRate: Double
+        package let threshold: Double
+        package let tpr: Double?
+        package let fpr: Double?
+        package let selectionRate: Double
         /// Why the group takes the fallback (other than size, which the policy's rule covers).
-        public let fallbackReason: String?
+        package let fallbackReason: String?
         /// Whether the group took part in the constraint.
-        public let constrained: Bool
+        package let constrained: Bool
     }
 
-    public struct Result: Sendable {
-        public let options: Options
+    package struct Result: Sendable {
+        package let options: Options
         /// Sorted by key.
-        public let groups: [GroupFit]
-        public let fallbackThreshold: Double
-        public let rows: Int
-        public let positives: Int
+        package let groups: [GroupFit]
+        package let fallbackThreshold: Double
+        package let rows: Int
+        package let positives: Int
         /// The objective over all rows with the fitted thresholds (mean cost for `cost`).
-        public let objective: Double
+        package let objective: Double
         /// The objective of the fallback threshold applied to everyone (the unconstrained
         /// single-threshold baseline).
-        public let baselineObjective: Double
+        package let baselineObjective: Double
         /// The constraint's gap over the constrained groups (max of both gaps for equalized
         /// odds; for min_sensitivity, how far the lowest TPR falls below the target, 0 if none);
         /// nil when fewer than two groups are constrained or the constraint is `none`.
-        public let violation: Double?
-        public let notes: [String]
+        package let violation: Double?
+        package let notes: [String]
     }
 
-    public static func fit(risks: [Double], labels: [Bool], groupKeys: [String], options: Options) throws -> Result {
+    package static func fit(risks: [Double], labels: [Bool], groupKeys: [String], options: Options) throws -> Result {
         guard risks.count == labels.count, risks.count == groupKeys.count else {
             throw VigilError(.input, "fit: \(risks.count) risks, \(labels.count) labels and \(groupKeys.count) group keys must have one entry per row")
         }

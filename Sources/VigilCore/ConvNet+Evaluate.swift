@@ -8,7 +8,7 @@ extension ConvNet {
     /// thread). In `.fixed` mode `samples` must be 1. Each partition runs chunks of up to
     /// `chunkCapacity` samples in its own arena; nothing is allocated per call once the arenas
     /// exist.
-    public func predict(
+    package func predict(
         _ input: UnsafePointer<Float>, samples: Int, into output: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
         predict(input, samples: samples, into: output, threads: threads, kernels: .best)

@@ -17,37 +17,37 @@ internal import VigilKernels
 /// (`TensorKernels`); a batch normalization folded into its convolution scales the weights in
 /// `Double` and rounds them once. Results equal onnxruntime's within a few float ulps of each
 /// dot product, and the reference kernels' within the same.
-public struct ConvNet: Sendable {
-    public typealias TensorID = Int
+package struct ConvNet: Sendable {
+    package typealias TensorID = Int
 
     /// A tensor of the graph. `shape` is the static shape with a batched tensor's first axis at
     /// its one-sample size (always 1 in `.dynamic` mode).
-    public struct Tensor: Sendable, Equatable {
-        public enum Kind: Sendable, Equatable {
+    package struct Tensor: Sendable, Equatable {
+        package enum Kind: Sendable, Equatable {
             case input
             case constant
             /// Computed by a node.
             case computed
         }
 
-        public let name: String
-        public let shape: [Int]
-        public let kind: Kind
+        package let name: String
+        package let shape: [Int]
+        package let kind: Kind
         /// Whether the first axis grows with the number of samples.
-        public let isBatched: Bool
+        package let isBatched: Bool
 
-        public var count: Int { shape.reduce(1, *) }
+        package var count: Int { shape.reduce(1, *) }
     }
 
     /// An activation, standalone or fused into a convolution.
-    public enum Activation: Sendable, Equatable, CustomStringConvertible {
+    package enum Activation: Sendable, Equatable, CustomStringConvertible {
         case relu
         case leakyRelu(alpha: Float)
         case clip(min: Float, max: Float)
         case sigmoid
         case tanh
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .relu: return "Relu"
             case .leakyRelu(let a): return "LeakyRelu(alpha \(a))"
@@ -60,7 +60,7 @@ public struct ConvNet: Sendable {
 
     /// How a window is padded (ONNX `pads` / `auto_pad`), resolved against the input shape by
     /// the builder.
-    public enum Padding: Sendable, Equatable {
+    package enum Padding: Sendable, Equatable {
         /// ONNX order: the begin of each spatial axis, then the end of each.
         case explicit([Int])
         /// Total padding so that out = ceil(in / stride), the odd extra at the end (SAME_UPPER)
@@ -73,15 +73,15 @@ public struct ConvNet: Sendable {
 
     /// Convolution attributes over 1 or 2 spatial axes; weights `[Cout, Cin / groups, k...]` and
     /// the optional bias `[Cout]` are the node's constant inputs.
-    public struct Convolution: Sendable, Equatable {
-        public var strides: [Int]?
-        public var dilations: [Int]?
-        public var padding: Padding
-        public var groups: Int
+    package struct Convolution: Sendable, Equatable {
+        package var strides: [Int]?
+        package var dilations: [Int]?
+        package var padding: Padding
+        package var groups: Int
         /// An activation applied to the output (fused `Relu`, `LeakyRelu` or `Clip`).
-        public var activation: Activation?
+        package var activation: Activation?
 
-        public init(strides: [Int]? = nil, dilations: [Int]? = nil, padding: Padding = .valid, groups: Int = 1, activation: Activation? = nil) {
+        package init(strides: [Int]? = nil, dilations: [Int]? = nil, padding: Padding = .valid, groups: Int = 1, activation: Activation? = nil) {
             self.strides = strides
             self.dilations = dilations
             self.padding = padding
@@ -91,17 +91,17 @@ public struct ConvNet: Sendable {
     }
 
     /// MaxPool / AveragePool attributes over 1 or 2 spatial axes.
-    public struct Pooling: Sendable, Equatable {
-        public var kernelShape: [Int]
-        public var strides: [Int]?
-        public var dilations: [Int]?
-        public var padding: Padding
+    package struct Pooling: Sendable, Equatable {
+        package var kernelShape: [Int]
+        package var strides: [Int]?
+        package var dilations: [Int]?
+        package var padding: Padding
         /// Output size rounds up (a last partial window), as ONNX `ceil_mode`.
-        public var ceilMode: Bool
+        package var ceilMode: Bool
         /// AveragePool only: padding taps count in the divisor.
-        public var countIncludePad: Bool
+        package var countIncludePad: Bool
 
-        public init(kernelShape: [Int], strides: [Int]? = nil, dilations: [Int]? = nil, padding: Padding = .valid, ceilMode: Bool = false, countIncludePad: Bool = false) {
+        package init(kernelShape: [Int], strides: [Int]? = nil, dilations: [Int]? = nil, padding: Padding = .valid, ceilMode: Bool = false, countIncludePad: Bool = false) {
             self.kernelShape = kernelShape
             self.strides = strides
             self.dilations = dilations
@@ -112,13 +112,13 @@ public struct ConvNet: Sendable {
     }
 
     /// Y = alpha * op(A) * op(B) + beta * C (ONNX Gemm); C optional, unidirectionally broadcast.
-    public struct Gemm: Sendable, Equatable {
-        public var alpha: Float = 1
-        public var beta: Float = 1
-        public var transA = false
-        public var transB = false
+    package struct Gemm: Sendable, Equatable {
+        package var alpha: Float = 1
+        package var beta: Float = 1
+        package var transA = false
+        package var transB = false
 
-        public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+        package init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
             self.alpha = alpha
             self.beta = beta
             self.transA = transA
@@ -127,7 +127,7 @@ public struct ConvNet: Sendable {
     }
 
     /// A change of shape that keeps the data (a view, no copy).
-    public enum Reshape: Sendable, Equatable {
+    package enum Reshape: Sendable, Equatable {
         /// ONNX Reshape: 0 copies the input's axis (unless `allowZero`), -1 is inferred.
         case shape([Int], allowZero: Bool)
         /// ONNX Flatten: `[prod(d[..<axis]), prod(d[axis...])]`.
@@ -136,7 +136,7 @@ public struct ConvNet: Sendable {
         case identity
     }
 
-    public enum Operation: Sendable, Equatable {
+    package enum Operation: Sendable, Equatable {
         /// Inputs: x, weights, bias (optional).
         case conv(Convolution)
         case maxPool(Pooling)
@@ -158,33 +158,33 @@ public struct ConvNet: Sendable {
         case reshape(Reshape)
     }
 
-    public struct Node: Sendable {
-        public let name: String
+    package struct Node: Sendable {
+        package let name: String
         /// The ONNX operators this node stands for, e.g. `Conv+BatchNormalization+Relu`.
-        public let opType: String
-        public let operation: Operation
-        public let inputs: [TensorID]
-        public let output: TensorID
+        package let opType: String
+        package let operation: Operation
+        package let inputs: [TensorID]
+        package let output: TensorID
     }
 
-    public enum BatchMode: Sendable, Equatable {
+    package enum BatchMode: Sendable, Equatable {
         /// The first input axis is the batch: any number of samples.
         case dynamic
         /// Exactly the declared input shape, one call at a time.
         case fixed
     }
 
-    public let tensors: [Tensor]
+    package let tensors: [Tensor]
     /// The nodes in execution order (nodes whose inputs were all constants were evaluated at
     /// load and are not here).
-    public let nodes: [Node]
-    public let input: TensorID
-    public let output: TensorID
-    public let batchMode: BatchMode
+    package let nodes: [Node]
+    package let input: TensorID
+    package let output: TensorID
+    package let batchMode: BatchMode
     /// Samples per buffer arena (per thread) in `.dynamic` mode; 1 in `.fixed` mode.
-    public let chunkCapacity: Int
+    package let chunkCapacity: Int
     /// Free-form facts the loader wants `inspect` to show (opset, producer, folded nodes).
-    public let notes: [String: String]
+    package let notes: [String: String]
 
     let constants: ConstantStore
     let plan: Plan
@@ -221,7 +221,7 @@ public struct ConvNet: Sendable {
     /// How node `i` is computed on this CPU with the default kernels, for a convolution ("Winograd
     /// F(4x4, 3x3), AVX2", "direct loops, AVX2", "im2col + sgemm", "depthwise loops",
     /// "sgemm (1x1)"); nil for other operators.
-    public func convolutionKernel(ofNode i: Int) -> String? {
+    package func convolutionKernel(ofNode i: Int) -> String? {
         guard case .conv(let g, _) = plan.steps[i] else { return nil }
         if let p = prepared[i] { return p.kernelName }
         switch BLAS.ConvLowering.choose(g, batch: chunkCapacity) {
@@ -237,29 +237,29 @@ public struct ConvNet: Sendable {
 
     /// The input's shape for one sample (without the batch axis in `.dynamic` mode; the whole
     /// declared shape in `.fixed` mode).
-    public var sampleInputShape: [Int] {
+    package var sampleInputShape: [Int] {
         batchMode == .dynamic ? Array(tensors[input].shape.dropFirst()) : tensors[input].shape
     }
 
     /// The output's shape for one sample, like `sampleInputShape`.
-    public var sampleOutputShape: [Int] {
+    package var sampleOutputShape: [Int] {
         batchMode == .dynamic ? Array(tensors[output].shape.dropFirst()) : tensors[output].shape
     }
 
     /// Input floats per sample (the model's "features": a flattened image).
-    public var inputCount: Int { tensors[input].count }
+    package var inputCount: Int { tensors[input].count }
     /// Output floats per sample.
-    public var outputCount: Int { tensors[output].count }
+    package var outputCount: Int { tensors[output].count }
 
     /// Elements of the constant tensors the nodes read (weights after folding).
-    public var parameterCount: Int {
+    package var parameterCount: Int {
         var seen = Set<TensorID>()
         for n in nodes { for i in n.inputs where tensors[i].kind == .constant { seen.insert(i) } }
         return seen.reduce(0) { $0 + tensors[$1].count }
     }
 
     /// The values of a constant tensor.
-    public func constantValues(_ id: TensorID) -> [Float]? {
+    package func constantValues(_ id: TensorID) -> [Float]? {
         guard tensors[id].kind == .constant, let slot = constants.slot[id] else { return nil }
         return Array(UnsafeBufferPointer(start: constants.pointer(slot), count: tensors[id].count))
     }

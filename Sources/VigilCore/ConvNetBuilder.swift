@@ -14,15 +14,15 @@ internal import VigilKernels
 /// It also decides the batch mode: a node that would mix samples along the first axis (Softmax
 /// over axis 0, Concat on axis 0, a Reshape that moves the batch axis, ...) makes the net
 /// `.fixed`, which is an error when the graph declares a dynamic batch axis.
-public struct ConvNetBuilder: Sendable {
-    public typealias TensorID = ConvNet.TensorID
+package struct ConvNetBuilder: Sendable {
+    package typealias TensorID = ConvNet.TensorID
 
-    public let inputID: TensorID
+    package let inputID: TensorID
     /// Whether the graph input's first axis was declared dynamic.
-    public let dynamicBatch: Bool
-    public var notes: [String: String] = [:]
+    package let dynamicBatch: Bool
+    package var notes: [String: String] = [:]
     /// Samples per arena in `.dynamic` mode.
-    public var chunkCapacity = 32
+    package var chunkCapacity = 32
 
     private(set) var tensors: [ConvNet.Tensor] = []
     private var constantData: [TensorID: [Float]] = [:]
@@ -36,7 +36,7 @@ public struct ConvNetBuilder: Sendable {
     private var affineParameters: [TensorID: (scale: [Double], shift: [Double])] = [:]
 
     /// `inputShape`: the graph input's dimensions; nil is a dynamic axis, allowed only first.
-    public init(inputName: String, inputShape: [Int?]) throws(VigilError) {
+    package init(inputName: String, inputShape: [Int?]) throws(VigilError) {
         guard !inputShape.isEmpty else {
             throw .modelInvalid("input '\(inputName)': a scalar input is not supported (rank >= 1 needed)")
         }
@@ -59,14 +59,14 @@ public struct ConvNetBuilder: Sendable {
 
     // MARK: - API
 
-    public func shape(of id: TensorID) -> [Int] { tensors[id].shape }
-    public func isConstant(_ id: TensorID) -> Bool { tensors[id].kind == .constant }
-    public func constant(_ id: TensorID) -> [Float]? { constantData[id] }
-    public func tensorID(named name: String) -> TensorID? { names[name] }
+    package func shape(of id: TensorID) -> [Int] { tensors[id].shape }
+    package func isConstant(_ id: TensorID) -> Bool { tensors[id].kind == .constant }
+    package func constant(_ id: TensorID) -> [Float]? { constantData[id] }
+    package func tensorID(named name: String) -> TensorID? { names[name] }
 
     /// Adds a constant (an initializer). Values must be finite.
     @discardableResult
-    public mutating func addConstant(name: String, shape: [Int], values: [Float]) throws(VigilError) -> TensorID {
+    package mutating func addConstant(name: String, shape: [Int], values: [Float]) throws(VigilError) -> TensorID {
         guard names[name] == nil else { throw .modelInvalid("tensor '\(name)' is defined twice") }
         guard Self.count(shape) == values.count else {
             throw .modelInvalid("constant '\(name)': \(values.count) values for shape \(shape)")
@@ -83,7 +83,7 @@ public struct ConvNetBuilder: Sendable {
 
     /// Adds a node computing tensor `output` from `inputs`; returns the output's id.
     @discardableResult
-    public mutating func add(
+    package mutating func add(
         _ operation: ConvNet.Operation, name: String, opType: String, inputs: [TensorID], output: String
     ) throws(VigilError) -> TensorID {
         let place = "node '\(name)' (\(opType))"
@@ -120,7 +120,7 @@ public struct ConvNetBuilder: Sendable {
     /// gamma / sqrt(var + epsilon), shift = beta - mean * scale), keeping the `Double` values
     /// for folding into a convolution at `build`.
     @discardableResult
-    public mutating func addChannelAffine(
+    package mutating func addChannelAffine(
         name: String, opType: String, input: TensorID, scale: [Double], shift: [Double], output: String
     ) throws(VigilError) -> TensorID {
         let s = try addConstant(name: "\(name)#scale", shape: [scale.count], values: scale.map { Float($0) })
@@ -131,7 +131,7 @@ public struct ConvNetBuilder: Sendable {
     }
 
     /// Checks the output, folds and fuses into convolutions, and plans the buffers.
-    public func build(output: TensorID) throws(VigilError) -> ConvNet {
+    package func build(output: TensorID) throws(VigilError) -> ConvNet {
         guard output >= 0, output < tensors.count else { throw .modelInvalid("the graph output does not exist") }
         guard tensors[output].kind != .constant else {
             throw .modelInvalid("the graph output '\(tensors[output].name)' is a constant; it does not depend on the input")

@@ -17,7 +17,7 @@ public struct FeatureSpec: Sendable, Equatable {
     /// Training mean, ignoring missing values (linear SHAP's expectation).
     public var mean: Double?
 
-    public init(
+    package init(
         name: String, kind: Kind = .numeric, unit: String? = nil, description: String? = nil,
         range: ClosedRange<Double>? = nil, missingAllowed: Bool = true, mean: Double? = nil
     ) {
@@ -35,7 +35,7 @@ public struct FeatureSchema: Sendable, Equatable {
     public let features: [FeatureSpec]
     private let indexByName: [String: Int]
 
-    public init(_ features: [FeatureSpec]) throws(VigilError) {
+    package init(_ features: [FeatureSpec]) throws(VigilError) {
         var index: [String: Int] = [:]
         for (i, f) in features.enumerated() {
             guard !f.name.isEmpty else {
@@ -51,7 +51,7 @@ public struct FeatureSchema: Sendable, Equatable {
     }
 
     /// Features named `f0, f1, ...` for a model file that names none.
-    public static func positional(count: Int) -> FeatureSchema {
+    package static func positional(count: Int) -> FeatureSchema {
         // Names are unique by construction.
         try! FeatureSchema((0..<count).map { FeatureSpec(name: "f\($0)") })
     }

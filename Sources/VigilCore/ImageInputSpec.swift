@@ -27,7 +27,7 @@ public struct ImageInputSpec: Sendable, Equatable {
     public let resize: Resize
 
     /// `shape` is `[C, H, W]`; mean and std have one value per channel (or one for all).
-    public init(
+    package init(
         shape: [Int], channelOrder: ChannelOrder, scale: Double, mean: [Double], std: [Double], resize: Resize = .bilinear
     ) throws(VigilError) {
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 }) else {
@@ -66,7 +66,7 @@ public struct ImageInputSpec: Sendable, Equatable {
     public var count: Int { channels * height * width }
 
     /// For a bare model file (no manifest): pixels scaled to [0, 1], no mean/std, RGB (or L).
-    public static func unnormalized(shape: [Int]) throws(VigilError) -> ImageInputSpec {
+    package static func unnormalized(shape: [Int]) throws(VigilError) -> ImageInputSpec {
         try ImageInputSpec(
             shape: shape, channelOrder: shape.first == 1 ? .gray : .rgb, scale: 1.0 / 255.0, mean: [0], std: [1])
     }

@@ -4,16 +4,16 @@
 /// Numerical contract: margins are computed in `Double` by BLAS (`gemv`/`gemm`), which
 /// reassociates sums: results equal a left-to-right sum within a few ulps of the margin.
 /// Missing values (NaN) are not imputed: they make the margin NaN and the engine refuses them.
-public struct LinearModel: Sendable, Equatable {
-    public let featureCount: Int
+package struct LinearModel: Sendable, Equatable {
+    package let featureCount: Int
     /// Row-major `outputCount x featureCount`.
-    public let weights: [Double]
-    public let intercepts: [Double]
-    public let objective: Objective
+    package let weights: [Double]
+    package let intercepts: [Double]
+    package let objective: Objective
     /// Feature names the model file carries, if any.
-    public let featureNames: [String]?
+    package let featureNames: [String]?
 
-    public var outputCount: Int { objective.outputCount }
+    package var outputCount: Int { objective.outputCount }
 
     fileprivate init(featureCount: Int, weights: [Double], intercepts: [Double], objective: Objective, featureNames: [String]?) {
         self.featureCount = featureCount
@@ -25,26 +25,26 @@ public struct LinearModel: Sendable, Equatable {
 }
 
 /// Checks everything a `LinearModel` relies on, then builds it.
-public struct LinearModelBuilder: Sendable {
-    public var featureCount: Int
-    public var objective: Objective
-    public var featureNames: [String]?
+package struct LinearModelBuilder: Sendable {
+    package var featureCount: Int
+    package var objective: Objective
+    package var featureNames: [String]?
     private var weights: [Double] = []
     private var intercepts: [Double] = []
 
-    public init(featureCount: Int, objective: Objective, featureNames: [String]? = nil) {
+    package init(featureCount: Int, objective: Objective, featureNames: [String]? = nil) {
         self.featureCount = featureCount
         self.objective = objective
         self.featureNames = featureNames
     }
 
     /// Adds the coefficients of the next output (class) in order.
-    public mutating func addOutput(coefficients: [Double], intercept: Double) {
+    package mutating func addOutput(coefficients: [Double], intercept: Double) {
         weights.append(contentsOf: coefficients)
         intercepts.append(intercept)
     }
 
-    public func build() throws -> LinearModel {
+    package func build() throws -> LinearModel {
         guard featureCount > 0 else {
             throw VigilError.modelInvalid("a linear model needs at least one feature, got \(featureCount)")
         }

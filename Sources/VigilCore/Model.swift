@@ -1,7 +1,7 @@
 package import VigilKernels
 
 /// A loaded model in Vigil's IR, whatever file it came from.
-public enum ModelIR: Sendable {
+package enum ModelIR: Sendable {
     case linear(LinearModel)
     case trees(TreeEnsemble)
     /// A CNN or MLP whose final Sigmoid / Softmax became the objective's link (the net computes
@@ -9,7 +9,7 @@ public enum ModelIR: Sendable {
     /// image: `C x H x W`, already preprocessed).
     case convNet(ConvNet, Objective)
 
-    public var featureCount: Int {
+    package var featureCount: Int {
         switch self {
         case .linear(let m): return m.featureCount
         case .trees(let m): return m.featureCount
@@ -17,7 +17,7 @@ public enum ModelIR: Sendable {
         }
     }
 
-    public var objective: Objective {
+    package var objective: Objective {
         switch self {
         case .linear(let m): return m.objective
         case .trees(let m): return m.objective
@@ -25,11 +25,11 @@ public enum ModelIR: Sendable {
         }
     }
 
-    public var outputCount: Int { objective.outputCount }
+    package var outputCount: Int { objective.outputCount }
 
     /// Feature names the model file itself carries (LightGBM `feature_names`, XGBoost
     /// `feature_names`, ONNX has none per column).
-    public var featureNames: [String]? {
+    package var featureNames: [String]? {
         switch self {
         case .linear(let m): return m.featureNames
         case .trees(let m): return m.featureNames
@@ -38,7 +38,7 @@ public enum ModelIR: Sendable {
     }
 
     /// Whether a missing value can be routed by the model itself (trees) or not (linear).
-    public var acceptsMissing: Bool {
+    package var acceptsMissing: Bool {
         if case .trees = self { return true }
         return false
     }
@@ -46,7 +46,7 @@ public enum ModelIR: Sendable {
 
 extension ModelIR {
     /// Raw margins, `rows x outputCount`, for `rows` row-major rows of `featureCount` values.
-    public func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+    package func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
         predictRaw(x, rows: rows, into: out, kernels: .best)
     }
 
@@ -64,14 +64,14 @@ extension ModelIR {
     }
 
     /// Applies the objective's link to `rows` margins in place.
-    public func transform(_ values: UnsafeMutablePointer<Double>, rows: Int) {
+    package func transform(_ values: UnsafeMutablePointer<Double>, rows: Int) {
         objective.transform(values, rows: rows)
     }
 }
 
 extension Objective {
     /// Margin → output, in place, for `rows x outputCount` values.
-    public func transform(_ values: UnsafeMutablePointer<Double>, rows: Int) {
+    package func transform(_ values: UnsafeMutablePointer<Double>, rows: Int) {
         switch self {
         case .regression:
             return

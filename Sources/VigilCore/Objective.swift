@@ -1,6 +1,6 @@
 /// How a model's raw margin becomes its output. Format-specific spellings (`binary sigmoid:1`,
 /// `binary:logistic`, `post_transform LOGISTIC`) are decoded by the loaders into this.
-public enum Objective: Sendable, Equatable {
+package enum Objective: Sendable, Equatable {
     /// risk = 1 / (1 + exp(-scale * margin)); one output.
     case binaryLogistic(scale: Double)
     /// risk_k = softmax(margin)_k over `classes` outputs.
@@ -9,14 +9,14 @@ public enum Objective: Sendable, Equatable {
     case regression
 
     /// Number of raw outputs (margins) per row.
-    public var outputCount: Int {
+    package var outputCount: Int {
         switch self {
         case .binaryLogistic, .regression: return 1
         case .multiclassSoftmax(let classes): return classes
         }
     }
 
-    public var taskName: String {
+    package var taskName: String {
         switch self {
         case .binaryLogistic: return "binary"
         case .multiclassSoftmax: return "multiclass"
@@ -24,7 +24,7 @@ public enum Objective: Sendable, Equatable {
         }
     }
 
-    public var summary: String {
+    package var summary: String {
         switch self {
         case .binaryLogistic(let scale): return scale == 1 ? "binary (logistic)" : "binary (logistic, scale \(scale))"
         case .multiclassSoftmax(let k): return "multiclass (softmax, \(k) classes)"

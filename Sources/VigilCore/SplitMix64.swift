@@ -1,18 +1,18 @@
 /// SplitMix64 (Steele, Lea and Flood 2014): a small, fast, seedable generator. Every seeded
 /// computation in Vigil (bootstrap replicates) derives its stream from a user seed, so results
 /// are the same on every machine and whatever the thread count.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
+package struct SplitMix64: RandomNumberGenerator, Sendable {
+    package var state: UInt64
 
-    public init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         return Self.mix(state)
     }
 
     /// The SplitMix64 output function, a bijective 64-bit finaliser.
-    public static func mix(_ x: UInt64) -> UInt64 {
+    package static func mix(_ x: UInt64) -> UInt64 {
         var z = x
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -20,14 +20,14 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 
     /// A uniform index in `0..<n` (the high word of a 64x64-bit product; bias < n / 2^64).
-    public mutating func index(below n: Int) -> Int {
+    package mutating func index(below n: Int) -> Int {
         Int(UInt64(n).multipliedFullWidth(by: next()).high)
     }
 
     /// Uniform in [0, 1) (53 random bits).
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    package mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 
     /// `n` floats uniform in [-scale, scale) (synthetic inputs for benchmarks and tests).
-    public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in Float(unit() * 2 - 1) * scale } }
+    package mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in Float(unit() * 2 - 1) * scale } }
 }
 

@@ -14,7 +14,7 @@ extension TreeEnsemble {
     /// time, or for fewer rows, all trees of one row at a time (`FlatForest.predictBlocked`,
     /// `predictRows`). Otherwise `predictRawWalker`. Sums are taken in the same order as
     /// `predictRawReference` (tree order per row), so all give bit-identical results.
-    public func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+    package func predictRaw(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
         guard let flat else {
             predictRawWalker(x, rows: rows, into: out)
             return
@@ -41,7 +41,7 @@ extension TreeEnsemble {
     /// Rows go through each tree in blocks of `rowBlock`, one level at a time for the whole
     /// block, so the independent node loads of different rows overlap instead of each row
     /// waiting on its own chain of loads.
-    public func predictRawWalker(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+    package func predictRawWalker(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
         let k = outputCount
         let f = featureCount
         let block = Self.rowBlock
@@ -104,7 +104,7 @@ extension TreeEnsemble {
 
     /// The plain twin of `predictRaw`: one row at a time, one tree at a time. The tests hold the
     /// blocked kernel to bit-identical results against this one.
-    public func predictRawReference(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
+    package func predictRawReference(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>) {
         let k = outputCount
         let f = featureCount
         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: inputPrecision == .double ? 0 : f)
@@ -142,7 +142,7 @@ extension TreeEnsemble {
     /// `row` as the trees see it (`inputPrecision`): either `row` itself or `scratch` filled with
     /// the canonical values. `scratch` must hold `featureCount` values unless the precision is `.double`.
     @inline(__always)
-    public func canonicalRow(_ row: UnsafePointer<Double>, scratch: UnsafeMutablePointer<Double>) -> UnsafePointer<Double> {
+    package func canonicalRow(_ row: UnsafePointer<Double>, scratch: UnsafeMutablePointer<Double>) -> UnsafePointer<Double> {
         switch inputPrecision {
         case .double:
             return row
@@ -160,13 +160,13 @@ extension TreeEnsemble {
     }
 
     /// The leaf node index that tree `t` routes `row` to (row already in `inputPrecision`).
-    public func leafIndex(tree t: Int, row: UnsafePointer<Double>) -> Int {
+    package func leafIndex(tree t: Int, row: UnsafePointer<Double>) -> Int {
         withWalker { $0.leaf(from: Int(roots[t]), row: row) }
     }
 
     /// Whether `node` sends value `x` to its left child (the routing rule, shared by traversal
     /// and by TreeSHAP).
-    public func goesLeft(node: Int, value x: Double) -> Bool {
+    package func goesLeft(node: Int, value x: Double) -> Bool {
         withWalker { $0.goesLeft($0.nodes[node], x) }
     }
 }

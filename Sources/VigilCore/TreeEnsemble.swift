@@ -4,14 +4,14 @@
 /// - Split node (`feature >= 0`): a numeric split sends `x` left when `x <= value`; a categorical
 ///   split (`flags.isCategorical`) uses `value` as the index of its category set.
 /// - Leaf (`feature == -1`): `value` is the leaf's output.
-public struct TreeNode: Sendable, Equatable {
-    public var value: Double
-    public var feature: Int32
-    public var left: Int32
-    public var right: Int32
-    public var flags: NodeFlags
+package struct TreeNode: Sendable, Equatable {
+    package var value: Double
+    package var feature: Int32
+    package var left: Int32
+    package var right: Int32
+    package var flags: NodeFlags
 
-    public init(value: Double, feature: Int32, left: Int32, right: Int32, flags: NodeFlags) {
+    package init(value: Double, feature: Int32, left: Int32, right: Int32, flags: NodeFlags) {
         self.value = value
         self.feature = feature
         self.left = left
@@ -19,15 +19,15 @@ public struct TreeNode: Sendable, Equatable {
         self.flags = flags
     }
 
-    public static func leaf(_ value: Double) -> TreeNode {
+    package static func leaf(_ value: Double) -> TreeNode {
         TreeNode(value: value, feature: -1, left: -1, right: -1, flags: NodeFlags())
     }
 
-    @inlinable public var isLeaf: Bool { feature < 0 }
+    @inlinable package var isLeaf: Bool { feature < 0 }
 }
 
 /// How a split treats a missing value (NaN). The loaders map each format's rules onto these.
-public enum MissingRule: UInt8, Sendable, Equatable, CaseIterable {
+package enum MissingRule: UInt8, Sendable, Equatable, CaseIterable {
     /// NaN is read as 0.0 and compared like any value (LightGBM missing type None).
     case asZero = 0
     /// NaN takes the default child (LightGBM missing type NaN, XGBoost, categorical splits).
@@ -37,12 +37,12 @@ public enum MissingRule: UInt8, Sendable, Equatable, CaseIterable {
 }
 
 /// Bit-packed per-node flags: default direction, missing rule, categorical, match side.
-public struct NodeFlags: Sendable, Equatable {
-    public var rawValue: UInt8
+package struct NodeFlags: Sendable, Equatable {
+    package var rawValue: UInt8
 
-    public init() { rawValue = 0 }
+    package init() { rawValue = 0 }
 
-    public init(
+    package init(
         defaultLeft: Bool, missing: MissingRule, categorical: Bool = false, categoryMatchGoesLeft: Bool = true
     ) {
         rawValue = (defaultLeft ? 1 : 0) | (missing.rawValue << 1)
@@ -50,17 +50,17 @@ public struct NodeFlags: Sendable, Equatable {
     }
 
     /// Where a missing value goes when the missing rule sends it to the default child.
-    @inlinable public var defaultLeft: Bool { rawValue & 1 != 0 }
-    public var missingRule: MissingRule { MissingRule(rawValue: (rawValue >> 1) & 0b11) ?? .defaultChild }
-    @inlinable public var isCategorical: Bool { rawValue & 0b1000 != 0 }
+    @inlinable package var defaultLeft: Bool { rawValue & 1 != 0 }
+    package var missingRule: MissingRule { MissingRule(rawValue: (rawValue >> 1) & 0b11) ?? .defaultChild }
+    @inlinable package var isCategorical: Bool { rawValue & 0b1000 != 0 }
     /// For a categorical split: a value whose category is in the set goes left (LightGBM) or
     /// right (XGBoost's partition splits).
-    @inlinable public var categoryMatchGoesLeft: Bool { rawValue & 0b1_0000 != 0 }
+    @inlinable package var categoryMatchGoesLeft: Bool { rawValue & 0b1_0000 != 0 }
     @inlinable var missingBits: UInt8 { (rawValue >> 1) & 0b11 }
 }
 
 /// How an input value becomes a category id for a categorical split.
-public enum CategoryDecoding: UInt8, Sendable, Equatable {
+package enum CategoryDecoding: UInt8, Sendable, Equatable {
     /// Truncate toward zero; a negative result or a non-finite value is no category
     /// (LightGBM: `static_cast<int>(fval) < 0` goes right; -0.5 is category 0).
     case truncate = 0
@@ -70,7 +70,7 @@ public enum CategoryDecoding: UInt8, Sendable, Equatable {
 }
 
 /// How input values are canonicalised before any comparison, and how leaf values are summed.
-public enum InputPrecision: UInt8, Sendable, Equatable {
+package enum InputPrecision: UInt8, Sendable, Equatable {
     /// Compare the `Double` input as it is; sum in `Double`.
     case double = 0
     /// LightGBM: a value with |x| <= 1e-35f (`kZeroThreshold`) is read as 0 before the trees see
@@ -81,13 +81,13 @@ public enum InputPrecision: UInt8, Sendable, Equatable {
     case float32 = 1
 
     /// `Double(Float(1e-35))`, LightGBM's `kZeroThreshold`.
-    public static let lightGBMZeroThreshold = Double(Float(1e-35))
+    package static let lightGBMZeroThreshold = Double(Float(1e-35))
 }
 
 /// A set of category ids stored as a bitset of 32-bit words (id `c` is bit `c % 32` of word `c / 32`).
-public struct CategorySet: Sendable, Equatable {
-    public var offset: Int32
-    public var words: Int32
+package struct CategorySet: Sendable, Equatable {
+    package var offset: Int32
+    package var words: Int32
 }
 
 /// A checked, immutable tree ensemble. Built only through `TreeEnsembleBuilder`.
@@ -96,25 +96,25 @@ public struct CategorySet: Sendable, Equatable {
 ///
 /// Numerical contract: traversal is exact (the same comparisons as the producing library);
 /// sums run in tree order in `Double`.
-public struct TreeEnsemble: Sendable {
-    public let featureCount: Int
-    public let objective: Objective
-    public let nodes: [TreeNode]
+package struct TreeEnsemble: Sendable {
+    package let featureCount: Int
+    package let objective: Objective
+    package let nodes: [TreeNode]
     /// Node count of the tree (used by TreeSHAP); the cover of each node: LightGBM's data count,
     /// XGBoost's `sum_hessian`.
-    public let cover: [Double]
-    public let roots: [Int32]
-    public let treeOutput: [Int32]
-    public let categorySets: [CategorySet]
-    public let categoryBits: [UInt32]
-    public let baseMargin: [Double]
+    package let cover: [Double]
+    package let roots: [Int32]
+    package let treeOutput: [Int32]
+    package let categorySets: [CategorySet]
+    package let categoryBits: [UInt32]
+    package let baseMargin: [Double]
     /// 1, or the number of iterations for a random forest averaged like LightGBM's `average_output`.
-    public let divisor: Double
-    public let inputPrecision: InputPrecision
-    public let categoryDecoding: CategoryDecoding
-    public let featureNames: [String]?
+    package let divisor: Double
+    package let inputPrecision: InputPrecision
+    package let categoryDecoding: CategoryDecoding
+    package let featureNames: [String]?
     /// Free-form facts the loader wants `inspect` to show (format version, objective string).
-    public let notes: [String: String]
+    package let notes: [String: String]
     /// The branch-free layout `predictRaw` uses for fewer than `FlatForest.blockedFrom` rows, and
     /// for batches when there is no `quick`; built here once; nil when a split is categorical.
     package let flat: FlatForest?
@@ -123,12 +123,12 @@ public struct TreeEnsemble: Sendable {
     /// `UInt64` kernel measured slower than `flat`: xgb500, depth 6, 133k vs 228k rows/s).
     package let quick: QuickScorer?
 
-    public var outputCount: Int { objective.outputCount }
-    public var treeCount: Int { roots.count }
-    public var leafCount: Int { nodes.reduce(0) { $0 + ($1.isLeaf ? 1 : 0) } }
+    package var outputCount: Int { objective.outputCount }
+    package var treeCount: Int { roots.count }
+    package var leafCount: Int { nodes.reduce(0) { $0 + ($1.isLeaf ? 1 : 0) } }
 
     /// Maximum depth over all trees (a single-leaf tree has depth 0).
-    public var maxDepth: Int {
+    package var maxDepth: Int {
         var best = 0
         for root in roots {
             var stack: [(Int32, Int)] = [(root, 0)]

@@ -2,17 +2,17 @@
 /// file can make traversal read out of bounds or loop: children in range, every node reached
 /// exactly once from the root, split features below `featureCount`, category sets present,
 /// leaf values finite. Errors name the tree and node.
-public struct TreeEnsembleBuilder: Sendable {
-    public let featureCount: Int
-    public let objective: Objective
-    public var inputPrecision: InputPrecision
-    public var categoryDecoding: CategoryDecoding
-    public var featureNames: [String]?
+package struct TreeEnsembleBuilder: Sendable {
+    package let featureCount: Int
+    package let objective: Objective
+    package var inputPrecision: InputPrecision
+    package var categoryDecoding: CategoryDecoding
+    package var featureNames: [String]?
     /// Added to each output's margin; zeros unless set.
-    public var baseMargin: [Double]
+    package var baseMargin: [Double]
     /// The sum of leaf values is divided by this (random-forest averaging).
-    public var divisor: Double = 1
-    public var notes: [String: String] = [:]
+    package var divisor: Double = 1
+    package var notes: [String: String] = [:]
 
     private var nodes: [TreeNode] = []
     private var cover: [Double] = []
@@ -21,7 +21,7 @@ public struct TreeEnsembleBuilder: Sendable {
     private var categorySets: [CategorySet] = []
     private var categoryBits: [UInt32] = []
 
-    public init(
+    package init(
         featureCount: Int, objective: Objective, inputPrecision: InputPrecision = .double,
         categoryDecoding: CategoryDecoding = .truncate, featureNames: [String]? = nil
     ) {
@@ -33,17 +33,17 @@ public struct TreeEnsembleBuilder: Sendable {
         self.baseMargin = Array(repeating: 0, count: objective.outputCount)
     }
 
-    public var treeCount: Int { roots.count }
+    package var treeCount: Int { roots.count }
 
     /// Adds a category set given as bitset words (LightGBM `cat_threshold`); returns its index.
-    public mutating func addCategorySet(words: [UInt32]) -> Int {
+    package mutating func addCategorySet(words: [UInt32]) -> Int {
         categorySets.append(CategorySet(offset: Int32(categoryBits.count), words: Int32(words.count)))
         categoryBits.append(contentsOf: words)
         return categorySets.count - 1
     }
 
     /// Adds a category set given as a list of category ids (XGBoost `categories`); returns its index.
-    public mutating func addCategorySet(categories: [Int]) throws -> Int {
+    package mutating func addCategorySet(categories: [Int]) throws -> Int {
         var words: [UInt32] = []
         for c in categories {
             guard c >= 0, c < 1 << 24 else {
@@ -58,7 +58,7 @@ public struct TreeEnsembleBuilder: Sendable {
 
     /// Adds one tree. `treeNodes` use indices local to the tree, root at 0. `treeCover`, if given,
     /// has one entry per node.
-    public mutating func addTree(nodes treeNodes: [TreeNode], cover treeCover: [Double]? = nil, output: Int) throws {
+    package mutating func addTree(nodes treeNodes: [TreeNode], cover treeCover: [Double]? = nil, output: Int) throws {
         let t = roots.count
         guard !treeNodes.isEmpty else { throw VigilError.modelInvalid("tree \(t) has no nodes") }
         guard output >= 0, output < objective.outputCount else {
@@ -131,7 +131,7 @@ public struct TreeEnsembleBuilder: Sendable {
         cover.append(contentsOf: treeCover ?? Array(repeating: 0, count: n))
     }
 
-    public func build() throws -> TreeEnsemble {
+    package func build() throws -> TreeEnsemble {
         guard featureCount > 0 else { throw VigilError.modelInvalid("a tree model needs at least one feature") }
         guard !roots.isEmpty else { throw VigilError.modelInvalid("the model has no trees") }
         guard baseMargin.count == objective.outputCount, baseMargin.allSatisfy(\.isFinite) else {

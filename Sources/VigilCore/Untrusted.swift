@@ -2,14 +2,14 @@
 /// ledger): every product or sum of untrusted sizes is computed with overflow reported and
 /// bounded by a named limit, and every value echoed in an error is cut to a readable length.
 /// One home for these, so that every loader, parser and route applies the same rule.
-public enum Untrusted {
+package enum Untrusted {
     /// Longest value an error message quotes, in bytes of UTF-8 (longer ones are cut and say so).
-    public static let quotedValueLimit = 80
+    package static let quotedValueLimit = 80
 
     /// `value` for an error message: at most `limit` bytes of it, cut at a character boundary,
     /// followed by `... (N bytes)` when cut; control characters are shown escaped so that an
     /// error line stays one line.
-    public static func quote(_ value: some StringProtocol, limit: Int = quotedValueLimit) -> String {
+    package static func quote(_ value: some StringProtocol, limit: Int = quotedValueLimit) -> String {
         var out = ""
         var used = 0
         var cut = false
@@ -37,7 +37,7 @@ public enum Untrusted {
 
     /// The product of `sizes`, or an error naming `place`, the sizes and the rule when it
     /// overflows or exceeds `limit` (an element count a request, file or image may hold).
-    public static func product(_ sizes: [Int], limit: Int, place: String, what: String = "elements") throws -> Int {
+    package static func product(_ sizes: [Int], limit: Int, place: String, what: String = "elements") throws -> Int {
         var total = 1
         for s in sizes {
             guard s >= 0 else {
@@ -53,13 +53,13 @@ public enum Untrusted {
     }
 
     /// `a * b`, or an error naming `place` when it overflows or exceeds `limit`.
-    public static func product(_ a: Int, _ b: Int, limit: Int = Int.max, place: String, what: String = "elements") throws -> Int {
+    package static func product(_ a: Int, _ b: Int, limit: Int = Int.max, place: String, what: String = "elements") throws -> Int {
         try product([a, b], limit: limit, place: place, what: what)
     }
 
     /// An exact integer from a JSON or text number (`1`, `7.0`), or nil when the value has a
     /// fraction, is not finite, or lies outside `range`: never a trapping `Int(_:)` conversion.
-    public static func integer(_ d: Double, in range: ClosedRange<Int> = Int.min...Int.max) -> Int? {
+    package static func integer(_ d: Double, in range: ClosedRange<Int> = Int.min...Int.max) -> Int? {
         guard d.isFinite, d == d.rounded(.towardZero),
               d >= -9.223372036854775e18, d < 9.223372036854775e18 else { return nil }
         let i = Int(d)

@@ -27,17 +27,17 @@ public struct VigilError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String { message }
 
     /// `file: location: message`, e.g. `model.txt: line 41 (Tree=3, decision_type): value 16 ...`.
-    public static func modelFormat(_ file: String, at location: String, _ message: String) -> VigilError {
+    package static func modelFormat(_ file: String, at location: String, _ message: String) -> VigilError {
         VigilError(.modelFormat, "\(file): \(location): \(message)")
     }
 
-    public static func modelInvalid(_ message: String) -> VigilError {
+    package static func modelInvalid(_ message: String) -> VigilError {
         VigilError(.modelInvalid, message)
     }
 
     /// Names the place (file and line, or request), the field, the value and the rule:
     /// `cohort.csv: line 6, field 'chol': value 'abc' is not a number`.
-    public static func input(at place: String, field: String, value: String, rule: String) -> VigilError {
+    package static func input(at place: String, field: String, value: String, rule: String) -> VigilError {
         VigilError(.input, "\(place), field '\(field)': value '\(value)' \(rule)")
     }
 }

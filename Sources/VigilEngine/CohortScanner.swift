@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 
 /// The record scanner every cohort reader shares: reads a CSV or JSON Lines file in blocks and
 /// hands out the byte ranges of whole records (a CSV record may span lines inside quotes), with

@@ -1,7 +1,7 @@
-public import Foundation
-public import VigilCore
-public import VigilExplain
-public import VigilGuard
+package import Foundation
+package import VigilCore
+package import VigilExplain
+package import VigilGuard
 internal import VigilFormats
 
 /// A picture of an image model's attribution: the input as the model saw it (the manifest's
@@ -11,19 +11,19 @@ internal import VigilFormats
 /// colour saturates at the 99th percentile of the non-zero |contributions| (so one extreme pixel
 /// does not wash out the rest); a bar under the panels shows the scale from blue through grey to
 /// red. Pixels are enlarged to whole squares so that the panels are about 256 pixels tall.
-public struct Heatmap: Sendable {
-    public let width: Int
-    public let height: Int
+package struct Heatmap: Sendable {
+    package let width: Int
+    package let height: Int
     /// `width * height * 3` bytes, rows top to bottom.
-    public let rgb: [UInt8]
+    package let rgb: [UInt8]
     /// |contribution| at which the colour is full (the 99th percentile).
-    public let saturation: Double
+    package let saturation: Double
 
     /// - Parameters:
     ///   - attribution: an integrated-gradients attribution of one image (`featureCount` = C·H·W).
     ///   - spec: the model's image input.
     ///   - output: which output's attribution (0 for a binary model).
-    public init(_ attribution: Attribution, spec: ImageInputSpec, output: Int = 0) throws(VigilError) {
+    package init(_ attribution: Attribution, spec: ImageInputSpec, output: Int = 0) throws(VigilError) {
         let c = spec.channels, h = spec.height, w = spec.width, plane = h * w
         guard attribution.featureCount == spec.count, attribution.values.count == spec.count,
               output >= 0, output < attribution.outputCount else {
@@ -89,7 +89,7 @@ public struct Heatmap: Sendable {
     }
 
     /// Writes the heat-map as a PNG file.
-    public func write(to url: URL) throws(VigilError) {
+    package func write(to url: URL) throws(VigilError) {
         try PNGEncoder.writeRGB(rgb, width: width, height: height, to: url)
     }
 }

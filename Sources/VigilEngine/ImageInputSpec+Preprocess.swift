@@ -1,5 +1,5 @@
-public import VigilCore
-public import VigilFormats
+package import VigilCore
+package import VigilFormats
 internal import VigilKernels
 
 extension ImageInputSpec {
@@ -7,7 +7,7 @@ extension ImageInputSpec {
     /// sample) and returns what preprocessing changed (for the record's warnings): a dropped
     /// alpha channel, a colour conversion, a resize. An image of another size is resized
     /// bilinearly, or refused when `resize` is `.none`.
-    public func tensor(from image: DecodedImage, name: String, into out: UnsafeMutablePointer<Float>) throws -> [String] {
+    package func tensor(from image: DecodedImage, name: String, into out: UnsafeMutablePointer<Float>) throws -> [String] {
         var notes: [String] = []
         if image.droppedAlpha { notes.append("\(name): the alpha channel was ignored") }
         var pixels = image.pixels

@@ -1,34 +1,34 @@
-public import Foundation
+package import Foundation
 
 /// A labelled cohort for fitting thresholds and auditing: each row's risk (scored by the model,
 /// or read from a score column), its 0/1 label, its group labels and, with a model, the threshold
 /// its policy gives it. Read strictly: a missing or non-binary label, or a score outside [0, 1],
 /// is an error naming the line, column and value.
-public struct LabelledCohort: Sendable {
-    public let url: URL
+package struct LabelledCohort: Sendable {
+    package let url: URL
     /// SHA-256 of the input file's bytes.
-    public let sha256: String
-    public let ids: [String]
-    public let risks: [Double]
-    public let labels: [Bool]
-    public let fields: [String]
+    package let sha256: String
+    package let ids: [String]
+    package let risks: [Double]
+    package let labels: [Bool]
+    package let fields: [String]
     /// `groupLabels[f][row]`.
-    public let groupLabels: [[String]]
+    package let groupLabels: [[String]]
     /// Per row, with a model: the threshold its policy gives it, and the policy entry.
-    public let thresholds: [Double]?
-    public let thresholdSources: [String]?
+    package let thresholds: [Double]?
+    package let thresholdSources: [String]?
     /// How many rows took the policy's fallback threshold, by reason.
-    public let fallbacks: [String: Int]
+    package let fallbacks: [String: Int]
     /// `model <name> <version> (sha256 <12 hex>)` or `column <name>`.
-    public let scoreSource: String
-    public let notes: [String]
+    package let scoreSource: String
+    package let notes: [String]
 
-    public var count: Int { risks.count }
+    package var count: Int { risks.count }
 
     /// With a model, `groupFields` are names of the manifest's groups (labels come through their
     /// maps and bins); without one, they are input columns whose raw text is the label (missing
     /// -> `Unknown`), and `scoresColumn` is required.
-    public static func load(
+    package static func load(
         url: URL, model: VigilModel?, labelColumn: String, scoresColumn: String?, groupFields: [String],
         format: CohortFormat? = nil, limits: CohortReader.Limits = CohortReader.Limits()
     ) throws -> LabelledCohort {
@@ -161,7 +161,7 @@ public struct LabelledCohort: Sendable {
     }
 
     /// Each row's key for `fields` (labels joined by `|`).
-    public var groupKeys: [String] {
+    package var groupKeys: [String] {
         (0..<count).map { r in groupLabels.map { $0[r] }.joined(separator: "|") }
     }
 }

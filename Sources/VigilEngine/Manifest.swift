@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 @_exported public import VigilCore
 @_exported public import VigilGuard
 @_exported public import VigilExplain
@@ -9,34 +9,34 @@ public import Foundation
 
 /// A model package's `manifest.json` (docs/FORMATS.md), checked strictly: unknown keys, wrong
 /// types, bad ranges and duplicate names are refused with the key's path.
-public struct Manifest: Sendable {
-    public struct Histogram: Sendable, Equatable {
-        public let edges: [Double]
-        public let counts: [Double]
-        public let missing: Double
+package struct Manifest: Sendable {
+    package struct Histogram: Sendable, Equatable {
+        package let edges: [Double]
+        package let counts: [Double]
+        package let missing: Double
     }
 
-    public let name: String
-    public let version: String
-    public let outcome: String?
-    public let task: String
-    public let modelFile: String
-    public let modelFormat: ModelFormat
-    public let modelSHA256: String
-    public let idField: String?
-    public let features: FeatureSchema
-    public let groups: [GroupField]
-    public let referenceRows: Int?
-    public let featureReference: [String: Histogram]
-    public let scoreReference: Histogram?
+    package let name: String
+    package let version: String
+    package let outcome: String?
+    package let task: String
+    package let modelFile: String
+    package let modelFormat: ModelFormat
+    package let modelSHA256: String
+    package let idField: String?
+    package let features: FeatureSchema
+    package let groups: [GroupField]
+    package let referenceRows: Int?
+    package let featureReference: [String: Histogram]
+    package let scoreReference: Histogram?
     /// The image preprocessing contract (`input`, CNN models).
-    public let imageInput: ImageInputSpec?
+    package let imageInput: ImageInputSpec?
     /// Whether the manifest declares an image input (CNN models).
-    public var hasImageInput: Bool { imageInput != nil }
+    package var hasImageInput: Bool { imageInput != nil }
 
-    public static let fileName = "manifest.json"
+    package static let fileName = "manifest.json"
 
-    public init(data: Data, file: String = fileName) throws {
+    package init(data: Data, file: String = fileName) throws {
         self = try withPackageJSON(data, file: file) { try Manifest(root: $0) }
     }
 

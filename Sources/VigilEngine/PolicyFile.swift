@@ -1,9 +1,9 @@
-public import Foundation
+package import Foundation
 internal import VigilFormats
 
 extension GuardrailPolicy {
     /// Reads `policy.json` (docs/FORMATS.md), strictly.
-    public static func load(data: Data, file: String = "policy.json") throws -> GuardrailPolicy {
+    package static func load(data: Data, file: String = "policy.json") throws -> GuardrailPolicy {
         try withPackageJSON(data, file: file) { root in
             try root.requireKeys(in: ["schema", "version", "constraint", "objective", "rule", "group_fields", "min_group_size", "groups", "fallback", "fitted_on", "randomized", "created", "tolerance"])
             let schema = try root["schema"].string()
@@ -67,16 +67,16 @@ extension GuardrailPolicy {
 
 extension ThresholdFitter.Result {
     /// Where a fit came from, for `policy.json`'s `fitted_on`.
-    public struct Provenance: Sendable {
-        public var file: String
-        public var sha256: String
-        public var labelColumn: String
+    package struct Provenance: Sendable {
+        package var file: String
+        package var sha256: String
+        package var labelColumn: String
         /// `model <name> <version> (sha256 ...)` or `column <name>`.
-        public var scores: String
-        public var version: String
-        public var created: String?
+        package var scores: String
+        package var version: String
+        package var created: String?
 
-        public init(file: String, sha256: String, labelColumn: String, scores: String, version: String, created: String? = nil) {
+        package init(file: String, sha256: String, labelColumn: String, scores: String, version: String, created: String? = nil) {
             self.file = file
             self.sha256 = sha256
             self.labelColumn = labelColumn
@@ -87,7 +87,7 @@ extension ThresholdFitter.Result {
     }
 
     /// The `policy.json` document for this fit (docs/FORMATS.md), keys in a stable order.
-    public func policyJSON(groupFields: [String], provenance: Provenance) -> JSONOutput {
+    package func policyJSON(groupFields: [String], provenance: Provenance) -> JSONOutput {
         var constraint: [(String, JSONOutput)] = [("kind", .string(options.constraint.name))]
         switch options.constraint {
         case .none: break

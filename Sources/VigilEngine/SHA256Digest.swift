@@ -1,20 +1,20 @@
-public import Foundation
+package import Foundation
 internal import Crypto
 
 /// SHA-256 of files and byte strings, as lowercase hex (swift-crypto): the one hex digest of
 /// Vigil (model files, policies, cohorts, the ledger's entry hashes and input hashes).
-public enum SHA256Digest {
-    public static func hex(of data: Data) -> String {
+package enum SHA256Digest {
+    package static func hex(of data: Data) -> String {
         hexText(SHA256.hash(data: data))
     }
 
     /// The digest of any bytes (e.g. a string's `utf8`).
-    public static func hex(of bytes: some Sequence<UInt8>) -> String {
+    package static func hex(of bytes: some Sequence<UInt8>) -> String {
         hexText(SHA256.hash(data: Array(bytes)))
     }
 
     /// Hashes a file in 1 MiB blocks, so a large cohort needs no more memory than that.
-    public static func hex(ofFileAt url: URL) throws -> String {
+    package static func hex(ofFileAt url: URL) throws -> String {
         guard let handle = try? FileHandle(forReadingFrom: url) else {
             throw VigilError(.io, "\(url.path): cannot open the file to hash it")
         }

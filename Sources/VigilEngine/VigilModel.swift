@@ -9,12 +9,12 @@ public final class VigilModel: Sendable {
     public let format: ModelFormat
     /// SHA-256 of the model file, checked against the manifest on load.
     public let sha256: String
-    public let modelURL: URL
-    public let ir: ModelIR
+    package let modelURL: URL
+    package let ir: ModelIR
     public let schema: FeatureSchema
     public let groups: [GroupField]
     public let policy: GuardrailPolicy
-    public let manifest: Manifest?
+    package let manifest: Manifest?
     /// Things the user should know about how the model was loaded (no manifest, no policy).
     public let loadWarnings: [String]
     /// The input column that identifies a row (`id_field` in the manifest, else `id`).
@@ -172,7 +172,7 @@ public final class VigilModel: Sendable {
     /// whose features have no names or other names than the cohort's header (skl2onnx's
     /// `float_input`, LightGBM's `Column_0...`). Throws unless there is one distinct, non-empty
     /// name per feature; image models and groups read from a feature keep their names.
-    public func renamingFeatures(_ names: [String]) throws -> VigilModel {
+    package func renamingFeatures(_ names: [String]) throws -> VigilModel {
         guard imageInput == nil else {
             throw VigilError(.usage, "--feature-names: \(name) takes images; its features cannot be renamed")
         }

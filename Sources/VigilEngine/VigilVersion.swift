@@ -1,5 +1,5 @@
 /// Vigil's version, the one place it is written: `vigil --version` and the server's
 /// `GET /v2` (`"version"`) both read it.
-public enum VigilVersion {
-    public static let current = "0.1.0"
+package enum VigilVersion {
+    package static let current = "0.1.0"
 }

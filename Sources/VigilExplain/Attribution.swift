@@ -8,7 +8,7 @@ public enum AttributionSpace: String, Sendable, Equatable {
     /// a regression's prediction itself.
     case margin
 
-    public init(_ objective: Objective) {
+    package init(_ objective: Objective) {
         if case .binaryLogistic(let scale) = objective, scale == 1 {
             self = .logOdds
         } else {
@@ -39,7 +39,7 @@ public struct Integration: Sendable, Equatable {
     /// That error relative to |F(x) − F(baseline)|.
     public var relativeError: Double
 
-    public init(baseline: String, steps: Int, completenessError: Double, relativeError: Double) {
+    package init(baseline: String, steps: Int, completenessError: Double, relativeError: Double) {
         self.baseline = baseline
         self.steps = steps
         self.completenessError = completenessError
@@ -64,7 +64,7 @@ public struct Attribution: Sendable, Equatable {
     /// methods.
     public var integration: Integration?
 
-    public init(
+    package init(
         method: AttributionMethod, space: AttributionSpace, featureCount: Int, base: [Double],
         contributions: [Double], values: [Double], integration: Integration? = nil
     ) {

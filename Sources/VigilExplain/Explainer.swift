@@ -13,7 +13,7 @@ public struct Explainer: Sendable {
     public let featureCount: Int
     public let outputCount: Int
     /// Per output: the base value every row's contributions start from.
-    public let base: [Double]
+    package let base: [Double]
     /// What the user should know about these attributions (e.g. no feature means for linear SHAP).
     public let warnings: [String]
 
@@ -34,7 +34,7 @@ public struct Explainer: Sendable {
     ///     image through it. Without it (a CNN on plain tensors) the baseline is all zeros.
     /// - Throws: `VigilError` (`.modelInvalid`) when the model lacks what the method needs (a
     ///   tree split without a cover), naming the tree and node.
-    public init(model: ModelIR, means: [Double?]?, imageInput: ImageInputSpec? = nil) throws(VigilError) {
+    package init(model: ModelIR, means: [Double?]?, imageInput: ImageInputSpec? = nil) throws(VigilError) {
         featureCount = model.featureCount
         outputCount = model.outputCount
         space = AttributionSpace(model.objective)
@@ -84,13 +84,13 @@ public struct Explainer: Sendable {
     }
 
     /// Values per row written by `explain`: `outputCount x (featureCount + 1)`.
-    public var rowStride: Int { outputCount * (featureCount + 1) }
+    package var rowStride: Int { outputCount * (featureCount + 1) }
 
     /// Attributions for `rows` row-major rows of `featureCount` values (NaN = missing), written
     /// to `out` as `rows x rowStride`. Rows are spread over `threads` partitions (default: every
     /// core). A linear model cannot attribute a missing value: its contributions come out NaN,
     /// as its margin does (the engine refuses such rows before they get here).
-    public func explain(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>, threads: Int? = nil) {
+    package func explain(_ x: UnsafePointer<Double>, rows: Int, into out: UnsafeMutablePointer<Double>, threads: Int? = nil) {
         switch kernel {
         case .linear(let m): m.explain(x, rows: rows, into: out, threads: threads)
         case .trees(let m): m.explain(x, rows: rows, into: out, threads: threads)
@@ -117,7 +117,7 @@ public struct Explainer: Sendable {
     }
 
     /// One row's `Attribution` from its block of `explain`'s output and its input values.
-    public func attribution(block: UnsafePointer<Double>, values: UnsafePointer<Double>) -> Attribution {
+    package func attribution(block: UnsafePointer<Double>, values: UnsafePointer<Double>) -> Attribution {
         let f = featureCount
         var contributions = [Double](repeating: 0, count: outputCount * f)
         var base = [Double](repeating: 0, count: outputCount)

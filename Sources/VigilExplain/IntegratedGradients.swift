@@ -24,24 +24,24 @@ internal import VigilKernels
 public struct IntegratedGradients: Sendable {
     /// Initial intervals (gradients) per row (measured on the retinopathy model:
     /// docs/ATTRIBUTION.md).
-    public static let defaultSteps = 64
+    package static let defaultSteps = 64
     /// The most gradients a row's refinement may take.
-    public static let defaultMaxSteps = 1024
+    package static let defaultMaxSteps = 1024
     /// Refinement keeps one gradient per interval: at most this many floats per thread, so a
     /// large input gets a lower step limit (`maxSteps`).
-    public static let gradientBudget = 64 << 20
+    package static let gradientBudget = 64 << 20
     /// Relative completeness target: |Σφ − (F(x) − F(x′))| ≤ tolerance · |F(x) − F(x′)|.
-    public static let defaultTolerance = 0.01
+    package static let defaultTolerance = 0.01
 
-    public let net: ConvNet
-    public let baseline: [Float]
+    package let net: ConvNet
+    package let baseline: [Float]
     /// What the baseline is, for records and reports (e.g. "black image").
-    public let baselineName: String
+    package let baselineName: String
     public let steps: Int
-    public let maxSteps: Int
-    public let tolerance: Double
+    package let maxSteps: Int
+    package let tolerance: Double
     /// F(baseline), per output.
-    public let base: [Double]
+    package let base: [Double]
 
     /// One row's integrated gradients.
     public struct Result: Sendable, Equatable {
@@ -67,7 +67,7 @@ public struct IntegratedGradients: Sendable {
 
     /// - Throws: `VigilError` (`.usage`) for a baseline of the wrong size or non-finite values,
     ///   or step counts out of range.
-    public init(
+    package init(
         net: ConvNet, baseline: [Float], baselineName: String, steps: Int = defaultSteps, maxSteps: Int = defaultMaxSteps,
         tolerance: Double = defaultTolerance
     ) throws(VigilError) {
@@ -96,7 +96,7 @@ public struct IntegratedGradients: Sendable {
     /// The baseline of an image model: a black image (every pixel 0) through the model's
     /// preprocessing, i.e. (0 − mean) / std per channel. Black carries no evidence in a fundus
     /// photograph (its border is black), so attributions there are 0 by construction.
-    public static func blackImage(_ spec: ImageInputSpec) -> [Float] {
+    package static func blackImage(_ spec: ImageInputSpec) -> [Float] {
         let plane = spec.height * spec.width
         var x = [Float](repeating: 0, count: spec.count)
         for c in 0..<spec.channels {

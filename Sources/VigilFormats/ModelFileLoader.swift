@@ -1,5 +1,5 @@
-public import Foundation
-public import VigilCore
+package import Foundation
+package import VigilCore
 
 /// The model file formats Vigil reads.
 public enum ModelFormat: String, Sendable, Equatable, CaseIterable {
@@ -19,10 +19,10 @@ public enum ModelFormat: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Recognises a model file by its content (not its name) and hands it to its loader.
-public enum ModelFileLoader {
+package enum ModelFileLoader {
     /// Loads `data` read from a file called `fileName`. When `expected` is given (a manifest names
     /// the format), the content must be of that format.
-    public static func load(data: Data, fileName: String, expected: ModelFormat? = nil) throws -> (ModelIR, ModelFormat) {
+    package static func load(data: Data, fileName: String, expected: ModelFormat? = nil) throws -> (ModelIR, ModelFormat) {
         let format = try expected ?? detect(data, fileName: fileName)
         switch format {
         case .lightgbm:
@@ -53,7 +53,7 @@ public enum ModelFileLoader {
     /// Which format `data` is: LightGBM text starts with the line `tree`; JSON is XGBoost when it
     /// has a `learner` object and Vigil linear JSON when `format` is `vigil-linear`; ONNX is a
     /// protobuf whose first field is `ir_version` (byte 0x08).
-    public static func detect(_ data: Data, fileName: String) throws -> ModelFormat {
+    package static func detect(_ data: Data, fileName: String) throws -> ModelFormat {
         if data.isEmpty {
             throw VigilError.modelFormat(fileName, at: "byte 0", "the file is empty")
         }

@@ -12,11 +12,11 @@ public struct GroupField: Sendable, Equatable {
     }
 
     /// Numeric bins: value v gets `labels[i]` where i = number of edges <= v.
-    public struct Bins: Sendable, Equatable {
-        public let edges: [Double]
-        public let labels: [String]
+    package struct Bins: Sendable, Equatable {
+        package let edges: [Double]
+        package let labels: [String]
 
-        public init(edges: [Double], labels: [String]) throws {
+        package init(edges: [Double], labels: [String]) throws {
             guard labels.count == edges.count + 1 else {
                 throw VigilError(.package, "bins: \(edges.count) edges need \(edges.count + 1) labels, got \(labels.count)")
             }
@@ -27,7 +27,7 @@ public struct GroupField: Sendable, Equatable {
             self.labels = labels
         }
 
-        public func label(_ v: Double) -> String {
+        package func label(_ v: Double) -> String {
             var i = 0
             while i < edges.count, edges[i] <= v { i += 1 }
             return labels[i]
@@ -38,12 +38,12 @@ public struct GroupField: Sendable, Equatable {
     public let source: Source
     /// The input field or feature name the raw value is read from.
     public let field: String
-    public let map: [String: String]?
-    public let other: String?
+    package let map: [String: String]?
+    package let other: String?
     public let missingLabel: String
-    public let bins: Bins?
+    package let bins: Bins?
 
-    public init(
+    package init(
         name: String, source: Source, field: String, map: [String: String]? = nil, other: String? = nil,
         missingLabel: String = "Unknown", bins: Bins? = nil
     ) {
@@ -57,7 +57,7 @@ public struct GroupField: Sendable, Equatable {
     }
 
     /// The label for a raw text value (`nil` or empty = missing).
-    public func label(raw: String?) -> String {
+    package func label(raw: String?) -> String {
         guard let raw, !raw.isEmpty, !MissingValues.isMissingToken(raw) else { return missingLabel }
         if let bins {
             guard let v = Double(raw), !v.isNaN else { return other ?? missingLabel }
@@ -68,7 +68,7 @@ public struct GroupField: Sendable, Equatable {
     }
 
     /// The label for a numeric feature value (NaN = missing).
-    public func label(value: Double) -> String {
+    package func label(value: Double) -> String {
         guard !value.isNaN else { return missingLabel }
         if let bins { return bins.label(value) }
         return label(raw: MissingValues.canonicalText(value))
@@ -76,15 +76,15 @@ public struct GroupField: Sendable, Equatable {
 }
 
 /// The tokens that mean "missing" in input files, and how numbers print as raw group values.
-public enum MissingValues {
+package enum MissingValues {
     /// Empty, `NaN` (any case), `NA` and `?`.
-    public static func isMissingToken(_ s: some StringProtocol) -> Bool {
+    package static func isMissingToken(_ s: some StringProtocol) -> Bool {
         s.isEmpty || s == "NA" || s == "?" || s.lowercased() == "nan"
     }
 
     /// The shortest decimal text of a number: integral values without a fraction (`0`, `1`),
     /// others as Swift prints them (`0.5`).
-    public static func canonicalText(_ v: Double) -> String {
+    package static func canonicalText(_ v: Double) -> String {
         if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
         return "\(v)"
     }

@@ -10,22 +10,22 @@ public import VigilCore
 /// gets is a pure function of its id and the seed (`MixtureDraw`), so re-scoring a record gives
 /// the same decision, and the record is flagged as randomized.
 public struct GuardrailPolicy: Sendable, Equatable {
-    public struct GroupEntry: Sendable, Equatable {
-        public let threshold: Double
+    package struct GroupEntry: Sendable, Equatable {
+        package let threshold: Double
         /// Rows of this group in the fitting data (nil when not recorded).
-        public let n: Int?
-        public let tpr: Double?
-        public let fpr: Double?
-        public let selectionRate: Double?
-        public let positives: Int?
-        public let negatives: Int?
+        package let n: Int?
+        package let tpr: Double?
+        package let fpr: Double?
+        package let selectionRate: Double?
+        package let positives: Int?
+        package let negatives: Int?
         /// Set when the fit could not vouch for this group (e.g. no positives, so its TPR was
         /// undefined): the group gets the fallback threshold and the record says why.
-        public let fallbackReason: String?
+        package let fallbackReason: String?
         /// A randomized two-threshold mixture (only in randomized policies).
-        public let mixture: Mixture?
+        package let mixture: Mixture?
 
-        public init(
+        package init(
             threshold: Double, n: Int?, tpr: Double? = nil, fpr: Double? = nil, selectionRate: Double? = nil,
             positives: Int? = nil, negatives: Int? = nil, fallbackReason: String? = nil, mixture: Mixture? = nil
         ) {
@@ -42,23 +42,23 @@ public struct GuardrailPolicy: Sendable, Equatable {
     }
 
     /// With probability `probability` a record uses `threshold` instead of its group's main one.
-    public struct Mixture: Sendable, Equatable {
-        public let threshold: Double
-        public let probability: Double
+    package struct Mixture: Sendable, Equatable {
+        package let threshold: Double
+        package let probability: Double
 
-        public init(threshold: Double, probability: Double) {
+        package init(threshold: Double, probability: Double) {
             self.threshold = threshold
             self.probability = probability
         }
     }
 
     /// The threshold a record gets, which entry gave it, and whether a seeded draw chose it.
-    public struct Resolution: Sendable, Equatable {
-        public let threshold: Double
-        public let source: Source
-        public let randomized: Bool
+    package struct Resolution: Sendable, Equatable {
+        package let threshold: Double
+        package let source: Source
+        package let randomized: Bool
 
-        public init(threshold: Double, source: Source, randomized: Bool) {
+        package init(threshold: Double, source: Source, randomized: Bool) {
             self.threshold = threshold
             self.source = source
             self.randomized = randomized
@@ -85,19 +85,19 @@ public struct GuardrailPolicy: Sendable, Equatable {
     public let version: String
     /// SHA-256 of the policy file's bytes (empty for the implicit default policy).
     public let sha256: String
-    public let constraint: String
-    public let objective: String
-    public let rule: String
+    package let constraint: String
+    package let objective: String
+    package let rule: String
     public let groupFields: [String]
-    public let minGroupSize: Int
-    public let groups: [String: GroupEntry]
+    package let minGroupSize: Int
+    package let groups: [String: GroupEntry]
     public let fallbackThreshold: Double
-    public let fittedRows: Int?
-    public let fittedSHA256: String?
+    package let fittedRows: Int?
+    package let fittedSHA256: String?
     /// The seed of a randomized policy; nil for a deterministic one.
-    public let randomizationSeed: UInt64?
+    package let randomizationSeed: UInt64?
 
-    public init(
+    package init(
         version: String, sha256: String, constraint: String, objective: String, rule: String,
         groupFields: [String], minGroupSize: Int, groups: [String: GroupEntry], fallbackThreshold: Double,
         fittedRows: Int?, fittedSHA256: String?, randomizationSeed: UInt64? = nil
@@ -139,13 +139,13 @@ public struct GuardrailPolicy: Sendable, Equatable {
     }
 
     /// The policy used when a model has none: one global threshold of 0.5.
-    public static let defaultHalf = try! GuardrailPolicy(
+    package static let defaultHalf = try! GuardrailPolicy(
         version: "default", sha256: "", constraint: "none", objective: "none",
         rule: "no policy.json: a single global threshold of 0.5", groupFields: [], minGroupSize: 0,
         groups: [:], fallbackThreshold: 0.5, fittedRows: nil, fittedSHA256: nil)
 
     /// The threshold for a group key, and which entry gave it.
-    public func threshold(forKey key: String) -> (threshold: Double, source: Source) {
+    package func threshold(forKey key: String) -> (threshold: Double, source: Source) {
         if groupFields.isEmpty {
             return (fallbackThreshold, .global)
         }
@@ -163,7 +163,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
 
     /// The threshold for a record: its group's (or the fallback), and in a randomized policy the
     /// group's mixture threshold when the record's seeded draw falls below the mixture probability.
-    public func resolve(key: String, recordID: String) -> Resolution {
+    package func resolve(key: String, recordID: String) -> Resolution {
         let (t, source) = threshold(forKey: key)
         guard let seed = randomizationSeed, case .group = source, let m = groups[key]?.mixture else {
             return Resolution(threshold: t, source: source, randomized: false)
@@ -174,7 +174,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
 
     /// Positive when `risk >= threshold`.
     @inlinable
-    public static func decide(risk: Double, threshold: Double) -> Bool { risk >= threshold }
+    package static func decide(risk: Double, threshold: Double) -> Bool { risk >= threshold }
 }
 
 /// The seeded draw of a randomized policy: `u = (splitmix64(fnv1a64(UTF-8 of id) ^ seed) >> 11)
@@ -182,8 +182,8 @@ public struct GuardrailPolicy: Sendable, Equatable {
 /// spreads the id; the SplitMix64 finaliser mixes in the seed. The same id and seed always give
 /// the same draw, on every machine; distinct ids give independent-looking draws. Ids must be
 /// unique per patient decision for the mixture's probabilities to hold over a cohort.
-public enum MixtureDraw {
-    public static func unit(id: String, seed: UInt64) -> Double {
+package enum MixtureDraw {
+    package static func unit(id: String, seed: UInt64) -> Double {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in id.utf8 {
             h ^= UInt64(b)

@@ -1,10 +1,10 @@
-public import Foundation
+package import Foundation
 internal import VigilCore
 
 /// A JSON value that keeps its keys in the order written, for files people read and diff
 /// (`policy.json`, audit reports). Numbers print as the shortest text that reads back to the
 /// same double; NaN and infinities are refused (JSON has none): callers write `null` with a reason.
-public indirect enum JSONOutput: Sendable, Equatable {
+package indirect enum JSONOutput: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -13,13 +13,13 @@ public indirect enum JSONOutput: Sendable, Equatable {
     case array([JSONOutput])
     case object([(String, JSONOutput)])
 
-    public static func == (a: JSONOutput, b: JSONOutput) -> Bool { a.text() == b.text() }
+    package static func == (a: JSONOutput, b: JSONOutput) -> Bool { a.text() == b.text() }
 
     /// A number, or null for nil.
-    public static func optional(_ v: Double?) -> JSONOutput { v.map { .number($0) } ?? .null }
+    package static func optional(_ v: Double?) -> JSONOutput { v.map { .number($0) } ?? .null }
 
     /// Pretty-printed with two-space indents; short arrays of scalars stay on one line.
-    public func text(indent: Int = 0) -> String {
+    package func text(indent: Int = 0) -> String {
         let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
         switch self {
         case .null: return "null"
@@ -43,7 +43,7 @@ public indirect enum JSONOutput: Sendable, Equatable {
 
     static func quote(_ s: String) -> String { JSON.string(s) }
 
-    public func write(to url: URL) throws {
+    package func write(to url: URL) throws {
         do {
             try Data((text() + "\n").utf8).write(to: url, options: .atomic)
         } catch {

@@ -1,4 +1,4 @@
-public import Foundation
+package import Foundation
 package import VigilCore
 
 /// A parsed JSON value (RFC 8259), read by `JSONValue.parse`: a recursive-descent parser over

@@ -1,23 +1,23 @@
 /// The curves an audit report draws for one group.
-public struct GroupCurves: Sendable {
-    public struct ROCPoint: Sendable, Equatable { public let fpr: Double, tpr: Double }
-    public struct CalibrationBin: Sendable, Equatable { public let n: Int, meanRisk: Double, observed: Double }
+package struct GroupCurves: Sendable {
+    package struct ROCPoint: Sendable, Equatable { public let fpr: Double, tpr: Double }
+    package struct CalibrationBin: Sendable, Equatable { public let n: Int, meanRisk: Double, observed: Double }
     /// Rates if every row of the group were decided at `threshold` (risk >= threshold).
-    public struct TradeoffPoint: Sendable, Equatable {
-        public let threshold: Double
-        public let tpr: Double?
-        public let fpr: Double?
-        public let selectionRate: Double
+    package struct TradeoffPoint: Sendable, Equatable {
+        package let threshold: Double
+        package let tpr: Double?
+        package let fpr: Double?
+        package let selectionRate: Double
     }
 
     /// Empty when the group has one class.
-    public var roc: [ROCPoint]
-    public var calibration: [CalibrationBin]
-    public var tradeoff: [TradeoffPoint]
+    package var roc: [ROCPoint]
+    package var calibration: [CalibrationBin]
+    package var tradeoff: [TradeoffPoint]
 
     /// ROC vertices at each distinct risk (thinned to at most `maxPoints`, keeping the ends),
     /// the ECE bins, and the trade-off at each threshold of `grid`.
-    public static func compute(_ s: LabelledScores, grid: [Double], maxPoints: Int = 400) -> GroupCurves {
+    package static func compute(_ s: LabelledScores, grid: [Double], maxPoints: Int = 400) -> GroupCurves {
         let pos = Double(s.labels.filter { $0 }.count), neg = Double(s.count) - pos
         var roc: [ROCPoint] = []
         if pos > 0, neg > 0 {

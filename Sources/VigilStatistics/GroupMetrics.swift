@@ -14,10 +14,10 @@
 /// - Calibration slope and intercept: see `LogisticCalibration`.
 ///
 /// A metric whose denominator is empty is `.undefined` with the reason, never 0 or NaN.
-public enum GroupMetrics {
-    public static let eceBins = 10
+package enum GroupMetrics {
+    package static let eceBins = 10
 
-    public static func compute(_ s: LabelledScores, weights: [Double]? = nil) -> [Metric: MetricValue] {
+    package static func compute(_ s: LabelledScores, weights: [Double]? = nil) -> [Metric: MetricValue] {
         var n = 0.0, pos = 0.0, tp = 0.0, fp = 0.0, tn = 0.0, fn = 0.0, brier = 0.0
         var binN = [Double](repeating: 0, count: eceBins)
         var binRisk = binN, binLabel = binN
@@ -105,7 +105,7 @@ public enum GroupMetrics {
     }
 
     /// Rows, mean risk and observed rate per ECE bin (for calibration plots), unweighted.
-    public static func calibrationBins(_ s: LabelledScores) -> [(n: Int, meanRisk: Double, observed: Double)] {
+    package static func calibrationBins(_ s: LabelledScores) -> [(n: Int, meanRisk: Double, observed: Double)] {
         var n = [Int](repeating: 0, count: eceBins)
         var risk = [Double](repeating: 0, count: eceBins), pos = risk
         for (r, y) in zip(s.risks, s.labels) {

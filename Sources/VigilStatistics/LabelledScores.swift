@@ -3,18 +3,18 @@ import VigilCore
 /// One group's labelled, scored and decided rows, sorted once by risk (descending, ties in input
 /// order) so that every metric, and every bootstrap replicate, is one linear pass. A replicate
 /// is a vector of multiplicities (`weights`) over these rows rather than a resorted copy.
-public struct LabelledScores: Sendable {
+package struct LabelledScores: Sendable {
     /// Risks, descending.
-    public let risks: [Double]
-    public let labels: [Bool]
+    package let risks: [Double]
+    package let labels: [Bool]
     /// The decision each row got (`risk >= its threshold`).
-    public let decisions: [Bool]
+    package let decisions: [Bool]
     /// For each sorted position, the row's index in the caller's input.
-    public let rows: [Int]
+    package let rows: [Int]
 
     /// `risks`, `labels`, `decisions` are parallel arrays in input order; `rowIndices` their
     /// indices in the whole cohort (default: 0..<count). Risks must be finite and in [0, 1].
-    public init(risks: [Double], labels: [Bool], decisions: [Bool], rowIndices: [Int]? = nil) throws {
+    package init(risks: [Double], labels: [Bool], decisions: [Bool], rowIndices: [Int]? = nil) throws {
         guard risks.count == labels.count, risks.count == decisions.count else {
             throw VigilError(.input, "metrics: \(risks.count) risks, \(labels.count) labels and \(decisions.count) decisions must have one entry per row")
         }
@@ -29,5 +29,5 @@ public struct LabelledScores: Sendable {
         self.rows = order.map { base[$0] }
     }
 
-    public var count: Int { risks.count }
+    package var count: Int { risks.count }
 }

@@ -5,26 +5,26 @@ import Foundation
 /// closed form). A perfectly calibrated model has slope 1 and intercept 0; a slope below 1 means
 /// risks are too extreme. Risks are clipped to `[1e-15, 1 - 1e-15]` before the logit so that 0
 /// and 1 stay finite. Unregularised, like scikit-learn's `LogisticRegression(penalty=None)`.
-public enum LogisticCalibration {
-    public struct Fit: Sendable, Equatable {
-        public let intercept: Double
-        public let slope: Double
-        public let iterations: Int
+package enum LogisticCalibration {
+    package struct Fit: Sendable, Equatable {
+        package let intercept: Double
+        package let slope: Double
+        package let iterations: Int
     }
 
-    public struct Failure: Error, Sendable, Equatable {
-        public let reason: String
+    package struct Failure: Error, Sendable, Equatable {
+        package let reason: String
     }
 
-    public static let clip = 1e-15
-    public static let maxIterations = 100
+    package static let clip = 1e-15
+    package static let maxIterations = 100
 
-    public static func logit(_ p: Double) -> Double {
+    package static func logit(_ p: Double) -> Double {
         let q = min(max(p, clip), 1 - clip)
         return log(q / (1 - q))
     }
 
-    public static func fit(_ s: LabelledScores, weights: [Double]? = nil) -> Result<Fit, Failure> {
+    package static func fit(_ s: LabelledScores, weights: [Double]? = nil) -> Result<Fit, Failure> {
         var pos = 0.0, neg = 0.0
         var minX = Double.infinity, maxX = -Double.infinity
         var x = [Double](repeating: 0, count: s.count)

@@ -1,15 +1,15 @@
 /// A metric that is either a number or undefined for a stated reason (a true-positive rate in a
 /// group with no positives, an AUROC on one class). Never 0 or NaN in place of "undefined".
-public enum MetricValue: Sendable, Equatable {
+package enum MetricValue: Sendable, Equatable {
     case value(Double)
     case undefined(String)
 
-    public var value: Double? {
+    package var value: Double? {
         if case .value(let v) = self { return v }
         return nil
     }
 
-    public var reason: String? {
+    package var reason: String? {
         if case .undefined(let r) = self { return r }
         return nil
     }
@@ -21,7 +21,7 @@ public enum MetricValue: Sendable, Equatable {
 }
 
 /// The metrics `vigil audit` reports per group and overall, by their JSON names.
-public enum Metric: String, Sendable, CaseIterable, Comparable {
+package enum Metric: String, Sendable, CaseIterable, Comparable {
     case n, positives, prevalence
     case selectionRate = "selection_rate"
     case tpr, fpr, fnr, tnr, ppv, npv, accuracy
@@ -31,7 +31,7 @@ public enum Metric: String, Sendable, CaseIterable, Comparable {
     case calibrationIntercept = "calibration_intercept"
 
     /// A human name for reports.
-    public var title: String {
+    package var title: String {
         switch self {
         case .n: return "rows"
         case .positives: return "positives"
@@ -55,9 +55,9 @@ public enum Metric: String, Sendable, CaseIterable, Comparable {
     }
 
     /// Counts, which get no disparity summaries or confidence intervals.
-    public var isCount: Bool { self == .n || self == .positives }
+    package var isCount: Bool { self == .n || self == .positives }
 
-    public static func < (a: Metric, b: Metric) -> Bool {
+    package static func < (a: Metric, b: Metric) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }

@@ -1,37 +1,37 @@
-public import Foundation
+package import Foundation
 internal import CJPEG
 internal import CPNG
-public import VigilCore
+package import VigilCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// An image decoded to 8-bit pixels, rows top to bottom, channels interleaved.
-public struct DecodedImage: Sendable {
-    public enum Format: String, Sendable {
+package struct DecodedImage: Sendable {
+    package enum Format: String, Sendable {
         case png = "PNG"
         case jpeg = "JPEG"
     }
 
-    public let width: Int
-    public let height: Int
+    package let width: Int
+    package let height: Int
     /// 1 (grayscale) or 3 (RGB).
-    public let channels: Int
-    public let pixels: [UInt8]
-    public let format: Format
+    package let channels: Int
+    package let pixels: [UInt8]
+    package let format: Format
     /// The file had an alpha channel or transparency, which was dropped.
-    public let droppedAlpha: Bool
+    package let droppedAlpha: Bool
 }
 
 /// Decodes PNG (Debian's libpng) and JPEG (libjpeg-turbo) files, recognised by their content.
 /// The C libraries report errors through hooks that never jump over Swift frames and never
 /// exit (Sources/CPNG/shim.h, Sources/CJPEG/shim.h): a corrupt or truncated file is a
 /// `VigilError.input` naming the file and libpng's or libjpeg's reason.
-public enum ImageDecoder {
+package enum ImageDecoder {
     /// Larger images are refused before any pixel buffer is allocated.
-    public static let maxSide = 16384
+    package static let maxSide = 16384
 
-    public static func decode(_ data: Data, name: String) throws -> DecodedImage {
+    package static func decode(_ data: Data, name: String) throws -> DecodedImage {
         guard !data.isEmpty else { throw VigilError(.input, "\(name): the image file is empty") }
         let isPNG = data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         let isJPEG = data.starts(with: [0xFF, 0xD8, 0xFF])

@@ -1,12 +1,12 @@
-public import Foundation
+package import Foundation
 internal import CPNG
-public import VigilCore
+package import VigilCore
 
 /// Writes PNG files through libpng (heat-maps of attributions).
-public enum PNGEncoder {
+package enum PNGEncoder {
     /// Writes `rgb` (`width * height * 3` bytes, rows top to bottom) to `url`.
     /// - Throws: `VigilError` (`.io`) naming the file and libpng's message.
-    public static func writeRGB(_ rgb: [UInt8], width: Int, height: Int, to url: URL) throws(VigilError) {
+    package static func writeRGB(_ rgb: [UInt8], width: Int, height: Int, to url: URL) throws(VigilError) {
         guard width > 0, height > 0, width <= ImageDecoder.maxSide, height <= ImageDecoder.maxSide,
               rgb.count == width * height * 3 else {
             throw VigilError(.usage, "\(url.path): a \(width)x\(height) RGB image needs \(max(0, width * height * 3)) bytes, got \(rgb.count)")

@@ -1,4 +1,4 @@
-public import VigilCore
+package import VigilCore
 
 /// Reads LightGBM's text model format (`Booster.save_model`, format versions v3 and v4) into a
 /// checked `TreeEnsemble`. Every LightGBM quirk stops here:
@@ -14,20 +14,20 @@ public import VigilCore
 ///
 /// Unknown objectives, linear trees and anything truncated or malformed throw `VigilError` naming
 /// the line and key.
-public struct LightGBMTextLoader: Sendable {
-    public let fileName: String
+package struct LightGBMTextLoader: Sendable {
+    package let fileName: String
 
-    public init(fileName: String = "model.txt") {
+    package init(fileName: String = "model.txt") {
         self.fileName = fileName
     }
 
     /// Whether `text` looks like a LightGBM text model (its first line is `tree`).
-    public static func sniff(_ prefix: some Sequence<UInt8>) -> Bool {
+    package static func sniff(_ prefix: some Sequence<UInt8>) -> Bool {
         let head = String(decoding: Array(prefix.prefix(16)), as: UTF8.self)
         return head.hasPrefix("tree\n") || head.hasPrefix("tree\r\n")
     }
 
-    public func load(text: String) throws -> TreeEnsemble {
+    package func load(text: String) throws -> TreeEnsemble {
         var lines = LineCursor(text: text)
         guard let first = lines.next(), first.text == "tree" else {
             throw error(line: 1, "not a LightGBM text model: the first line must be 'tree'")

@@ -1,17 +1,17 @@
-public import Foundation
-public import VigilCore
+package import Foundation
+package import VigilCore
 internal import VigilJSON
 
 /// Reads Vigil's linear JSON (`model.linear.json`, docs/FORMATS.md): coefficients as JSON
 /// doubles, so a scikit-learn model travels without any float32 rounding.
-public struct LinearJSONLoader: Sendable {
-    public let fileName: String
+package struct LinearJSONLoader: Sendable {
+    package let fileName: String
 
-    public init(fileName: String = "model.linear.json") {
+    package init(fileName: String = "model.linear.json") {
         self.fileName = fileName
     }
 
-    public func load(data: Data) throws -> LinearModel {
+    package func load(data: Data) throws -> LinearModel {
         let root = try JSONNode.parse(data, file: fileName)
         let allowed: Set<String> = ["format", "version", "link", "features", "coefficients", "intercept"]
         if let unknown = root.keys.first(where: { !allowed.contains($0) }) {

@@ -1,7 +1,7 @@
-public import Foundation
+package import Foundation
 internal import ONNXProto
 internal import SwiftProtobuf
-public import VigilCore
+package import VigilCore
 
 /// Reads an ONNX graph of float32 operators (a CNN exported by PyTorch, an MLP, ONNX's node
 /// tests) into a checked `ConvNet`.
@@ -14,29 +14,29 @@ public import VigilCore
 /// convolutions before them and fuses activations into them. Anything else (an operator, an attribute or a value
 /// outside this, a tensor stored as external data, a non-float input) is refused with a
 /// message naming the node and its operator.
-public struct ONNXGraphLoader: Sendable {
-    public let fileName: String
+package struct ONNXGraphLoader: Sendable {
+    package let fileName: String
 
-    public static let supportedOperators: [String] = [
+    package static let supportedOperators: [String] = [
         "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Softmax", "MaxPool",
         "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Mul", "Concat",
         "Dropout", "Identity", "Constant",
     ]
-    public static let opsets: ClosedRange<Int> = 7...24
+    package static let opsets: ClosedRange<Int> = 7...24
 
-    public init(fileName: String = "model.onnx") {
+    package init(fileName: String = "model.onnx") {
         self.fileName = fileName
     }
 
     /// The whole graph, its last operator included (conformance tests compare every output).
-    public func loadGraph(data: Data) throws -> ConvNet {
+    package func loadGraph(data: Data) throws -> ConvNet {
         try load(data: data, link: false).net
     }
 
     /// A model for scoring: a final Sigmoid (one output) or Softmax (over the last axis) becomes
     /// the objective's link and is not part of the net, which then computes margins; without one
     /// the single output is a regression.
-    public func loadModel(data: Data) throws -> (net: ConvNet, objective: Objective) {
+    package func loadModel(data: Data) throws -> (net: ConvNet, objective: Objective) {
         let (net, objective) = try load(data: data, link: true)
         guard net.batchMode == .dynamic || net.tensors[net.input].shape[0] == 1 else {
             throw VigilError.modelFormat(fileName, at: "graph.input", "the input has a fixed batch of \(net.tensors[net.input].shape[0]) samples; export the model with a dynamic (or unit) batch axis")
@@ -46,7 +46,7 @@ public struct ONNXGraphLoader: Sendable {
 
     /// Whether every operator in `data` is one the linear loader reads (used to choose whose
     /// error to report when neither loader accepts a file). Unparseable data counts as linear.
-    public static func usesOnlyLinearOperators(_ data: Data) -> Bool {
+    package static func usesOnlyLinearOperators(_ data: Data) -> Bool {
         guard let model = try? Onnx_ModelProto(serializedBytes: data) else { return true }
         let linear: Set<String> = [
             "MatMul", "Gemm", "Add", "Sigmoid", "Softmax", "Identity", "Cast", "ZipMap", "Div", "ReduceSum", "Abs",

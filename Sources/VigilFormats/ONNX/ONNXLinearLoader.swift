@@ -1,7 +1,7 @@
-public import Foundation
+package import Foundation
 internal import ONNXProto
 internal import SwiftProtobuf
-public import VigilCore
+package import VigilCore
 
 /// Reads a linear model from ONNX, as scikit-learn's exporter (skl2onnx) and hand-built graphs
 /// write it, into a checked `LinearModel`:
@@ -16,14 +16,14 @@ public import VigilCore
 /// one of the above. A two-row binary model (skl2onnx writes rows `-w` and `w`) becomes one
 /// logistic output for class 1. Coefficients keep the precision the file stores: float32
 /// coefficients are widened exactly, and Vigil then evaluates in `Double`.
-public struct ONNXLinearLoader: Sendable {
-    public let fileName: String
+package struct ONNXLinearLoader: Sendable {
+    package let fileName: String
 
-    public init(fileName: String = "model.onnx") {
+    package init(fileName: String = "model.onnx") {
         self.fileName = fileName
     }
 
-    public func load(data: Data) throws -> LinearModel {
+    package func load(data: Data) throws -> LinearModel {
         let model: Onnx_ModelProto
         do {
             model = try Onnx_ModelProto(serializedBytes: data)

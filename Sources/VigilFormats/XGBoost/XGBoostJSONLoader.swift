@@ -1,5 +1,5 @@
-public import Foundation
-public import VigilCore
+package import Foundation
+package import VigilCore
 internal import VigilJSON
 
 /// Reads XGBoost's JSON model format (`Booster.save_model("model.json")`, XGBoost 1.x to 3.x)
@@ -14,17 +14,17 @@ internal import VigilJSON
 /// - categorical splits (`split_type` 1) list the categories that go RIGHT; a negative value,
 ///   a value >= 2^24 or an unknown category goes LEFT; NaN takes the default child;
 /// - `dart` boosters scale each tree by its `weight_drop`.
-public struct XGBoostJSONLoader: Sendable {
-    public let fileName: String
+package struct XGBoostJSONLoader: Sendable {
+    package let fileName: String
 
     /// Most 32-bit words all categorical bitsets of a model may take (64 MiB).
     static let maxCategoryWords = 1 << 24
 
-    public init(fileName: String = "model.json") {
+    package init(fileName: String = "model.json") {
         self.fileName = fileName
     }
 
-    public func load(data: Data) throws -> TreeEnsemble {
+    package func load(data: Data) throws -> TreeEnsemble {
         let root = try JSONNode.parse(data, file: fileName)
         guard root.optional("learner") != nil else {
             throw root.fail("not an XGBoost JSON model: there is no 'learner' object")
