@@ -1,5 +1,4 @@
 internal import Foundation
-internal import CDispatch
 internal import Hummingbird
 internal import NIOCore
 internal import VigilEngine

@@ -1,5 +1,4 @@
 internal import Crypto
-internal import CDispatch
 package import Foundation
 package import VigilCore
 #if canImport(Glibc)

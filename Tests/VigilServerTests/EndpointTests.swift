@@ -229,22 +229,8 @@ struct EndpointTests {
         let pkg = try ToyPackage()
         defer { pkg.remove() }
         let s = try await RunningServer(options: RunningServer.options(models: [pkg.path], dir: pkg.dir))
-        let served = try #require(s.server.models["toy"])
-        served.hold(true)
-        let path = s.socketPath
-        let results = try await withThrowingTaskGroup(of: Int.self) { group in
-            for i in 0..<8 {
-                group.addTask {
-                    try await offPool { try LoopbackHTTPClient(.unix(path)).request("POST", "/v1/models/toy/score", json: toyRecord(id: "c\(i)")).status }
-                }
-            }
-            // Release once all 8 are queued, or after 5 s (a fixed sleep raced on a loaded machine).
-            for _ in 0..<200 where served.queuedRows < 8 { try await Task.sleep(for: .milliseconds(25)) }
-            served.hold(false)
-            var statuses: [Int] = []
-            for try await st in group { statuses.append(st) }
-            return statuses
-        }
+        let results = try await s.heldRequests(model: "toy", count: 8) { i in ("/v1/models/toy/score", toyRecord(id: "c\(i)")) }
+            .sorted { $0.key < $1.key }.map(\.value.status)
         #expect(results == [Int](repeating: 200, count: 8))
         let metrics = try await s.unixClient().send("GET", "/metrics").text
         // 8 rows in fewer than 8 scoring calls.

@@ -58,23 +58,9 @@ struct RecordParityTests {
         let pkg = try ToyPackage()
         defer { pkg.remove() }
         let s = try await RunningServer(options: RunningServer.options(models: [pkg.path], dir: pkg.dir))
-        let served = try #require(s.server.models["toy"])
-        served.hold(true)
-        let path = s.socketPath
-        let answers = try await withThrowingTaskGroup(of: (Int, String).self) { group in
-            for i in 0..<6 {
-                group.addTask {
-                    let query = i % 2 == 0 ? "?explain=all" : ""
-                    let r = try await offPool { try LoopbackHTTPClient(.unix(path)).request("POST", "/v1/models/toy/score\(query)", json: toyRecord(id: "r\(i)", lactate: Double(i))) }
-                    return (i, r.text)
-                }
-            }
-            for _ in 0..<200 where served.queuedRows < 6 { try await Task.sleep(for: .milliseconds(25)) }
-            served.hold(false)
-            var out: [Int: String] = [:]
-            for try await (i, text) in group { out[i] = text }
-            return out
-        }
+        let answers = try await s.heldRequests(model: "toy", count: 6) { i in
+            ("/v1/models/toy/score\(i % 2 == 0 ? "?explain=all" : "")", toyRecord(id: "r\(i)", lactate: Double(i)))
+        }.mapValues(\.text)
         #expect(answers.count == 6)
         for (i, text) in answers {
             let o = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")

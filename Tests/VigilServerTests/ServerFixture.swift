@@ -79,6 +79,28 @@ final class RunningServer: @unchecked Sendable {
     }
 
     func unixClient() -> LoopbackHTTPClient { LoopbackHTTPClient(.unix(socketPath)) }
+
+    /// Sends `count` POSTs at once while `model`'s scoring is held, releases it once all their
+    /// rows are queued (or after 5 s: a fixed sleep raced on a loaded machine), and returns each
+    /// request's response by index: the requests reach the scorer as one micro-batch.
+    func heldRequests(model: String, count: Int, _ request: @escaping @Sendable (Int) -> (path: String, json: String)) async throws -> [Int: LoopbackHTTPClient.Response] {
+        let served = try #require(server.models[model])
+        served.hold(true)
+        let path = socketPath
+        return try await withThrowingTaskGroup(of: (Int, LoopbackHTTPClient.Response).self) { group in
+            for i in 0..<count {
+                group.addTask {
+                    let (target, json) = request(i)
+                    return (i, try await offPool { try LoopbackHTTPClient(.unix(path)).request("POST", target, json: json) })
+                }
+            }
+            for _ in 0..<200 where served.queuedRows < count { try await Task.sleep(for: .milliseconds(25)) }
+            served.hold(false)
+            var out: [Int: LoopbackHTTPClient.Response] = [:]
+            for try await (i, response) in group { out[i] = response }
+            return out
+        }
+    }
     func tcpClient() -> LoopbackHTTPClient { LoopbackHTTPClient(.tcp(port: port)) }
 
     func stop() async throws {
