@@ -95,6 +95,7 @@ done
 for p in "${LOAD_PIDS[@]}"; do wait "$p"; done
 for l in "${LOADS[@]}"; do read -r i model n <<< "$l"; echo "load vigil-$i $model: $(grep -m1 -i "req/s\|requests/s" "$WORK/load-$i-$model.out" || tail -1 "$WORK/load-$i-$model.out")"; done
 
+for i in 0 1 2; do echo "vigil-$i: resident memory $(( $(ps -o rss= -p "${PIDS[$i]}") / 1024 )) MiB after the load"; done
 "$BIN" ledger verify "$WORK/ledger-0.jsonl" "$WORK/ledger-1.jsonl" "$WORK/ledger-2.jsonl"
 
 # Compare: the recording rule's series against the ledgers' prediction entries, counted by
