@@ -141,6 +141,21 @@ public final class CohortReader {
         names.prefix(8).map { "'\(String($0.prefix(40)))'" }.joined(separator: ", ") + (names.count > 8 ? " and \(names.count - 8) more" : "")
     }
 
+    /// Skips the next `count` rows without parsing their values (their record framing and size
+    /// limits are still checked); returns how many were skipped, fewer at the end of the file.
+    /// Later rows keep their row numbers (ids of an input without an id column), so a shard of
+    /// `vigil score --shard` numbers its rows as the whole file does.
+    package func skip(rows count: Int) throws -> Int {
+        var skipped = 0
+        while skipped < count {
+            let records = try nextRecords(maxRows: min(count - skipped, 8192))
+            if records.isEmpty { break }
+            skipped += records.count
+            rowNumber += records.count
+        }
+        return skipped
+    }
+
     // MARK: - Batches
 
     /// The next batch of at most `maxRows` rows, or nil at the end of the file.

@@ -23,7 +23,7 @@ public final class ImageCohortReader {
     }
 
     public let model: VigilModel
-    public let entries: [Entry]
+    public private(set) var entries: [Entry]
     /// Notes about the input (skipped files, a group field absent from the CSV).
     public private(set) var notes: [String] = []
     public private(set) var imagesRead = 0
@@ -153,6 +153,17 @@ public final class ImageCohortReader {
         }
     }
 
+    /// The images a batch holds when `nextBatch(maxImages:)` is asked for `maxImages`: at most
+    /// `maxBatchFloats` input values (the manifest's shape may be large).
+    package func imagesPerBatch(_ maxImages: Int) -> Int {
+        max(1, min(max(1, maxImages), Self.maxBatchFloats / max(1, model.imageInput?.count ?? 1)))
+    }
+
+    /// Keeps only `range` of the entries (`vigil score --shard`), before any batch is read.
+    package func restrict(to range: Range<Int>) {
+        entries = Array(entries[range.clamped(to: entries.indices)])
+    }
+
     /// Most input values (floats) one batch of preprocessed images holds (1 GiB).
     static let maxBatchFloats = 1 << 28
 
@@ -163,7 +174,7 @@ public final class ImageCohortReader {
             throw VigilError(.usage, "model '\(model.name)' does not take images")
         }
         // A batch holds at most maxBatchFloats input values (the manifest's shape may be large).
-        let perBatch = max(1, min(max(1, maxImages), Self.maxBatchFloats / max(1, spec.count)))
+        let perBatch = imagesPerBatch(maxImages)
         let slice = Array(entries[imagesRead..<min(entries.count, imagesRead + perBatch)])
         let n = slice.count
         let size = spec.count

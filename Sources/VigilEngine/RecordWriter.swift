@@ -52,6 +52,9 @@ public final class RecordWriter {
 
     deinit { if closeAtEnd { try? handle.close() } }
 
+    /// Writes no CSV header (`vigil score --shard`: only shard 0 carries it).
+    package func omitHeader() { wroteHeader = true }
+
     public func write(_ records: [PredictionRecord]) throws {
         var out = ""
         out.reserveCapacity(records.count * 96)

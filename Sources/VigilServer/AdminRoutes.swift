@@ -12,7 +12,7 @@ extension Routes {
         routes.get("v1/ledger/head") { _, _ in
             guard let ledger = server.ledger else { throw ServerError(404, "this server runs without --ledger") }
             let head = ledger.head
-            return json("{\"path\":\(JSON.string(ledger.path)),\"seq\":\(head.seq),\"hash\":\"\(head.hash)\"}")
+            return json("{\"path\":\(JSON.string(ledger.path)),\"seq\":\(head.seq),\"hash\":\"\(head.hash)\",\"replica\":\(JSON.string(server.replicaID))}")
         }
         routes.get("metrics") { _, _ in
             Response(

@@ -33,6 +33,12 @@ internal import CDispatch
 ///
 /// Plain ledgers (no header) stay as they were and verify as before.
 ///
+/// Replicas (`vigil serve --replica-id`): a server with a replica id writes it into every entry
+/// right after `time` (`"replica":"vigil-0"`), so the hash chain, the HMAC and the checkpoints
+/// cover it. Entries without it (ledgers written before replica ids) verify as before; a ledger
+/// whose entries name two replicas fails verify, and a server refuses to extend a ledger whose
+/// last replica id is not its own (one ledger per replica, each chain single-writer).
+///
 /// Durability: `append` writes a batch of entries with one `write` and one `fdatasync`
 /// (group commit), and returns only after both; the server answers a request only after the
 /// append of its entries returned. A line torn by a crash (no final newline) was therefore
@@ -55,10 +61,14 @@ package final class AuditLedger: @unchecked Sendable {
 
     /// Opens (or creates) the ledger, verifies the whole chain and returns it with its entries,
     /// for the caller to rebuild counters from. Refuses a ledger whose chain is broken.
-    package init(path: String, sync: Bool = true, keys: Keys = Keys()) throws {
+    package init(path: String, sync: Bool = true, keys: Keys = Keys(), replicaID: String? = nil) throws {
         self.path = path
         self.sync = sync
         self.keys = keys
+        self.replicaID = replicaID
+        if let r = replicaID, !ReplicaID.isValid(r) {
+            throw VigilError(.usage, "\(path): replica id '\(Untrusted.quote(r))' \(ReplicaID.rule)")
+        }
         // 0600 whatever the umask: open creates with 0600 (the umask can only remove bits), and
         // fchmod sets it exactly; an existing ledger that group or others may access is
         // tightened to 0600 and the note says so (earlier versions created it 0644).
@@ -116,6 +126,10 @@ package final class AuditLedger: @unchecked Sendable {
                 throw VigilError(.usage, "\(path): the audit ledger is a plain SHA-256 chain of \(report.headSeq) entries; --ledger-key applies to a new ledger only (move this one aside and keep it, or serve without the key)")
             }
         }
+        if let mine = replicaID, let theirs = report.replicaIDs.last, theirs != mine {
+            Glibc.close(fd)
+            throw VigilError(.usage, "\(path): the audit ledger belongs to replica '\(theirs)' but this server is replica '\(mine)'; one ledger per replica (start with --replica-id \(theirs), or give this replica its own ledger)")
+        }
         self.fd = fd
         self.notes = notes
         entries = report.entries
@@ -144,6 +158,8 @@ package final class AuditLedger: @unchecked Sendable {
     }
 
     package let keys: Keys
+    /// The replica id written into every entry (nil: none, as before replica ids).
+    package let replicaID: String?
     /// Seq of the last checkpoint entry (0: none yet).
     package private(set) var lastCheckpointSeq = 0
 
@@ -167,7 +183,8 @@ package final class AuditLedger: @unchecked Sendable {
 
     /// The line `{"seq":..,"time":..,<body>,"prev":..,"hash":..}` for the entry after `seq`.
     private func line(seq: Int, time: String, body: String, prev: String) -> (text: String, hash: String) {
-        let unsigned = "{\"seq\":\(seq),\"time\":\"\(time)\",\(body),\"prev\":\"\(prev)\"}"
+        let replica = replicaID.map { ",\"replica\":\(JSON.string($0))" } ?? ""
+        let unsigned = "{\"seq\":\(seq),\"time\":\"\(time)\"\(replica),\(body),\"prev\":\"\(prev)\"}"
         let hash = keys.hmac.map { $0.mac(unsigned.utf8) } ?? Self.sha256Hex(unsigned.utf8)
         return (String(unsigned.dropLast()) + ",\"hash\":\"\(hash)\"}\n", hash)
     }
@@ -327,6 +344,9 @@ package final class AuditLedger: @unchecked Sendable {
         package var checkpoints = 0
         /// What this verification could not check, in words (printed by `vigil ledger verify`).
         package var limits: [String] = []
+        /// The replica ids the entries name, in order of first appearance (empty: a ledger written
+        /// without replica ids; more than one is a problem).
+        package var replicaIDs: [String] = []
     }
 
     /// Verifies a ledger file without opening it for writing (`vigil ledger verify`).
@@ -391,6 +411,12 @@ package final class AuditLedger: @unchecked Sendable {
             }
             let seq = header.seq
             let place = "line \(lineNo) (seq \(seq))"
+            if let r = header.replica, !report.replicaIDs.contains(r) {
+                if let earlier = report.replicaIDs.first {
+                    problem(seq, "\(place): written by replica '\(r)' but earlier entries by replica '\(earlier)'; one ledger per replica (two servers shared this file, or ledgers were spliced)")
+                }
+                report.replicaIDs.append(r)
+            }
             let f = LedgerEntry.Fields(obj, place: place)
             do { try LedgerEntry.check(kind: header.kind, f) } catch {
                 problem(seq, Self.message(error))

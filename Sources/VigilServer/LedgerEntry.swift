@@ -172,11 +172,13 @@ package enum LedgerEntry {
         }
     }
 
-    /// What every entry carries: `seq`, `time`, `kind`, `prev`.
+    /// What every entry carries: `seq`, `time`, `kind`, `prev`; and `replica` when the server
+    /// had a replica id (absent in ledgers written before replica ids: accepted).
     package struct Header: Sendable {
         package var seq: Int
         package var kind: Kind
         package var prev: String
+        package var replica: String?
 
         /// Largest sequence number a ledger may hold (2^53: exact in a JSON number).
         package static let maxSeq = 1 << 53
@@ -190,6 +192,11 @@ package enum LedgerEntry {
             }
             self.kind = kind
             prev = try f.hex("prev", count: 64)
+            if f.object["replica"] != nil {
+                let r = try f.string("replica", maxBytes: ReplicaID.maxBytes)
+                guard ReplicaID.isValid(r) else { throw f.fail("replica", ReplicaID.rule) }
+                replica = r
+            }
         }
     }
 

@@ -11,7 +11,7 @@ extension Routes {
     func nativeRoutes() -> RouteCollection<BasicRequestContext> {
         let routes = RouteCollection(context: BasicRequestContext.self)
         routes.get("models") { _, _ in
-            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { "{\"name\":\(JSON.string($0.model.name)),\"version\":\(JSON.string($0.model.version)),\"sha256\":\"\($0.model.sha256)\"}" }.joined(separator: ","))]}")
+            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { "{\"name\":\(JSON.string($0.model.name)),\"version\":\(JSON.string($0.model.version)),\"sha256\":\"\($0.model.sha256)\"}" }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
         }
         routes.post("models/:name/score") { req, ctx in
             let start = DispatchTime.now().uptimeNanoseconds

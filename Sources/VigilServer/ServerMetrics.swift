@@ -1,5 +1,6 @@
 internal import Foundation
 internal import Prometheus
+internal import VigilEngine
 
 /// Prometheus metrics (swift-prometheus), exposed at `GET /metrics`. Every series is a counter
 /// or a histogram, so replicas add up. Labels never carry patient identifiers: only the model
@@ -74,6 +75,13 @@ package final class ServerMetrics: @unchecked Sendable {
     package func rejected(model: String) {
         counter("vigil_rejected_total", [("model", model), ("reason", "queue_full")],
                 help: "Requests refused with 503 because the model's queue was full.").increment()
+    }
+
+    /// `vigil_replica_info{replica="ID",version="V"} 1`: which replica this is (a constant, so
+    /// that queries can join on it; Prometheus adds the scrape target's labels to every series).
+    package func replica(_ id: String) {
+        registry.makeGauge(name: "vigil_replica_info", labels: [("replica", id), ("version", VigilVersion.current)],
+                           help: "This replica's name (vigil serve --replica-id, else the host name); always 1.").set(to: 1.0)
     }
 
     package func exposition() -> String { registry.emitToString() }

@@ -63,6 +63,9 @@ package struct ServeOptions: Sendable {
     /// Seconds a connection has to deliver a complete request (head and body) from its opening
     /// or the end of the previous response; a slower client (slowloris) is closed.
     package var requestReadTimeoutSeconds = 30
+    /// This replica's name (`ReplicaID`): in every ledger entry, `/v1/models` and `/metrics`;
+    /// nil takes the host name.
+    package var replicaID: String?
 
     package init() {}
 
@@ -78,6 +81,8 @@ package final class VigilServer: @unchecked Sendable {
     package let models: [String: ServedModel]
     package let metrics = ServerMetrics()
     package let ledger: AuditLedger?
+    /// This replica's name (`--replica-id`, else the host name).
+    package let replicaID: String
     /// The bearer token (`--auth-token-file`), or nil when none is required.
     let authToken: [UInt8]?
     /// TLS for the TCP listener (nil: plain HTTP).
@@ -108,6 +113,8 @@ package final class VigilServer: @unchecked Sendable {
         guard options.requestReadTimeoutSeconds >= 1 else {
             throw VigilError(.usage, "--request-read-timeout-seconds: \(options.requestReadTimeoutSeconds) must be at least 1")
         }
+        let replicaID = try ReplicaID.resolve(options.replicaID)
+        self.replicaID = replicaID
         tls = try ServerTLS.configuration(options)
         if options.port != nil, !ServeOptions.isLoopback(options.host) {
             guard options.authTokenFile != nil else {
@@ -129,7 +136,7 @@ package final class VigilServer: @unchecked Sendable {
         if options.ledger == nil, options.ledgerKeyFile != nil || options.ledgerSigningKeyFile != nil {
             throw VigilError(.usage, "--ledger-key and --ledger-signing-key need --ledger FILE")
         }
-        let ledger = try options.ledger.map { try AuditLedger(path: $0, sync: options.ledgerSync, keys: ledgerKeys) }
+        let ledger = try options.ledger.map { try AuditLedger(path: $0, sync: options.ledgerSync, keys: ledgerKeys, replicaID: replicaID) }
         notes += ledger?.notes ?? []
         self.ledger = ledger
         var models: [String: ServedModel] = [:]
@@ -152,6 +159,7 @@ package final class VigilServer: @unchecked Sendable {
             }
         }
         self.notes = notes
+        metrics.replica(replicaID)
         for m in models.values { m.start() }
     }
 

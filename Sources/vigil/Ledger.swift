@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VigilEngine
 import VigilServer
+import VigilJSON
 
 struct Ledger: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,10 +21,20 @@ struct Ledger: ParsableCommand {
                 accepts them, e.g. for a live server). --expect-checkpoint or --expect-head, kept \
                 from an earlier verify or GET /v1/ledger/head, catch a ledger cut back before them. \
                 See docs/SERVER.md, "Ledger threat model".
+
+                Several ledgers (one per replica: `vigil ledger verify A B C`, or --ledger \
+                repeated) are each verified with the same options; then every head is printed \
+                (replica id, entries, head seq, last hash), and two ledgers that claim the same \
+                replica id fail (each replica's chain has one writer). Ledgers written before \
+                replica ids show replica '-'. --expect-head and --expect-checkpoint need a single \
+                ledger.
                 """)
 
-        @Option(name: .long, help: "The ledger file.")
-        var ledger: String
+        @Option(name: .long, help: "A ledger file (repeat for several, or list them as arguments).")
+        var ledger: [String] = []
+
+        @Argument(help: "Ledger files (one per replica).")
+        var ledgers: [String] = []
 
         @Option(name: .long, help: "SEQ:HASH the head must be at least at (the entry SEQ must have HASH).")
         var expectHead: String?
@@ -42,6 +53,16 @@ struct Ledger: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
+                let files = ledger + ledgers
+                guard !files.isEmpty else { throw VigilError(.usage, "ledger verify: give the ledger file(s), as arguments or with --ledger") }
+                if files.count > 1 {
+                    guard expectHead == nil, expectCheckpoint == nil else {
+                        throw VigilError(.usage, "--expect-head and --expect-checkpoint name one ledger's entries; give a single ledger with them (got \(files.count))")
+                    }
+                    try verifySet(files)
+                    return
+                }
+                let ledger = files[0]
                 var options = AuditLedger.VerifyOptions()
                 options.hmacKey = try key.map { try LedgerHMACKey(file: $0) }
                 options.publicKey = try publicKey.map { try LedgerPublicKey(file: $0) }
@@ -72,6 +93,7 @@ struct Ledger: ParsableCommand {
                 if problems.isEmpty {
                     print("ok: \(report.entries.count) entries, head seq \(report.headSeq) hash \(report.headHash)")
                     print("chain: \(scheme); \(report.checkpoints) checkpoints, last at seq \(report.lastCheckpointSeq)")
+                    print("replica: \(report.replicaIDs.last ?? "-")")
                     for l in report.limits { print("not checked: \(l)") }
                 } else {
                     if let first = report.found.first {
@@ -105,5 +127,51 @@ struct Ledger: ParsableCommand {
                 print("wrote \(made.privateFile) (private, 0600) and \(made.publicFile) (public, 0644); key id \(made.keyID)")
             }
         }
+    }
+}
+
+extension Ledger.Verify {
+    /// Verifies each of `files` with the same keys, prints one head per ledger and fails when a
+    /// ledger fails or two claim the same replica id.
+    func verifySet(_ files: [String]) throws {
+        var options = AuditLedger.VerifyOptions()
+        options.hmacKey = try key.map { try LedgerHMACKey(file: $0) }
+        options.publicKey = try publicKey.map { try LedgerPublicKey(file: $0) }
+        options.allowUnsignedTail = allowUnsignedTail
+        var rows: [[String]] = []
+        var failed = false
+        var owner: [String: String] = [:]
+        func fail(_ line: String) {
+            failed = true
+            FileHandle.standardError.write(Data("error: \(line)\n".utf8))
+        }
+        for path in files {
+            let report: AuditLedger.Report
+            do { report = try AuditLedger.verify(path: path, options: options) } catch let e as VigilError {
+                fail(e.message)
+                rows.append(["-", "-", "-", "-", "-", path, "unreadable"])
+                continue
+            }
+            if let first = report.found.first {
+                fail("\(path): first bad entry: line \(first.line) (\(first.seq.map { "seq \($0)" } ?? "seq unreadable"))")
+                for p in report.problems { fail("\(path): \(p)") }
+            }
+            for l in report.limits { FileHandle.standardError.write(Data("note: \(path): not checked: \(l)\n".utf8)) }
+            let replica = report.replicaIDs.last ?? "-"
+            var status = report.found.isEmpty ? "ok" : "FAILED"
+            if let r = report.replicaIDs.last {
+                if let other = owner[r] {
+                    status = "DUPLICATE"
+                    fail("\(path): replica id '\(r)' is also claimed by \(other); each replica writes its own ledger, so two ledgers of one replica were copied, restored or split")
+                }
+                owner[r] = owner[r] ?? path
+            }
+            let prediction = report.entries.reduce(0) { n, e in if case .string("prediction")? = e["kind"] { n + 1 } else { n } }
+            rows.append([replica, String(report.entries.count), String(prediction), String(report.headSeq), report.headHash, path, status])
+        }
+        printTable(header: ["replica", "entries", "predictions", "head_seq", "last_hash", "ledger", "status"], rows: rows)
+        let ok = rows.filter { $0.last == "ok" }.count
+        print("\(files.count) ledgers: \(ok) ok, \(files.count - ok) failed; \(owner.count) distinct replica ids")
+        if failed { throw ExitCode(1) }
     }
 }

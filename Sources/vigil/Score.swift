@@ -37,6 +37,22 @@ struct Score: ParsableCommand {
             DIR writes DIR/<id>.png \
             for each image: the image, and beside it red (raises the risk) / blue (lowers it) \
             over grey.
+
+            Sharding (batch jobs, e.g. a Kubernetes Indexed Job): --shard I/N, or --shard-count N \
+            with --shard-index I or --shard-index-from-env (I from JOB_COMPLETION_INDEX), scores \
+            only the I-th of N contiguous parts of the input's rows (blank lines are not rows), \
+            cut on batch boundaries (--batch-size rows; images: the image batch) so that every \
+            batch is one the unsharded run scores: logistic and CNN kernels round differently in \
+            differently composed batches. Parts differ by at most one batch, the first ones \
+            longer; give every shard the same --batch-size (and --threads for a CNN on machines \
+            of different core counts). Every shard splits the \
+            whole file into records first (values are parsed only in its own rows), and rows keep \
+            their numbers, so the outputs of shards 0, 1, ..., N-1 concatenated in that order \
+            are the unsharded output byte for byte: only shard 0 writes the CSV header (JSON \
+            Lines has none). --summary FILE writes one JSON line: shard, its rows (first, count, \
+            total), the input's SHA-256, the model, rows scored and with warnings, and per \
+            group rows and positive/negative decisions; `vigil merge-summaries` checks the \
+            shards' summaries and adds them up to the unsharded run's summary.
             """)
 
     @Option(name: .long, help: "Model package folder or bare model file.")
@@ -54,8 +70,11 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Output format: csv or jsonl (default: from the output name; csv on standard output).")
     var outputFormat: CohortFormat?
 
-    @Option(name: .long, help: "Rows per batch.")
+    @Option(name: .long, help: "Rows per batch (shards are cut on batches: give every shard of a job the same value).")
     var batchSize: Int = 8192
+
+    @Option(name: .long, help: "Scoring partitions per batch (default: every core). Logistic and CNN kernels round per partition: give every shard of a job, and any run compared with them, the same value.")
+    var threads: Int?
 
     @Option(name: .long, help: "Attributions in each record: 'all', or K for the top K by |contribution|.")
     var explain: String?
@@ -81,18 +100,35 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Longest CSV record or JSON Lines line, in bytes (default 4 MiB); an unclosed quote fails at this size, naming the line it opened on.")
     var maxRecordBytes = CohortReader.Limits().maxRecordBytes
 
+    @Option(name: .long, help: "Score only shard I of N (I from 0): the I-th of N contiguous parts of the rows. Concatenating the outputs of shards 0..N-1 in order gives the unsharded output byte for byte; only shard 0 writes the CSV header.")
+    var shard: String?
+
+    @Option(name: .long, help: "With --shard-count: this shard's index, 0...N-1.")
+    var shardIndex: Int?
+
+    @Option(name: .long, help: "The number of shards N (1...100000), with --shard-index or --shard-index-from-env.")
+    var shardCount: Int?
+
+    @Flag(name: .long, help: "With --shard-count: take the shard index from JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job).")
+    var shardIndexFromEnv = false
+
+    @Option(name: .long, help: "Write a one-line JSON summary here: shard, rows, input SHA-256, model, decisions per group (vigil merge-summaries adds the shards' up).")
+    var summary: String?
+
     @Flag(name: .long, help: "No progress or summary on standard error.")
     var quiet = false
 
     func run() throws {
         try runReportingErrors {
             guard batchSize > 0 else { throw VigilError(.usage, "--batch-size must be > 0, got \(batchSize)") }
+            if let threads, !(1...1024).contains(threads) { throw VigilError(.usage, "--threads must be in 1...1024, got \(threads)") }
             let explainMode = try explain.map { text throws(VigilError) in try ExplainMode(parsing: text) }
+            let shard = try Shard.resolve(shard: self.shard, index: shardIndex, count: shardCount, indexFromEnvironment: shardIndexFromEnv)
             var model = try VigilModel.load(path: self.model)
             let log = StandardError(quiet: quiet)
             for w in model.loadWarnings { log.line("warning: \(w)") }
             if model.imageInput != nil {
-                try scoreImages(model, explain: explainMode, log: log)
+                try scoreImages(model, explain: explainMode, shard: shard, log: log)
                 return
             }
             if heatmaps != nil {
@@ -105,8 +141,21 @@ struct Score: ParsableCommand {
                 guard !positional else { throw VigilError(.usage, "give --feature-names (or --feature-names-file) or --positional, not both") }
                 model = try model.renamingFeatures(names)
             }
-            let reader = try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat, positional: positional,
-                                          limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
+            func open() throws -> CohortReader {
+                try CohortReader(url: URL(fileURLWithPath: input), model: model, format: inputFormat, positional: positional,
+                                 limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
+            }
+            let reader = try open()
+            // A shard counts the file's rows (records split, values not parsed), then skips to its own.
+            var rows: Range<Int>?, total: Int?
+            if let shard {
+                let counted = try open().skip(rows: .max)
+                total = counted
+                let all = shard.rows(of: counted, batch: batchSize)
+                let skipped = try reader.skip(rows: all.lowerBound)
+                guard skipped == all.lowerBound else { throw VigilError(.io, "\(input): the file changed while it was read (\(skipped) rows where \(all.lowerBound) were counted)") }
+                rows = all
+            }
             if positional {
                 // Records and attributions name the features as the input's header does.
                 let columns = reader.columns.filter { $0 != model.idField }.prefix(model.schema.count)
@@ -116,16 +165,22 @@ struct Score: ParsableCommand {
             for note in reader.notes { log.line("warning: \(note)") }
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
             let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
+            if let shard, shard.index > 0 { writer.omitHeader() }
             let progress = Progress(total: reader.totalBytes, log: log)
             var tally = ScoreTally()
-            while let batch = try reader.nextBatch(maxRows: batchSize) {
-                let records = try model.score(batch, explain: explainMode != nil)
+            var summary = ScoreSummary(model: model)
+            var remaining = rows?.count ?? .max
+            while remaining > 0, let batch = try reader.nextBatch(maxRows: min(batchSize, remaining)) {
+                remaining -= batch.count
+                let records = try model.score(batch, threads: threads, explain: explainMode != nil)
                 try writer.write(records)
                 tally.add(records)
+                summary.add(records)
                 progress.update(rows: tally.rows, bytes: reader.bytesRead)
             }
             progress.finish(rows: tally.rows)
-            log.line(tally.summary(model, unit: "rows", format: model.format.displayName))
+            log.line(tally.summary(model, unit: "rows", format: model.format.displayName) + (shard.map { " (shard \($0))" } ?? ""))
+            try writeSummary(&summary, shard: shard, rows: rows, total: total, batch: batchSize, inputHash: { try SHA256Digest.hex(ofFileAt: URL(fileURLWithPath: input)) })
         }
     }
 }
@@ -141,6 +196,23 @@ extension Score {
             guard let data = FileManager.default.contents(atPath: path) else { throw VigilError(.io, "\(path): cannot read the feature-names file") }
             return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+    }
+}
+
+extension Score {
+    /// Completes and writes the --summary file, when asked: the shard and its rows (all rows
+    /// scored when unsharded), the input's name and hash.
+    func writeSummary(_ summary: inout ScoreSummary, shard: Shard?, rows: Range<Int>?, total: Int?, batch: Int, hashed: String = "file", inputHash: () throws -> String) throws {
+        guard let path = self.summary else { return }
+        summary.shard = shard ?? .whole
+        summary.first = rows?.lowerBound ?? 0
+        summary.count = rows?.count ?? summary.scored
+        summary.total = total ?? summary.scored
+        summary.batch = batch
+        summary.inputName = URL(fileURLWithPath: input).lastPathComponent
+        summary.inputHashed = hashed
+        summary.inputSHA256 = try inputHash()
+        try summary.write(to: path)
     }
 }
 

@@ -83,6 +83,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a connection has to send a complete request after opening or after the previous response (slow clients are closed).")
     var requestReadTimeoutSeconds = 30
 
+    @Option(name: .long, help: "This replica's name, in every ledger entry, GET /v1/models and vigil_replica_info in /metrics (default: the host name, in Kubernetes the pod's name); 1-63 of A-Z a-z 0-9 . _ - :")
+    var replicaId: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "warning"
 
@@ -116,6 +119,7 @@ struct Serve: AsyncParsableCommand {
         options.tlsKeyFile = tlsKey
         options.tlsClientCAFile = tlsClientCa
         options.requestReadTimeoutSeconds = requestReadTimeoutSeconds
+        options.replicaID = replicaId
         if !ServeOptions.isLoopback(host), port != nil, insecureNetwork, tlsCert == nil {
             FileHandle.standardError.write(Data("warning: --host \(host) is not loopback and --insecure-network is given: tokens and data cross the network in plain HTTP\n".utf8))
         }
@@ -129,7 +133,7 @@ struct Serve: AsyncParsableCommand {
         for note in server.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         try await server.run(signals: true) { addresses in
             // One line on standard output once every listener is bound (scripts wait for it).
-            FileHandle.standardOutput.write(Data("vigil serve: ready on \(addresses.joined(separator: " ")) models \(server.modelNames.joined(separator: ","))\n".utf8))
+            FileHandle.standardOutput.write(Data("vigil serve: ready on \(addresses.joined(separator: " ")) replica \(server.replicaID) models \(server.modelNames.joined(separator: ","))\n".utf8))
         }
         FileHandle.standardError.write(Data("vigil serve: stopped\n".utf8))
     }
