@@ -148,7 +148,7 @@ public final class CohortReader {
     package func skip(rows count: Int) throws -> Int {
         var skipped = 0
         while skipped < count {
-            let records = try nextRecords(maxRows: min(count - skipped, 8192))
+            let records = try scanner.nextRecords(maxRows: min(count - skipped, 8192))
             if records.isEmpty { break }
             skipped += records.count
             rowNumber += records.count
