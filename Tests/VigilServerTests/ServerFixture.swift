@@ -115,13 +115,6 @@ extension LoopbackHTTPClient.Response {
     var error: String { object["error"] as? String ?? "(no error field in \(text))" }
 }
 
-/// Runs blocking work (the socket client) on its own thread: blocking a thread of Swift's
-/// cooperative pool would starve the in-process server, whose handlers run on that pool.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { c in
-        Thread { c.resume(with: Result { try body() }) }.start()
-    }
-}
 
 extension LoopbackHTTPClient {
     func send(_ method: String, _ path: String, json: String) async throws -> Response {
