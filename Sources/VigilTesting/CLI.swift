@@ -19,11 +19,19 @@ public enum CLI {
         return Fixtures.repositoryRoot.appendingPathComponent(".build/debug/vigil")
     }
 
-    public static func run(_ arguments: [String], currentDirectory: URL? = nil) throws -> Result {
+    /// Runs `vigil` with the test's environment, plus `environment` and without `unsetting`.
+    public static func run(
+        _ arguments: [String], currentDirectory: URL? = nil, environment: [String: String] = [:], unsetting: [String] = []
+    ) throws -> Result {
         let p = Process()
         p.executableURL = binary
         p.arguments = arguments
         p.currentDirectoryURL = currentDirectory ?? Fixtures.repositoryRoot
+        if !environment.isEmpty || !unsetting.isEmpty {
+            var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            for name in unsetting { env.removeValue(forKey: name) }
+            p.environment = env
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

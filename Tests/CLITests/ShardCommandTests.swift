@@ -7,29 +7,6 @@ import VigilTesting
 /// cohorts), their `--summary` files merge into the unsharded summary, and every malformed shard
 /// argument is refused naming the flag, the value and the rule.
 struct ShardCommandTests {
-    /// Runs `vigil` with extra environment variables (CLI.run inherits the test's environment).
-    struct Run {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-    static func run(_ arguments: [String], environment: [String: String]) throws -> Run {
-        let p = Process()
-        p.executableURL = CLI.binary
-        p.arguments = arguments
-        p.currentDirectoryURL = Fixtures.repositoryRoot
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
-
     /// The readmission cohort as JSON Lines (numbers as numbers, text as strings), with blank
     /// lines between some rows (not rows: a shard must not count them).
     static func readmissionJSONL(rows: Int) throws -> String {
@@ -151,7 +128,7 @@ struct ShardCommandTests {
         for i in 0..<8 {
             let a = try CLI.run(base + ["--shard", "\(i)/8"])
             let b = try CLI.run(base + ["--shard-count", "8", "--shard-index", "\(i)"])
-            let c = try Self.run(base + ["--shard-count", "8", "--shard-index-from-env"], environment: ["JOB_COMPLETION_INDEX": "\(i)"])
+            let c = try CLI.run(base + ["--shard-count", "8", "--shard-index-from-env"], environment: ["JOB_COMPLETION_INDEX": "\(i)"])
             #expect(a.status == 0 && b.status == 0 && c.status == 0, "shard \(i): \(a.stderr) \(b.stderr) \(c.stderr)")
             #expect(a.stdout == b.stdout && a.stdout == c.stdout, "shard \(i): the three spellings disagree")
             rowsPerShard.append(a.stdout.split(separator: "\n").count - (i == 0 ? 1 : 0))
@@ -192,26 +169,14 @@ struct ShardCommandTests {
         #expect(Self.refusals.count == 20)
         let base = ["score", "--model", "models/sepsis", "--input", "models/sepsis/test_cohort.csv", "--quiet"]
         for c in Self.refusals {
-            let r = try Self.run(base + c.args, environment: c.env)
+            let r = try CLI.run(base + c.args, environment: c.env)
             #expect(r.status == 2, "\(c.args): exit \(r.status), \(r.stderr)")
             #expect(r.stderr.contains(c.says), "\(c.args): \(r.stderr)")
             #expect(r.stdout.isEmpty, "\(c.args): wrote output before refusing")
         }
         // Unset: the variable is named.
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "JOB_COMPLETION_INDEX")
-        let p = Process()
-        p.executableURL = CLI.binary
-        p.arguments = base + ["--shard-count", "4", "--shard-index-from-env"]
-        p.currentDirectoryURL = Fixtures.repositoryRoot
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 2 && text.contains("the environment variable JOB_COMPLETION_INDEX is not set"), "\(text)")
+        let unset = try CLI.run(base + ["--shard-count", "4", "--shard-index-from-env"], unsetting: ["JOB_COMPLETION_INDEX"])
+        #expect(unset.status == 2 && unset.stderr.contains("the environment variable JOB_COMPLETION_INDEX is not set"), "\(unset.stderr)")
     }
 
     @Test func mergeSummariesRefusesAMissingADuplicatedOrAForeignShard() throws {
