@@ -60,6 +60,14 @@ package struct Manifest: Sendable {
         guard !modelFile.contains("/"), !modelFile.hasPrefix(".") else {
             throw try model["file"].fail("'\(Untrusted.quote(modelFile))' must be a file name inside the package folder")
         }
+        // The package digest lists the file as `sha256sum` does (docs/FORMATS.md): a name that
+        // sha256sum would escape, or one of the package's own files, cannot be a model file.
+        guard !modelFile.isEmpty, !modelFile.contains("\\"), !modelFile.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw try model["file"].fail("'\(Untrusted.quote(modelFile))' must be a non-empty file name without backslashes or control characters")
+        }
+        guard !PackageDigest.reservedNames.contains(modelFile) else {
+            throw try model["file"].fail("'\(Untrusted.quote(modelFile))' is one of the package's own files (\(PackageDigest.reservedNames.sorted().joined(separator: ", "))), not a model file")
+        }
         let formatText = try model["format"].string()
         guard let format = ModelFormat(rawValue: formatText) else {
             throw try model["format"].fail("'\(Untrusted.quote(formatText))' is not a model format (\(ModelFormat.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -5,7 +5,7 @@ extension GuardrailPolicy {
     /// Reads `policy.json` (docs/FORMATS.md), strictly.
     package static func load(data: Data, file: String = "policy.json") throws -> GuardrailPolicy {
         try withPackageJSON(data, file: file) { root in
-            try root.requireKeys(in: ["schema", "version", "constraint", "objective", "rule", "group_fields", "min_group_size", "groups", "fallback", "fitted_on", "randomized", "created", "tolerance"])
+            try root.requireKeys(in: ["schema", "version", "constraint", "objective", "rule", "group_fields", "min_group_size", "groups", "fallback", "fitted_on", "randomized", "created", "tolerance", "model"])
             let schema = try root["schema"].string()
             guard schema == "vigil.policy/1" else { throw try root["schema"].fail("'\(Untrusted.quote(schema))' is not a supported policy schema (vigil.policy/1 is)") }
             var groups: [String: GroupEntry] = [:]
@@ -58,8 +58,56 @@ extension GuardrailPolicy {
                 minGroupSize: try root.optional("min_group_size")?.int() ?? 0, groups: groups,
                 fallbackThreshold: try fallback["threshold"].double(),
                 fittedRows: try fitted?.optional("rows")?.int(), fittedSHA256: try fitted?.optional("sha256")?.string(),
-                randomizationSeed: seed)
+                randomizationSeed: seed, modelBinding: try root.optional("model").map(readBinding))
         }
+    }
+
+    /// Longest `model.name` or `model.version` a policy may hold, in bytes.
+    package static let maxBindingTextBytes = 256
+
+    /// `model`: `{"name": ..., "version": ..., "sha256": <64 lowercase hex>}`, the model the
+    /// policy was fitted for (docs/FORMATS.md). Checked as untrusted: an object with only these
+    /// keys, `sha256` exactly 64 lowercase hex digits, `name` and `version` optional strings of
+    /// at most 256 bytes without control characters; each refusal names the file, the field,
+    /// the value (cut to 80 bytes) and the rule.
+    private static func readBinding(_ node: JSONNode) throws -> ModelBinding {
+        guard case .object = node.value else {
+            throw node.fail("expected an object {\"name\", \"version\", \"sha256\"} naming the model the policy was fitted for, found \(node.typeName)")
+        }
+        try node.requireKeys(in: ["name", "version", "sha256"])
+        let shaNode = try node["sha256"]
+        guard case .string(let sha) = shaNode.value else {
+            throw shaNode.fail("expected a string of 64 lowercase hex digits (the model file's SHA-256), found \(shaNode.typeName)")
+        }
+        guard sha.utf8.count == 64, sha.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw shaNode.fail("value '\(Untrusted.quote(sha))' must be 64 lowercase hex digits: the SHA-256 of the model file the policy was fitted for")
+        }
+        func text(_ key: String) throws -> String? {
+            guard let n = node.optional(key), !n.isNull else { return nil }
+            guard case .string(let s) = n.value else { throw n.fail("expected a string, found \(n.typeName)") }
+            guard s.utf8.count <= maxBindingTextBytes else {
+                throw n.fail("value '\(Untrusted.quote(s))' is longer than \(maxBindingTextBytes) bytes")
+            }
+            guard !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw n.fail("value '\(Untrusted.quote(s))' holds a control character")
+            }
+            return s
+        }
+        return ModelBinding(name: try text("name"), version: try text("version"), sha256: sha)
+    }
+
+    /// Checks that this policy may decide for the model file of SHA-256 `modelSHA256`: a policy
+    /// bound to another model is refused, naming both hashes and the policy file; a policy
+    /// bound to none is accepted, and the returned warning says that nothing could be checked.
+    /// The one place a policy meets a model (package load, `--policy`).
+    package func checkBinding(policyFile: String, modelName: String, modelVersion: String, modelFile: String, modelSHA256: String) throws -> String? {
+        guard let b = modelBinding else {
+            return "\(policyFile): policy version \(Untrusted.quote(version)) does not name the model it was fitted for (no \"model\" binding: written before bindings, or fitted from a scores column); it is applied to '\(modelName)' \(modelVersion) (sha256 \(modelSHA256)) unchecked. Bind it with models/training/bind_policies.py, or refit it with vigil fit-thresholds --model"
+        }
+        guard b.sha256 == modelSHA256 else {
+            throw VigilError(.package, "\(policyFile): this policy was fitted for \(b.description), but the model it is loaded with, '\(modelName)' \(modelVersion) (\(modelFile)), has sha256 \(modelSHA256); a policy's thresholds hold only for the model they were fitted on: use that model's own policy, or refit one with vigil fit-thresholds --model")
+        }
+        return nil
     }
 }
 
@@ -75,8 +123,15 @@ extension ThresholdFitter.Result {
         package var scores: String
         package var version: String
         package var created: String?
+        /// The model whose risks were fitted (`model` in policy.json); nil when the risks came
+        /// from a column, so the policy names no model.
+        package var model: GuardrailPolicy.ModelBinding?
 
-        package init(file: String, sha256: String, labelColumn: String, scores: String, version: String, created: String? = nil) {
+        package init(
+            file: String, sha256: String, labelColumn: String, scores: String, version: String, created: String? = nil,
+            model: GuardrailPolicy.ModelBinding? = nil
+        ) {
+            self.model = model
             self.file = file
             self.sha256 = sha256
             self.labelColumn = labelColumn
@@ -121,6 +176,13 @@ extension ThresholdFitter.Result {
             ("schema", .string("vigil.policy/1")),
             ("version", .string(provenance.version)),
         ]
+        if let m = provenance.model {
+            var binding: [(String, JSONOutput)] = []
+            if let name = m.name { binding.append(("name", .string(name))) }
+            if let version = m.version { binding.append(("version", .string(version))) }
+            binding.append(("sha256", .string(m.sha256)))
+            doc.append(("model", .object(binding)))
+        }
         if let created = provenance.created { doc.append(("created", .string(created))) }
         doc += [
             ("constraint", .object(constraint)),

@@ -15,6 +15,12 @@ public final class VigilModel: Sendable {
     public let groups: [GroupField]
     public let policy: GuardrailPolicy
     package let manifest: Manifest?
+    /// The files of the package as loaded (manifest, model file, the policy applied, model
+    /// card) and their one digest (`PackageDigest`); nil for a bare model file.
+    package let packageContents: PackageDigest?
+    /// The package digest (docs/FORMATS.md, "Package digest"): SHA-256 over the manifest, model
+    /// file, policy and model card; nil for a bare model file, which has only `sha256`.
+    public var packageDigest: String? { packageContents?.hex }
     /// Things the user should know about how the model was loaded (no manifest, no policy).
     public let loadWarnings: [String]
     /// The input column that identifies a row (`id_field` in the manifest, else `id`).
@@ -32,8 +38,9 @@ public final class VigilModel: Sendable {
     init(
         name: String, version: String, format: ModelFormat, sha256: String, modelURL: URL, ir: ModelIR,
         schema: FeatureSchema, groups: [GroupField], policy: GuardrailPolicy, manifest: Manifest?,
-        loadWarnings: [String], idField: String, imageInput: ImageInputSpec? = nil
+        loadWarnings: [String], idField: String, imageInput: ImageInputSpec? = nil, packageContents: PackageDigest? = nil
     ) throws {
+        self.packageContents = packageContents
         self.imageInput = imageInput
         self.name = name
         self.version = version
@@ -61,13 +68,30 @@ public final class VigilModel: Sendable {
     }
 
     /// Loads a model package folder (manifest.json + model file + policy.json) or a bare model file.
+    /// A policy fitted for another model (its `model.sha256` is not the model file's) is refused.
     public static func load(path: String) throws -> VigilModel {
+        try load(path: path, policy: .packageFile)
+    }
+
+    /// Which policy a load attaches to the model.
+    package enum PolicySource: Sendable, Equatable {
+        /// The package's own `policy.json` (none for a bare model file).
+        case packageFile
+        /// This file instead (`--policy`): checked against the model like a package's own, and
+        /// in the package digest in place of the package's `policy.json`.
+        case file(String)
+        /// No policy (the 0.5 default, without a warning): for `vigil fit-thresholds`, which
+        /// writes a new one and must not be stopped by a stale policy bound to an older model.
+        case skipped
+    }
+
+    package static func load(path: String, policy: PolicySource) throws -> VigilModel {
         BLAS.setThreads(1)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw VigilError(.io, "\(path): no such file or folder")
         }
-        return isDir.boolValue ? try loadPackage(URL(fileURLWithPath: path)) : try loadBare(URL(fileURLWithPath: path))
+        return isDir.boolValue ? try loadPackage(URL(fileURLWithPath: path), policySource: policy) : try loadBare(URL(fileURLWithPath: path), policySource: policy)
     }
 
     private static func read(_ url: URL) throws -> Data {
@@ -78,12 +102,13 @@ public final class VigilModel: Sendable {
         }
     }
 
-    private static func loadPackage(_ dir: URL) throws -> VigilModel {
+    private static func loadPackage(_ dir: URL, policySource: PolicySource) throws -> VigilModel {
         let manifestURL = dir.appendingPathComponent(Manifest.fileName)
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {
             throw VigilError(.package, "\(dir.path): a model package folder needs a manifest.json (or pass the model file itself)")
         }
-        let manifest = try Manifest(data: try read(manifestURL), file: manifestURL.path)
+        let manifestData = try read(manifestURL)
+        let manifest = try Manifest(data: manifestData, file: manifestURL.path)
         let modelURL = dir.appendingPathComponent(manifest.modelFile)
         let data = try read(modelURL)
         let digest = SHA256Digest.hex(of: data)
@@ -109,20 +134,43 @@ public final class VigilModel: Sendable {
             }
         }
         var warnings: [String] = []
-        let policyURL = dir.appendingPathComponent("policy.json")
+        var files = [PackageDigest.File(path: Manifest.fileName, sha256: SHA256Digest.hex(of: manifestData)),
+                     PackageDigest.File(path: manifest.modelFile, sha256: digest)]
         let policy: GuardrailPolicy
-        if FileManager.default.fileExists(atPath: policyURL.path) {
-            policy = try GuardrailPolicy.load(data: try read(policyURL), file: policyURL.path)
+        let policyURL: URL? = switch policySource {
+        case .packageFile: dir.appendingPathComponent(PackageDigest.policyFile)
+        case .file(let path): URL(fileURLWithPath: path)
+        case .skipped: nil
+        }
+        if let policyURL, policySource != .packageFile || FileManager.default.fileExists(atPath: policyURL.path) {
+            policy = try attachPolicy(policyURL, name: manifest.name, version: manifest.version, modelURL: modelURL, sha256: digest, warnings: &warnings)
+            files.append(PackageDigest.File(path: PackageDigest.policyFile, sha256: policy.sha256))
         } else {
             policy = .defaultHalf
-            if case .binaryLogistic = ir.objective {
+            if policySource == .packageFile, case .binaryLogistic = ir.objective {
                 warnings.append("no policy.json in \(dir.path): a single global threshold of 0.5 applies")
             }
+        }
+        let cardURL = dir.appendingPathComponent(PackageDigest.modelCardFile)
+        if FileManager.default.fileExists(atPath: cardURL.path) {
+            files.append(PackageDigest.File(path: PackageDigest.modelCardFile, sha256: try SHA256Digest.hex(ofFileAt: cardURL)))
         }
         return try VigilModel(
             name: manifest.name, version: manifest.version, format: format, sha256: digest, modelURL: modelURL,
             ir: ir, schema: manifest.features, groups: manifest.groups, policy: policy, manifest: manifest,
-            loadWarnings: warnings, idField: manifest.idField ?? "id", imageInput: manifest.imageInput)
+            loadWarnings: warnings, idField: manifest.idField ?? "id", imageInput: manifest.imageInput,
+            packageContents: PackageDigest(files: files))
+    }
+
+    /// Reads a policy file and checks that it may decide for this model file
+    /// (`GuardrailPolicy.checkBinding`): refused when bound to another SHA-256, a warning when
+    /// bound to none.
+    private static func attachPolicy(_ url: URL, name: String, version: String, modelURL: URL, sha256: String, warnings: inout [String]) throws -> GuardrailPolicy {
+        let policy = try GuardrailPolicy.load(data: try read(url), file: url.path)
+        if let note = try policy.checkBinding(policyFile: url.path, modelName: name, modelVersion: version, modelFile: modelURL.path, modelSHA256: sha256) {
+            warnings.append(note)
+        }
+        return policy
     }
 
     /// An image manifest must describe the model's own input: one image feature, and the
@@ -139,7 +187,7 @@ public final class VigilModel: Sendable {
         }
     }
 
-    private static func loadBare(_ url: URL) throws -> VigilModel {
+    private static func loadBare(_ url: URL, policySource: PolicySource) throws -> VigilModel {
         if [Manifest.fileName, "policy.json"].contains(url.lastPathComponent) {
             throw VigilError(.usage, "\(url.path): this is a package's \(url.lastPathComponent), not a model file; give the package folder (\(url.deletingLastPathComponent().path)) or the model file itself")
         }
@@ -158,13 +206,17 @@ public final class VigilModel: Sendable {
             schema = try FeatureSchema([FeatureSpec(name: "image", kind: .image, missingAllowed: false)])
             warnings = ["no manifest: images are decoded as \(imageInput!.channelOrder.rawValue), scaled to [0, 1] with no mean/std normalisation, resized to \(net.sampleInputShape) if needed; no groups are assigned"]
         }
-        if case .binaryLogistic = ir.objective {
+        let stem = url.deletingPathExtension().lastPathComponent
+        let digest = SHA256Digest.hex(of: data)
+        var policy = GuardrailPolicy.defaultHalf
+        if case .file(let path) = policySource {
+            policy = try attachPolicy(URL(fileURLWithPath: path), name: stem, version: "unversioned", modelURL: url, sha256: digest, warnings: &warnings)
+        } else if policySource == .packageFile, case .binaryLogistic = ir.objective {
             warnings.append("no policy: a single global threshold of 0.5 applies")
         }
-        let stem = url.deletingPathExtension().lastPathComponent
         return try VigilModel(
-            name: stem, version: "unversioned", format: format, sha256: SHA256Digest.hex(of: data), modelURL: url,
-            ir: ir, schema: schema, groups: [], policy: .defaultHalf, manifest: nil, loadWarnings: warnings,
+            name: stem, version: "unversioned", format: format, sha256: digest, modelURL: url,
+            ir: ir, schema: schema, groups: [], policy: policy, manifest: nil, loadWarnings: warnings,
             idField: "id", imageInput: imageInput)
     }
 
@@ -192,7 +244,8 @@ public final class VigilModel: Sendable {
         do { renamed = try FeatureSchema(specs) } catch { throw VigilError(.usage, "--feature-names: \(error.message)") }
         return try VigilModel(
             name: name, version: version, format: format, sha256: sha256, modelURL: modelURL, ir: ir, schema: renamed,
-            groups: groups, policy: policy, manifest: manifest, loadWarnings: loadWarnings, idField: idField, imageInput: imageInput)
+            groups: groups, policy: policy, manifest: manifest, loadWarnings: loadWarnings, idField: idField, imageInput: imageInput,
+            packageContents: packageContents)
     }
 
     /// Whether records carry a threshold and decision (binary models).

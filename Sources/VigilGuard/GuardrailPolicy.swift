@@ -82,6 +82,29 @@ public struct GuardrailPolicy: Sendable, Equatable {
         }
     }
 
+    /// The model a policy was fitted for (`model` in policy.json): the SHA-256 of the model
+    /// file whose risks the thresholds were fitted on, and that model's name and version as the
+    /// fit saw them. Loading the policy against a model file of another SHA-256 is refused.
+    package struct ModelBinding: Sendable, Equatable {
+        package let name: String?
+        package let version: String?
+        /// 64 lowercase hex digits.
+        package let sha256: String
+
+        package init(name: String?, version: String?, sha256: String) {
+            self.name = name
+            self.version = version
+            self.sha256 = sha256
+        }
+
+        /// `'readmission' 1.0.0 (sha256 <64 hex>)`, for messages.
+        package var description: String {
+            var s = name.map { "'\(Untrusted.quote($0))'" } ?? "a model"
+            if let version { s += " \(Untrusted.quote(version))" }
+            return s + " (sha256 \(sha256))"
+        }
+    }
+
     public let version: String
     /// SHA-256 of the policy file's bytes (empty for the implicit default policy).
     public let sha256: String
@@ -96,11 +119,14 @@ public struct GuardrailPolicy: Sendable, Equatable {
     package let fittedSHA256: String?
     /// The seed of a randomized policy; nil for a deterministic one.
     package let randomizationSeed: UInt64?
+    /// The model the policy was fitted for; nil for a policy that names none (written before
+    /// bindings, or fitted from a scores column) and for the implicit default policy.
+    package let modelBinding: ModelBinding?
 
     package init(
         version: String, sha256: String, constraint: String, objective: String, rule: String,
         groupFields: [String], minGroupSize: Int, groups: [String: GroupEntry], fallbackThreshold: Double,
-        fittedRows: Int?, fittedSHA256: String?, randomizationSeed: UInt64? = nil
+        fittedRows: Int?, fittedSHA256: String?, randomizationSeed: UInt64? = nil, modelBinding: ModelBinding? = nil
     ) throws {
         for (key, g) in groups where !(g.threshold.isFinite && g.threshold >= 0 && g.threshold <= 1) {
             throw VigilError(.package, "policy: group '\(key)' threshold \(g.threshold) must be in [0, 1]")
@@ -136,6 +162,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
         self.fittedRows = fittedRows
         self.fittedSHA256 = fittedSHA256
         self.randomizationSeed = randomizationSeed
+        self.modelBinding = modelBinding
     }
 
     /// The policy used when a model has none: one global threshold of 0.5.

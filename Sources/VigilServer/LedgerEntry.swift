@@ -28,8 +28,15 @@ package enum LedgerEntry {
 
     // MARK: - Encoding
 
+    /// `kind`, the model's identity, its policy's version and SHA-256 (`null` for a model
+    /// without a policy file), the package digest (`null` for a bare model file) and the
+    /// prediction id: what every prediction and outcome carries.
     static func commonFields(kind: Kind, model: VigilModel, id: String) -> String {
-        "\"kind\":\"\(kind.rawValue)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\",\"policy_version\":\(JSON.string(model.policy.version)),\"prediction_id\":\(JSON.string(id))"
+        var s = "\"kind\":\"\(kind.rawValue)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\""
+        s += ",\"policy_version\":\(JSON.string(model.policy.version)),\"policy_sha256\":" + (model.policy.sha256.isEmpty ? "null" : "\"\(model.policy.sha256)\"")
+        s += ",\"package_digest\":" + (model.packageDigest.map { "\"\($0)\"" } ?? "null")
+        s += ",\"prediction_id\":\(JSON.string(id))"
+        return s
     }
 
     /// A prediction: the record's id, the input's hash, outputs, threshold and decision (when the
@@ -118,6 +125,13 @@ package enum LedgerEntry {
             return b
         }
 
+        /// `hex(key, count:)`, or nil when the field is absent (entries written before it
+        /// existed) or `null` (nothing to hash, e.g. no policy file).
+        package func optionalHex(_ key: String, count: Int) throws -> String? {
+            switch object[key] { case nil, .null?: return nil; default: break }
+            return try hex(key, count: count)
+        }
+
         package func optionalBool(_ key: String) throws -> Bool? {
             switch object[key] { case nil, .null?: return nil; default: break }
             return try bool(key)
@@ -200,15 +214,21 @@ package enum LedgerEntry {
         }
     }
 
-    /// The fields of a prediction or outcome shared by both: model, its SHA-256, prediction id.
+    /// The fields of a prediction or outcome shared by both: model, its SHA-256, the policy's
+    /// SHA-256 and the package digest (nil in entries written before issue 18, or `null`: no
+    /// policy file, a bare model file), prediction id.
     package struct ModelRef: Sendable {
         package var model: String
         package var modelSHA256: String
+        package var policySHA256: String?
+        package var packageDigest: String?
         package var predictionID: String
 
         package init(_ f: Fields) throws {
             model = try f.string("model")
             modelSHA256 = try f.string("model_sha256", maxBytes: 128)
+            policySHA256 = try f.optionalHex("policy_sha256", count: 64)
+            packageDigest = try f.optionalHex("package_digest", count: 64)
             predictionID = try f.string("prediction_id")
         }
     }

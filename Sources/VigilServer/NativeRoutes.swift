@@ -11,7 +11,7 @@ extension Routes {
     func nativeRoutes() -> RouteCollection<BasicRequestContext> {
         let routes = RouteCollection(context: BasicRequestContext.self)
         routes.get("models") { _, _ in
-            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { "{\"name\":\(JSON.string($0.model.name)),\"version\":\(JSON.string($0.model.version)),\"sha256\":\"\($0.model.sha256)\"}" }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
+            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { modelEntry($0.model) }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
         }
         routes.post("models/:name/score") { req, ctx in
             let start = DispatchTime.now().uptimeNanoseconds
@@ -43,5 +43,20 @@ extension Routes {
         }
         routes.get("models/:name/monitor") { _, ctx in json(server.monitorReport(try model(ctx))) }
         return routes
+    }
+}
+
+extension Routes {
+    /// One served model in `GET /v1/models`: name, version, model file SHA-256, the policy's
+    /// version and SHA-256 (null without a policy file), `policy_bound` (whether the policy
+    /// names the model it was fitted for; one that names another model never loads) and the
+    /// package digest (null for a bare model file).
+    func modelEntry(_ m: VigilModel) -> String {
+        var s = "{\"name\":\(JSON.string(m.name)),\"version\":\(JSON.string(m.version)),\"sha256\":\"\(m.sha256)\""
+        s += ",\"policy_version\":\(JSON.string(m.policy.version))"
+        s += ",\"policy_sha256\":" + (m.policy.sha256.isEmpty ? "null" : "\"\(m.policy.sha256)\"")
+        s += ",\"policy_bound\":\(m.policy.modelBinding != nil)"
+        s += ",\"package_digest\":" + (m.packageDigest.map { "\"\($0)\"" } ?? "null") + "}"
+        return s
     }
 }

@@ -49,9 +49,14 @@ extension Routes {
         }
         outputs.append("{\"name\":\"prediction_id\",\"datatype\":\"BYTES\",\"shape\":[-1]}")
         let f = model.schema.count
+        // OIP parameter values are strings, numbers or booleans: an absent hash is left out.
+        var identity = "\"sha256\":\"\(model.sha256)\",\"policy_version\":\(JSON.string(model.policy.version)),"
+        if !model.policy.sha256.isEmpty { identity += "\"policy_sha256\":\"\(model.policy.sha256)\"," }
+        identity += "\"policy_bound\":\(model.policy.modelBinding != nil),"
+        if let digest = model.packageDigest { identity += "\"package_digest\":\"\(digest)\"," }
         return "{\"name\":\(JSON.string(model.name)),\"versions\":[\(JSON.string(model.version))],\"platform\":\"vigil-\(model.format.rawValue)\","
             + "\"inputs\":[\(inputs.joined(separator: ","))],\"outputs\":[\(outputs.joined(separator: ","))],"
-            + "\"parameters\":{\"sha256\":\"\(model.sha256)\",\"policy_version\":\(JSON.string(model.policy.version)),"
+            + "\"parameters\":{\(identity)"
             + "\"matrix_input\":{\"datatype\":\"FP64\",\"shape\":[-1,\(f)],\"feature_order\":[\(model.schema.names.map(JSON.string).joined(separator: ","))]},"
             + "\"group_fields\":[\(model.fieldGroups.map { JSON.string($0.field) }.joined(separator: ","))],\"id_field\":\(JSON.string(model.idField))}}"
     }

@@ -23,6 +23,9 @@ struct Audit: ParsableCommand {
     @Option(name: .long, help: "Model package folder (scores rows, maps groups, gives thresholds).")
     var model: String?
 
+    @Option(name: .long, help: "A policy.json to apply instead of the package's own (or to a bare model file); refused when it names another model's SHA-256.")
+    var policy: String?
+
     @Option(name: .long, help: "Labelled cohort: CSV with a header, or JSON Lines.")
     var input: String
 
@@ -86,7 +89,8 @@ struct Audit: ParsableCommand {
                 guard parts.count == 2 else { throw VigilError(.usage, "--reference \(r): expected VIEW=GROUP, e.g. race=White") }
                 options.references[parts[0]] = parts[1]
             }
-            let m = try model.map { try VigilModel.load(path: $0) }
+            if policy != nil, model == nil { throw VigilError(.usage, "--policy needs --model (the policy is checked against the model it was fitted for)") }
+            let m = try model.map { try VigilModel.load(path: $0, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile) }
             for w in m?.loadWarnings ?? [] { log.line("warning: \(w)") }
             let url = URL(fileURLWithPath: input)
             let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, format: inputFormat,
@@ -108,7 +112,7 @@ struct Audit: ParsableCommand {
             options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)
             let result = try FairnessAudit.run(data, options: options)
             let report = AuditReport(
-                result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map { "\($0.name) \($0.version) (\($0.format.displayName), sha256 \($0.sha256))" },
+                result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map(Self.describe),
                 decisionRule: rule, thresholds: thresholds, labelColumn: label)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
             if let html {
@@ -143,5 +147,16 @@ extension LabelledCohort {
     func groupKeys(_ fields: [String]) -> [String] {
         let idx = fields.map { f in self.fields.firstIndex(of: f)! }
         return (0..<count).map { r in idx.map { groupLabels[$0][r] }.joined(separator: "|") }
+    }
+}
+
+extension Audit {
+    /// The audited model in the report: name, version, format, model file SHA-256, and the
+    /// policy and package that decided (issue 18), so an audit names exactly what it judged.
+    static func describe(_ m: VigilModel) -> String {
+        var s = "\(m.name) \(m.version) (\(m.format.displayName), sha256 \(m.sha256)"
+        if !m.policy.sha256.isEmpty { s += "; policy \(m.policy.version) sha256 \(m.policy.sha256)" }
+        if let digest = m.packageDigest { s += "; package digest \(digest)" }
+        return s + ")"
     }
 }

@@ -22,6 +22,10 @@ struct FitThresholds: ParsableCommand {
             demographic_parity, min_sensitivity (with --target S: each group's TPR >= S at its \
             highest such threshold). Objectives: accuracy, balanced_accuracy, cost (with \
             --cost-fn and --cost-fp).
+
+            With --model (and no --scores-column), the policy records that model's name, version \
+            and SHA-256 ("model"), and Vigil refuses to load it with any other model file. The \
+            package's current policy.json is not read.
             """)
 
     @Option(name: .long, help: "Labelled cohort: CSV with a header, or JSON Lines.")
@@ -78,7 +82,9 @@ struct FitThresholds: ParsableCommand {
             let constraint = try FairnessConstraint(name: constraint, target: target)
             let objective = try FitObjective(name: objective, costFN: costFn, costFP: costFp)
             guard Set(group).count == group.count else { throw VigilError(.usage, "--group lists a field twice: \(group)") }
-            let m = try model.map { try VigilModel.load(path: $0) }
+            // The package's current policy is not used (a new one is fitted) and must not stop a
+            // refit after retraining, when it is still bound to the previous model file.
+            let m = try model.map { try VigilModel.load(path: $0, policy: .skipped) }
             let url = URL(fileURLWithPath: input)
             let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, format: inputFormat)
             for note in cohort.notes { log.line("warning: \(note)") }
@@ -88,7 +94,10 @@ struct FitThresholds: ParsableCommand {
                 options: .init(constraint: constraint, objective: objective, tolerance: tolerance, minGroupSize: minGroupSize))
             let doc = result.policyJSON(
                 groupFields: group,
-                provenance: .init(file: url.lastPathComponent, sha256: cohort.sha256, labelColumn: label, scores: cohort.scoreSource, version: policyVersion))
+                provenance: .init(
+                    file: url.lastPathComponent, sha256: cohort.sha256, labelColumn: label, scores: cohort.scoreSource, version: policyVersion,
+                    // Bound to the model whose risks were fitted; risks from a column name no model.
+                    model: scoresColumn == nil ? m.map { GuardrailPolicy.ModelBinding(name: $0.name, version: $0.version, sha256: $0.sha256) } : nil))
             let text = doc.text() + "\n"
             // Read it back as Vigil will at serving time, before writing.
             let policy = try GuardrailPolicy.load(data: Data(text.utf8), file: output)
@@ -114,6 +123,11 @@ struct FitThresholds: ParsableCommand {
                 } else {
                     log.line(String(format: "constraint gap %.6f (tolerance %.6f)", v, tolerance))
                 }
+            }
+            if let m, scoresColumn == nil {
+                log.line("bound to \(m.name) \(m.version) (model sha256 \(m.sha256)): loading it with another model file is refused")
+            } else {
+                log.line("note: the risks came from --scores-column, so the policy names no model; Vigil will apply it to any model with a warning")
             }
             log.line("wrote \(output)")
         }

@@ -9,12 +9,15 @@ struct Inspect: ParsableCommand {
     @Option(name: .long, help: "Model package folder or bare model file.")
     var model: String
 
+    @Option(name: .long, help: "A policy.json to apply instead of the package's own (or to a bare model file); refused when it names another model's SHA-256.")
+    var policy: String?
+
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
 
     func run() throws {
         try runReportingErrors {
-            let m = try VigilModel.load(path: model)
+            let m = try VigilModel.load(path: model, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile)
             var notes: [String: String] = [:]
             var facts: [(String, String)] = [
                 ("name", m.name), ("version", m.version), ("file", m.modelURL.path),
@@ -45,7 +48,10 @@ struct Inspect: ParsableCommand {
                 facts.append((key, v))
             }
             facts.append(("policy", "\(m.policy.version) (\(m.policy.rule.isEmpty ? m.policy.constraint : m.policy.rule))"))
+            facts.append(("policy sha256", m.policy.sha256.isEmpty ? "none (no policy file)" : m.policy.sha256))
+            facts.append(("policy fitted for", policyBindingText(m)))
             facts.append(("fallback threshold", "\(m.policy.fallbackThreshold)"))
+            facts.append(("package digest", m.packageContents.map { "\($0.hex) (over \($0.files.map(\.path).joined(separator: ", ")))" } ?? "none (a bare model file has only its sha256)"))
             if !m.groups.isEmpty { facts.append(("groups", m.groups.map { "\($0.name) (from \($0.source.rawValue) '\($0.field)')" }.joined(separator: ", "))) }
             var featureRows: [[String]] = []
             for (j, f) in m.schema.features.enumerated() {
@@ -62,6 +68,16 @@ struct Inspect: ParsableCommand {
                     }
                 }
                 obj["warnings"] = m.loadWarnings
+                // Structured forms of the package and binding facts, for tools.
+                obj["package_digest"] = (m.packageDigest as Any?) ?? NSNull()
+                obj["package_files"] = m.packageContents?.files.map { ["path": $0.path, "sha256": $0.sha256] } ?? []
+                obj["policy_sha256"] = m.policy.sha256.isEmpty ? NSNull() as Any : m.policy.sha256
+                obj["policy_bound"] = m.policy.modelBinding != nil
+                if let b = m.policy.modelBinding {
+                    obj["policy_model"] = ["name": (b.name as Any?) ?? NSNull(), "version": (b.version as Any?) ?? NSNull(), "sha256": b.sha256] as [String: Any]
+                } else {
+                    obj["policy_model"] = NSNull()
+                }
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
@@ -79,6 +95,17 @@ struct Inspect: ParsableCommand {
             printTable(header: header, rows: featureRows)
         }
     }
+}
+
+// MARK: - Binding
+
+/// Which model the policy names: `readmission 1.0.0 (sha256 ...), this model file`, or that it
+/// names none. A policy naming another model never gets here: the load refuses it.
+func policyBindingText(_ m: VigilModel) -> String {
+    guard let b = m.policy.modelBinding else {
+        return m.policy.sha256.isEmpty ? "no policy" : "unbound: the policy names no model, so nothing checks it was fitted for this one"
+    }
+    return "\(b.description), this model file"
 }
 
 // MARK: - Graphs

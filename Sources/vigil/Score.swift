@@ -58,6 +58,9 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Model package folder or bare model file.")
     var model: String
 
+    @Option(name: .long, help: "A policy.json to apply instead of the package's own (or to a bare model file); refused when it names another model's SHA-256.")
+    var policy: String?
+
     @Option(name: .long, help: "Cohort file: CSV with a header, or JSON Lines (.jsonl); for an image model, a folder of images or a CSV/list of image paths.")
     var input: String
 
@@ -124,7 +127,7 @@ struct Score: ParsableCommand {
             if let threads, !(1...1024).contains(threads) { throw VigilError(.usage, "--threads must be in 1...1024, got \(threads)") }
             let explainMode = try explain.map { text throws(VigilError) in try ExplainMode(parsing: text) }
             let shard = try Shard.resolve(shard: self.shard, index: shardIndex, count: shardCount, indexFromEnvironment: shardIndexFromEnv)
-            var model = try VigilModel.load(path: self.model)
+            var model = try VigilModel.load(path: self.model, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile)
             let log = StandardError(quiet: quiet)
             for w in model.loadWarnings { log.line("warning: \(w)") }
             if model.imageInput != nil {

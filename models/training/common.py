@@ -234,10 +234,12 @@ def manifest(name: str, version: str, outcome: str, model_file: Path, model_form
 
 
 def policy(rule: str, objective: dict, threshold: float, fitted_rows: int, fitted_sha256: str,
-           constraint: dict | None = None) -> dict:
+           model: dict, constraint: dict | None = None) -> dict:
+    """A `vigil.policy/1` document; `model` is `model_binding(...)`, the model it was fitted for."""
     return {
         "schema": "vigil.policy/1",
         "version": "1",
+        "model": model,
         "constraint": constraint or {"kind": "none"},
         "objective": objective,
         "rule": rule,
@@ -247,6 +249,12 @@ def policy(rule: str, objective: dict, threshold: float, fitted_rows: int, fitte
         "fallback": {"threshold": float(threshold)},
         "fitted_on": {"rows": int(fitted_rows), "sha256": fitted_sha256},
     }
+
+
+def model_binding(name: str, version: str, model_file: Path) -> dict:
+    """policy.json's `model`: the model the policy was fitted for, by its file's SHA-256 (Vigil
+    refuses to load the policy with any other model file; docs/FORMATS.md)."""
+    return {"name": name, "version": version, "sha256": sha256_file(model_file)}
 
 
 # MARK: - thresholds

@@ -242,7 +242,8 @@ def main() -> None:
             "risk >= threshold. fitted_on.sha256 is the SHA-256 of the validation cohort CSV that "
             "train_readmission.py writes (test_cohort.csv layout, all validation encounters; "
             "--write-validation PATH keeps it).")
-    pol = C.policy(rule, {"kind": "youden_j"}, thr, int(va.sum()), C.sha256_bytes(val_bytes))
+    pol = C.policy(rule, {"kind": "youden_j"}, thr, int(va.sum()), C.sha256_bytes(val_bytes),
+                   C.model_binding(NAME, VERSION, model_path))
     C.write_json(OUT / "policy.json", pol)
     print(f"threshold {thr!r}")
 

@@ -75,7 +75,8 @@ def main() -> None:
             "train_readmission_xgb.py writes (test_cohort.csv layout, all validation encounters; "
             "--write-validation PATH keeps it).")
     C.write_json(OUT / "policy.json",
-                 C.policy(rule, {"kind": "youden_j"}, thr, int(va.sum()), C.sha256_bytes(val_bytes)))
+                 C.policy(rule, {"kind": "youden_j"}, thr, int(va.sum()), C.sha256_bytes(val_bytes),
+                          C.model_binding(NAME, VERSION, model_path)))
     print(f"threshold {thr!r}")
 
     feats = [C.feature_entry(n, t, u, desc, X.loc[tr, n].to_numpy(dtype=float), False)

@@ -191,7 +191,8 @@ def main() -> None:
             "risk >= threshold. fitted_on.sha256 is the SHA-256 of the CSV `id,label,reference_risk` "
             "(id = index in val_images, risk = onnxruntime output) that train_retinopathy.py writes "
             "(--write-validation PATH keeps it).")
-    pol = C.policy(rule, {"kind": "youden_j"}, thr, len(y["val"]), C.sha256_bytes(val_bytes))
+    pol = C.policy(rule, {"kind": "youden_j"}, thr, len(y["val"]), C.sha256_bytes(val_bytes),
+                   C.model_binding(NAME, VERSION, model_path))
     C.write_json(OUT / "policy.json", pol)
     print(f"threshold {thr!r}")
 

@@ -262,7 +262,7 @@ def main() -> None:
             "validation hours; --write-validation PATH keeps it).")
     # FORMATS.md has no objective kind for "reach a target sensitivity"; see README/report.
     pol = C.policy(rule, {"kind": "min_sensitivity", "target": TARGET_SENSITIVITY}, thr,
-                   int(va.sum()), C.sha256_bytes(val_bytes))
+                   int(va.sum()), C.sha256_bytes(val_bytes), C.model_binding(NAME, VERSION, model_path))
     C.write_json(OUT / "policy.json", pol)
     print(f"threshold {thr!r}")
 

@@ -28,8 +28,10 @@ MANIFEST_KEYS = {"schema", "name", "version", "outcome", "task", "model", "id_fi
                  "groups", "reference"}
 FEATURE_KEYS = {"name", "type", "unit", "description", "range", "missing_allowed", "mean"}
 GROUP_KEYS = {"name", "source", "field", "map", "other", "missing", "bins"}
-POLICY_KEYS = {"schema", "version", "constraint", "objective", "rule", "group_fields",
+POLICY_KEYS = {"schema", "version", "model", "constraint", "objective", "rule", "group_fields",
                "min_group_size", "groups", "fallback", "fitted_on"}
+# Optional policy keys (vigil fit-thresholds writes `randomized`; `created` is free text).
+POLICY_OPTIONAL_KEYS = {"randomized", "created"}
 # Keys not (yet) in docs/FORMATS.md, used by the image model only.
 EXTRA_KEYS = {"manifest": {"input"}, "feature": {"shape"}}
 FEATURE_TYPES = {"numeric", "integer", "binary", "categorical", "image"}
@@ -99,8 +101,11 @@ def verify(pkg: Path) -> None:
         fail(f"{name}: reference features != features")
     if sum(ref["score"]["counts"]) + ref["score"]["missing"] != ref["rows"]:
         fail(f"{name}: score histogram rows")
-    if set(pol) != POLICY_KEYS or pol["schema"] != "vigil.policy/1":
+    if not POLICY_KEYS <= set(pol) <= POLICY_KEYS | POLICY_OPTIONAL_KEYS or pol["schema"] != "vigil.policy/1":
         fail(f"{name}: policy keys {sorted(pol)}")
+    if pol["model"].get("sha256") != man["model"]["sha256"]:
+        fail(f"{name}: policy.json is bound to model sha256 {pol['model'].get('sha256')}, the package's "
+             f"model file is {man['model']['sha256']} (models/training/bind_policies.py)")
     if not 0 < pol["fallback"]["threshold"] < 1 or len(pol["fitted_on"]["sha256"]) != 64:
         fail(f"{name}: policy threshold / fitted_on")
 
@@ -162,8 +167,14 @@ def verify(pkg: Path) -> None:
     if diff > tol:
         fail(f"{name}: re-scored test_cohort.csv differs from reference_risk by {diff:.3e}")
     size = sum(p.stat().st_size for p in pkg.rglob("*") if p.is_file())
+    # The package digest (docs/FORMATS.md): sha256sum lines of the four files, sorted by name.
+    lines = "".join(f"{C.sha256_file(pkg / f)}  {f}\n"
+                    for f in sorted(["manifest.json", model_file.name, "policy.json", "MODEL_CARD.md"],
+                                    key=lambda n: n.encode()))
+    digest = C.sha256_bytes(lines.encode())
     print(f"ok  {name:20s} {fmt:9s} {len(feats):3d} features  {len(rows):5d} cohort rows  "
-          f"max |diff| {diff:.1e}  threshold {pol['fallback']['threshold']:.6f}  {size / 1e6:.2f} MB")
+          f"max |diff| {diff:.1e}  threshold {pol['fallback']['threshold']:.6f}  {size / 1e6:.2f} MB  "
+          f"package digest {digest}")
 
 
 def main() -> None:
