@@ -1,4 +1,4 @@
-package import Foundation
+internal import Foundation
 
 /// The one digest of a model package (docs/FORMATS.md, "Package digest"): the SHA-256 of the
 /// `sha256sum`-style lines `"<sha256 of the file>  <file name>\n"` of its manifest, model file,
