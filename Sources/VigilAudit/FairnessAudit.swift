@@ -10,9 +10,9 @@ import VigilCore
 /// Views: every non-empty combination of the group fields, in order (`race`, `sex`,
 /// `race|sex`, ...); a row's group in a view is its labels joined by `|`.
 ///
-/// Bootstrap: stratified by the view's groups (each group resampled with replacement to its own
-/// size, so a replicate never loses a group); the overall figures take the union of the
-/// resampled groups. Replicate r draws from `Bootstrap.generator(seed:replicate:)`, so the
+/// Bootstrap (`Resampling`): stratified by the view's groups (each group resampled with
+/// replacement to its own size, so a replicate never loses a group; the overall figures take the
+/// union of the resampled groups), or by whole clusters when rows repeat a patient. Replicate r draws from `Bootstrap.generator(seed:replicate:)`, so the
 /// intervals depend only on the seed, not on the thread count.
 package enum FairnessAudit {
     package struct Data: Sendable {
@@ -48,6 +48,8 @@ package enum FairnessAudit {
         /// Thresholds for the trade-off curves.
         package var tradeoffGrid: [Double] = (0...100).map { Double($0) / 100 }
         package var threads: Int? = nil
+        /// Rows stratified by group (default) or whole clusters (`--cluster`).
+        package var resampling: Resampling = .stratifiedRows
 
         package init() {}
     }
@@ -90,22 +92,27 @@ package enum FairnessAudit {
         guard n > 0 else { throw VigilError(.input, "audit: the cohort has no rows") }
         let all = try LabelledScores(risks: data.risks, labels: data.labels, decisions: data.decisions)
         let overallView = try view(name: "overall", fields: [], partition: [("overall", Array(0..<n))], all: all, data: data, options: options, isOverall: true)
-        var views: [View] = []
-        let f = data.fields.count
-        // Singles first, then pairs, ...: combinations by size, each in field order.
-        let subsets = (1..<(1 << f)).map { mask in (0..<f).filter { mask & (1 << $0) != 0 } }
-            .sorted { $0.count != $1.count ? $0.count < $1.count : $0.lexicographicallyPrecedes($1) }
-        for subset in subsets {
-            var partition: [String: [Int]] = [:]
-            for r in 0..<n {
-                partition[subset.map { data.groupLabels[$0][r] }.joined(separator: "|"), default: []].append(r)
-            }
-            let ordered = partition.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
-            let name = subset.map { data.fields[$0] }.joined(separator: "|")
-            views.append(try view(name: name, fields: subset.map { data.fields[$0] }, partition: ordered.map { ($0.key, $0.value) },
-                                  all: all, data: data, options: options, isOverall: false))
+        let views = try partitions(fields: data.fields, groupLabels: data.groupLabels, count: n).map { v in
+            try view(name: v.name, fields: v.fields, partition: v.groups, all: all, data: data, options: options, isOverall: false)
         }
         return Result(rows: n, overall: overallView.groups[0], views: views, options: options)
+    }
+
+    /// The views of an audit (and of `vigil compare`): every non-empty combination of the group
+    /// fields, singles first, then pairs, ..., each in field order; in each, the groups' rows,
+    /// largest group first (ties by key).
+    package static func partitions(fields: [String], groupLabels: [[String]], count n: Int) -> [(name: String, fields: [String], groups: [(key: String, rows: [Int])])] {
+        let f = fields.count
+        let subsets = (1..<(1 << f)).map { mask in (0..<f).filter { mask & (1 << $0) != 0 } }
+            .sorted { $0.count != $1.count ? $0.count < $1.count : $0.lexicographicallyPrecedes($1) }
+        return subsets.map { subset in
+            var partition: [String: [Int]] = [:]
+            for r in 0..<n {
+                partition[subset.map { groupLabels[$0][r] }.joined(separator: "|"), default: []].append(r)
+            }
+            let ordered = partition.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
+            return (subset.map { fields[$0] }.joined(separator: "|"), subset.map { fields[$0] }, ordered.map { ($0.key, $0.value) })
+        }
     }
 
     /// Point estimates of everything a view reports, from per-group and overall metrics.
@@ -188,12 +195,9 @@ package enum FairnessAudit {
                 let sink = UncheckedSendable(out)
                 Parallel.forEachChunk(count: b, minChunk: 1, threads: options.threads ?? Parallel.cores) { range in
                     var counts = [Double](repeating: 0, count: n)
+                    let strata = partition.map(\.rows)
                     for r in range {
-                        var gen = Bootstrap.generator(seed: options.seed, replicate: r)
-                        for i in counts.indices { counts[i] = 0 }
-                        for p in partition {
-                            for _ in 0..<p.rows.count { counts[p.rows[gen.index(below: p.rows.count)]] += 1 }
-                        }
+                        Resampling.draw(options.resampling, replicate: r, seed: options.seed, strata: strata, counts: &counts)
                         let gm = scores.map { s in GroupMetrics.compute(s, weights: s.rows.map { counts[$0] }) }
                         let om = isOverall ? gm[0] : GroupMetrics.compute(all, weights: all.rows.map { counts[$0] })
                         let rs = Summary(groups: gm, keys: keys, eligible: eligible, overall: om, reference: reference)

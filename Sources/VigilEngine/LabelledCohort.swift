@@ -22,6 +22,12 @@ package struct LabelledCohort: Sendable {
     /// `model <name> <version> (sha256 <12 hex>)` or `column <name>`.
     package let scoreSource: String
     package let notes: [String]
+    /// Per row, with `clusterColumn`: the raw text of the cluster column (a patient or stay id).
+    package var clusters: [String]? = nil
+    /// With `explain`: each row's attribution of the risk (first output, the model's margin
+    /// space), `count x attributionNames.count`, row-major.
+    package var attributions: [Double]? = nil
+    package var attributionNames: [String] = []
 
     package var count: Int { risks.count }
 
@@ -30,14 +36,15 @@ package struct LabelledCohort: Sendable {
     /// -> `Unknown`), and `scoresColumn` is required.
     package static func load(
         url: URL, model: VigilModel?, labelColumn: String, scoresColumn: String?, groupFields: [String],
-        format: CohortFormat? = nil, limits: CohortReader.Limits = CohortReader.Limits()
+        clusterColumn: String? = nil, explain: Bool = false, format: CohortFormat? = nil, limits: CohortReader.Limits = CohortReader.Limits()
     ) throws -> LabelledCohort {
         let sha = try SHA256Digest.hex(ofFileAt: url)
         guard let model else {
             guard let scoresColumn else {
                 throw VigilError(.usage, "give --model (Vigil scores the rows) or --scores-column (the risks are in a column)")
             }
-            return try loadColumns(url: url, sha: sha, labelColumn: labelColumn, scoresColumn: scoresColumn, groupFields: groupFields, format: format, limits: limits)
+            return try loadColumns(url: url, sha: sha, labelColumn: labelColumn, scoresColumn: scoresColumn, groupFields: groupFields,
+                                   clusterColumn: clusterColumn, format: format, limits: limits)
         }
         guard model.makesDecisions else {
             throw VigilError(.usage, "\(model.name) is not a binary model (\(model.ir.objective.summary)); thresholds and fairness audits need a risk")
@@ -48,13 +55,17 @@ package struct LabelledCohort: Sendable {
             }
             return i
         }
-        let reader = try CohortReader(url: url, model: model, format: format, extraColumns: [labelColumn] + (scoresColumn.map { [$0] } ?? []), limits: limits)
+        let extra = [labelColumn] + (scoresColumn.map { [$0] } ?? []) + (clusterColumn.map { [$0] } ?? [])
+        let reader = try CohortReader(url: url, model: model, format: format, extraColumns: extra, limits: limits)
+        let clusterSlot = clusterColumn == nil ? nil : extra.count - 1
         var ids: [String] = [], risks: [Double] = [], labels: [Bool] = [], thresholds: [Double] = [], sources: [String] = []
+        var clusters: [String] = []
+        var attributions: [Double] = []
         var groups = [[String]](repeating: [], count: groupFields.count)
         var fallbacks: [String: Int] = [:]
         let e = reader.extraColumns.count
         while let batch = try reader.nextBatch() {
-            let records = try model.score(batch)
+            let records = try model.score(batch, explain: explain)
             for (r, rec) in records.enumerated() {
                 let place = "\(url.lastPathComponent): \(batch.origins[r])"
                 labels.append(try parseLabel(batch.extra[r * e], at: place, column: labelColumn))
@@ -64,6 +75,10 @@ package struct LabelledCohort: Sendable {
                     risks.append(rec.outputs[0])
                 }
                 ids.append(rec.id)
+                if explain, let a = rec.attribution { attributions.append(contentsOf: a.contributions.prefix(a.featureCount)) }
+                if let clusterSlot, let clusterColumn {
+                    clusters.append(try parseCluster(batch.extra[r * e + clusterSlot], at: place, column: clusterColumn))
+                }
                 for (k, slot) in slots.enumerated() { groups[k].append(rec.groupLabels[slot]) }
                 thresholds.append(rec.threshold!)
                 sources.append(rec.thresholdSource!.label)
@@ -71,11 +86,32 @@ package struct LabelledCohort: Sendable {
             }
         }
         guard !risks.isEmpty else { throw VigilError(.input, "\(url.path): no rows") }
-        return LabelledCohort(
+        var cohort = LabelledCohort(
             url: url, sha256: sha, ids: ids, risks: risks, labels: labels, fields: groupFields, groupLabels: groups,
             thresholds: thresholds, thresholdSources: sources, fallbacks: fallbacks,
             scoreSource: scoresColumn.map { "column \($0)" } ?? "model \(model.name) \(model.version) (sha256 \(model.sha256.prefix(12)))",
             notes: reader.notes)
+        if clusterColumn != nil { cohort.clusters = clusters }
+        if explain {
+            cohort.attributionNames = model.attributionNames
+            guard attributions.count == risks.count * cohort.attributionNames.count else {
+                throw VigilError(.input, "\(model.name): \(attributions.count) attribution values for \(risks.count) rows of \(cohort.attributionNames.count) features")
+            }
+            cohort.attributions = attributions
+        }
+        return cohort
+    }
+
+    /// A cluster id (patient, stay): any non-missing text of at most 256 bytes. A row without one
+    /// cannot be resampled with its patient, so it is refused rather than made a cluster of its own.
+    static func parseCluster(_ text: String?, at place: String, column: String) throws -> String {
+        guard let text, !MissingValues.isMissingToken(text) else {
+            throw VigilError.input(at: place, field: column, value: Untrusted.quote(text ?? ""), rule: "is missing; with --cluster every row needs the id of the patient (or stay) it belongs to")
+        }
+        guard text.utf8.count <= 256 else {
+            throw VigilError.input(at: place, field: column, value: Untrusted.quote(text), rule: "is longer than 256 bytes; a cluster id is a patient or stay identifier")
+        }
+        return text
     }
 
     /// A label: 1/0, 1.0/0.0 or true/false.
@@ -100,22 +136,26 @@ package struct LabelledCohort: Sendable {
     /// Reads named columns of a CSV (with header) or JSON Lines file into memory, through the
     /// record scanner `CohortReader` uses (same limits, same refusals).
     private static func loadColumns(
-        url: URL, sha: String, labelColumn: String, scoresColumn: String, groupFields: [String], format: CohortFormat?, limits: CohortReader.Limits
+        url: URL, sha: String, labelColumn: String, scoresColumn: String, groupFields: [String], clusterColumn: String?,
+        format: CohortFormat?, limits: CohortReader.Limits
     ) throws -> LabelledCohort {
         let scanner = try CohortScanner(url: url, format: format ?? .guess(path: url.path), limits: limits)
         let file = url.lastPathComponent
         var labels: [Bool] = [], risks: [Double] = []
         var groups = [[String]](repeating: [], count: groupFields.count)
-        // Per row: label, score, then the group fields' raw text (missing -> nil).
+        var clusters: [String] = []
+        // Per row: label, score, the group fields' raw text (missing -> nil), then the cluster id.
         func take(_ values: [String?], at place: String) throws {
             labels.append(try parseLabel(values[0], at: place, column: labelColumn))
             risks.append(try parseRisk(values[1], at: place, column: scoresColumn))
             for k in groupFields.indices { groups[k].append(values[2 + k] ?? "Unknown") }
+            if let clusterColumn { clusters.append(try parseCluster(values[2 + groupFields.count], at: place, column: clusterColumn)) }
         }
+        let wanted = [labelColumn, scoresColumn] + groupFields + (clusterColumn.map { [$0] } ?? [])
         switch scanner.format {
         case .csv:
             let names = try scanner.readHeader(emptyRule: "a CSV cohort needs a header naming its columns")
-            let index = try ([labelColumn, scoresColumn] + groupFields).map { w -> Int in
+            let index = try wanted.map { w -> Int in
                 guard let c = names.firstIndex(of: w) else {
                     throw VigilError(.input, "\(url.path): line 1: column '\(Untrusted.quote(w))' is not in the header (columns: \(CohortReader.list(names)))")
                 }
@@ -150,14 +190,17 @@ package struct LabelledCohort: Sendable {
                     guard case .object(let o) = parsed else {
                         throw VigilError(.input, "\(place): not a JSON object (JSON Lines needs one object per line)")
                     }
-                    try take([CohortReader.extraText(o[labelColumn]), CohortReader.extraText(o[scoresColumn])] + groupFields.map { CohortReader.groupText(o[$0]) }, at: place)
+                    try take([CohortReader.extraText(o[labelColumn]), CohortReader.extraText(o[scoresColumn])] + groupFields.map { CohortReader.groupText(o[$0]) }
+                             + (clusterColumn.map { [CohortReader.extraText(o[$0])] } ?? []), at: place)
                 }
             }
         }
         guard !risks.isEmpty else { throw VigilError(.input, "\(url.path): no rows") }
-        return LabelledCohort(
+        var cohort = LabelledCohort(
             url: url, sha256: sha, ids: risks.indices.map { String($0 + 1) }, risks: risks, labels: labels, fields: groupFields,
             groupLabels: groups, thresholds: nil, thresholdSources: nil, fallbacks: [:], scoreSource: "column \(scoresColumn)", notes: [])
+        if clusterColumn != nil { cohort.clusters = clusters }
+        return cohort
     }
 
     /// Each row's key for `fields` (labels joined by `|`).

@@ -15,7 +15,7 @@ struct Audit: ParsableCommand {
             overall), group min and max; per group, AIF360's disparate impact, statistical \
             parity, average odds and equal opportunity differences against a reference group \
             (--reference VIEW=GROUP; default the view's largest group). 95% percentile bootstrap \
-            CIs, stratified by group (--bootstrap N, --seed). A metric that a group cannot \
+            CIs, stratified by group (--bootstrap N, --seed), or by whole patients (--cluster COL). A metric that a group cannot \
             define (TPR without positives) is null with the reason. Groups below \
             --min-group-size are reported with a warning and left out of the disparity summaries.
             """)
@@ -46,6 +46,9 @@ struct Audit: ParsableCommand {
 
     @Option(name: .long, help: "Seed of the bootstrap.")
     var seed: UInt64 = 20240601
+
+    @Option(name: .long, help: "Column identifying each row's patient (or stay) when rows repeat one: the bootstrap resamples patients, not rows.")
+    var cluster: String?
 
     @Option(name: .long, help: "Groups with fewer rows are flagged and left out of disparity summaries.")
     var minGroupSize: Int = 30
@@ -93,7 +96,8 @@ struct Audit: ParsableCommand {
             let m = try model.map { try VigilModel.load(path: $0, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile) }
             for w in m?.loadWarnings ?? [] { log.line("warning: \(w)") }
             let url = URL(fileURLWithPath: input)
-            let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, format: inputFormat,
+            if let c = cluster, c == label || c == scoresColumn { throw VigilError(.usage, "--cluster \(c) is the label or scores column; give the column naming each row's patient") }
+            let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, clusterColumn: cluster, format: inputFormat,
                                                 limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
             for note in cohort.notes { log.line("warning: \(note)") }
             let thresholds: [Double]
@@ -107,6 +111,7 @@ struct Audit: ParsableCommand {
             } else {
                 throw VigilError(.usage, "without --model, give --threshold")
             }
+            if let cluster, let keys = cohort.clusters { options.resampling = .clusters(.init(keys: keys, column: cluster)) }
             let decisions = zip(cohort.risks, thresholds).map { GuardrailPolicy.decide(risk: $0, threshold: $1) }
             let data = try FairnessAudit.Data(risks: cohort.risks, labels: cohort.labels, decisions: decisions, fields: group, groupLabels: cohort.groupLabels)
             options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)

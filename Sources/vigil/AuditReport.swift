@@ -64,7 +64,7 @@ struct AuditReport {
         ])))
         doc.append(("bootstrap", .object([
             ("replicates", .int(o.replicates)), ("seed", .string(String(o.seed))), ("confidence", .number(o.confidence)),
-            ("method", .string("percentile; rows resampled with replacement within each group of the view (stratified); overall = union")),
+            ("method", .string(o.resampling.summary)),
         ])))
         doc.append(("min_group_size", .int(o.minGroupSize)))
         doc.append(("overall", groupJSON(result.overall, view: nil)))

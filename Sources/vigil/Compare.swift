@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import VigilEngine
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Two versions of a model on the same labelled rows: paired per-group differences, decision flips, risk shift, attribution change.",
+        discussion: """
+            Both packages score every row of --input, each deciding with its own policy. For every \
+            audit metric, overall and in every group and intersection of the --group fields: \
+            baseline, candidate and the paired difference (candidate - baseline) with a \
+            percentile bootstrap interval from shared resamples (each replicate weights the same \
+            rows for both versions), stratified by group, or by whole patients with --cluster. Per \
+            group: decisions that flipped, by direction and label (newly missed positives, new \
+            false alarms), and the mean risk shift. Findings, at the top of both reports: every \
+            eligible group where AUROC, AUPRC, FNR, FPR, PPV, NPV or ECE got worse by at least a \
+            margin (the plan's non-inferiority margin for it, else 0.02), significant ones first. \
+            With --plan, its non-inferiority margins are judged on the interval's bound and the \
+            exit status is 3 when one is not met; the plan then fixes groups and bootstrap.
+            """)
+
+    @Option(name: .long, help: "The version in use (package folder).")
+    var baseline: String
+
+    @Option(name: .long, help: "The version proposed (package folder).")
+    var candidate: String
+
+    @Option(name: .long, help: "Labelled cohort: CSV with a header, or JSON Lines; both models read their features from it.")
+    var input: String
+
+    @Option(name: .long, help: "Column holding the 0/1 outcome.")
+    var label: String
+
+    @Option(name: .long, help: "Group field (repeatable; default: the plan's group_fields).")
+    var group: [String] = []
+
+    @Option(name: .long, help: "Validation plan whose non_inferiority margins are judged (and whose groups and bootstrap are used).")
+    var plan: String?
+
+    @Option(name: .long, help: "Column identifying each row's patient (or stay): resample patients, not rows.")
+    var cluster: String?
+
+    @Option(name: .long, help: "Bootstrap replicates (default 1000; with --plan, the plan's).")
+    var bootstrap: Int?
+
+    @Option(name: .long, help: "Seed of the bootstrap (default 20240601; with --plan, the plan's).")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "Groups with fewer rows get no findings or margins (default 30; with --plan, the plan's).")
+    var minGroupSize: Int?
+
+    @Flag(name: .long, help: "Skip the attribution change (mean |attribution| per feature for both versions).")
+    var noAttribution = false
+
+    @Option(name: .long, help: "Write the comparison as JSON here.")
+    var json: String?
+
+    @Option(name: .long, help: "Write the HTML report here.")
+    var html: String?
+
+    @Option(name: .long, help: "Input format: csv or jsonl (default: from the file name).")
+    var inputFormat: CohortFormat?
+
+    @Flag(name: .long, help: "No summary on standard error.")
+    var quiet = false
+
+    func run() throws {
+        var failed = false
+        try runReportingErrors {
+            let log = StandardError(quiet: quiet)
+            guard json != nil || html != nil else { throw VigilError(.usage, "give --json FILE and/or --html FILE") }
+            let plan = try self.plan.map { try ValidationPlan.load(path: $0) }
+            if let plan {
+                for (flag, given) in [("--bootstrap", bootstrap != nil), ("--seed", seed != nil), ("--min-group-size", minGroupSize != nil)] where given {
+                    throw VigilError(.usage, "\(flag): the plan '\(plan.name)' fixes the bootstrap and group sizes; leave \(flag) out")
+                }
+                if !group.isEmpty, group != plan.groupFields {
+                    throw VigilError(.usage, "--group \(group.joined(separator: " --group ")): the plan's group_fields are \(plan.groupFields); leave --group out")
+                }
+            }
+            let fields = group.isEmpty ? (plan?.groupFields ?? []) : group
+            guard !fields.isEmpty else { throw VigilError(.usage, "give at least one --group (or a --plan with group_fields)") }
+            let clusterColumn = try Validate.clusterColumn(flag: cluster, plan: plan)
+            if let c = clusterColumn, c == label { throw VigilError(.usage, "--cluster \(c) is the label column; give the column naming each row's patient") }
+            var options = PairedComparison.Options()
+            options.replicates = plan?.replicates ?? bootstrap ?? 1000
+            options.seed = plan?.seed ?? seed ?? 20240601
+            options.confidence = plan?.confidence ?? 0.95
+            options.minGroupSize = plan?.minGroupSize ?? minGroupSize ?? 30
+            guard options.replicates >= 0, options.replicates <= 100_000 else { throw VigilError(.usage, "--bootstrap \(options.replicates) must be in [0, 100000]") }
+            guard options.minGroupSize >= 0 else { throw VigilError(.usage, "--min-group-size \(options.minGroupSize) must be >= 0") }
+
+            let a = try VigilModel.load(path: baseline)
+            let b = try VigilModel.load(path: candidate)
+            for w in a.loadWarnings { log.line("warning: baseline: \(w)") }
+            for w in b.loadWarnings { log.line("warning: candidate: \(w)") }
+            let explain = !noAttribution && a.imageInput == nil && b.imageInput == nil
+                && (try? a.explainer.get()) != nil && (try? b.explainer.get()) != nil
+            if !noAttribution, !explain { log.line("note: no attribution change: one of the versions cannot be explained per feature") }
+            let url = URL(fileURLWithPath: input)
+            let ca = try LabelledCohort.load(url: url, model: a, labelColumn: label, scoresColumn: nil, groupFields: fields, clusterColumn: clusterColumn, explain: explain, format: inputFormat)
+            let cb = try LabelledCohort.load(url: url, model: b, labelColumn: label, scoresColumn: nil, groupFields: fields, clusterColumn: nil, explain: explain, format: inputFormat)
+            for note in ca.notes { log.line("warning: \(note)") }
+            guard ca.count == cb.count, ca.ids == cb.ids, ca.labels == cb.labels else {
+                throw VigilError(.input, "\(input): the two versions read different rows (\(ca.count) and \(cb.count)); compare needs the same rows through both")
+            }
+            var groupMismatch = 0
+            for r in 0..<ca.count where (0..<fields.count).contains(where: { ca.groupLabels[$0][r] != cb.groupLabels[$0][r] }) { groupMismatch += 1 }
+            if groupMismatch > 0 {
+                log.line("warning: \(groupMismatch) rows fall in different groups under the two manifests; groups here are the baseline's")
+            }
+            if let clusterColumn, let keys = ca.clusters { options.resampling = .clusters(.init(keys: keys, column: clusterColumn)) }
+            let decide = { (c: LabelledCohort) in zip(c.risks, c.thresholds!).map { GuardrailPolicy.decide(risk: $0, threshold: $1) } }
+            let data = try PairedComparison.Data(
+                baselineRisks: ca.risks, candidateRisks: cb.risks, baselineDecisions: decide(ca), candidateDecisions: decide(cb),
+                labels: ca.labels, fields: fields, groupLabels: ca.groupLabels)
+            let result = try PairedComparison.run(data, options: options)
+            let margins = plan?.nonInferiority ?? []
+            let findings = PairedComparison.findings(result, margins: margins)
+            let judged = try PairedComparison.judge(result, margins: margins)
+            let report = CompareReport(baselineModel: a, candidateModel: b, cohort: ca, candidateCohort: cb, labelColumn: label, plan: plan,
+                                       result: result, findings: findings, nonInferiority: judged, groupMismatch: groupMismatch)
+            if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
+            if let html { try ValidationReport.writeHTML(report.html(), to: html) }
+            log.line("compared \(a.name) \(a.version) -> \(b.name) \(b.version) on \(ca.count) rows (\(ca.labels.filter { $0 }.count) positive), \(options.replicates) paired replicates")
+            for line in report.headline { log.line("  " + line) }
+            if !quiet {
+                for f in findings.prefix(10) { log.line("  worse: " + CompareReport.describe(f)) }
+                if findings.count > 10 { log.line("  ... \(findings.count - 10) more findings in the report") }
+                for j in judged where j.status == .fail || j.status == .notEvaluable {
+                    log.line("  \(j.status.rawValue.uppercased()) non-inferiority \(j.margin.id) [\(j.view)=\(j.group)]: \(j.reason)")
+                }
+            }
+            if !judged.isEmpty {
+                let bad = judged.filter { $0.status == .fail || $0.status == .notEvaluable }.count
+                log.line(bad == 0 ? "non-inferiority: every margin of the plan is met" : "non-inferiority: \(bad) of \(judged.count) judged lines not met")
+            }
+            if let json { log.line("wrote \(json)") }
+            if let html { log.line("wrote \(html)") }
+            failed = judged.contains { $0.status == .fail || $0.status == .notEvaluable }
+        }
+        if failed { throw ExitCode(3) }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import VigilTesting
+
+/// `vigil validate` and `vigil compare` as a user (or a CI pipeline gating on the exit status) runs them.
+struct LifecycleCommandTests {
+    static func json(_ url: URL) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+    }
+
+    static func writePlan(_ dir: TemporaryDirectory, name: String, criteria: String, cluster: String? = "patient_id", replicates: Int = 200) throws -> String {
+        let path = dir.file(name).path
+        try """
+            {"schema": "vigil.validation_plan/1", "name": "\(name)", "version": "1", "group_fields": ["sex", "age_band"],
+             "bootstrap": {"replicates": \(replicates), "seed": 7}\(cluster.map { ", \"cluster\": \"\($0)\"" } ?? ""), "min_group_size": 50,
+             "criteria": [\(criteria)]}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static let sepsis = ["--model", "models/sepsis", "--input", "models/sepsis/test_cohort.csv", "--label", "label"]
+
+    @Test func validateExitsZeroWhenEveryCriterionPassesAndThreeWhenOneFails() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let lenient = try Self.writePlan(dir, name: "lenient.json", criteria: #"{"id": "auroc", "metric": "auroc", "min": 0.5}, {"id": "size", "view": "sex", "min_rows": 10}"#)
+        let ok = try CLI.run(["validate"] + Self.sepsis + ["--plan", lenient, "--json", dir.file("ok.json").path, "--html", dir.file("ok.html").path])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let report = try Self.json(dir.file("ok.json"))
+        #expect(report["schema"] as? String == "vigil.validation/1" && report["verdict"] as? String == "accepted")
+        let boot = try #require(report["bootstrap"] as? [String: Any])
+        let cluster = try #require(boot["cluster"] as? [String: Any])
+        #expect(cluster["column"] as? String == "patient_id" && (cluster["clusters"] as? Int ?? 0) > 10)
+        let results = try #require(report["results"] as? [[String: Any]])
+        #expect(results.count == 3)  // overall AUROC, and the size of both sexes
+        let html = try String(contentsOf: dir.file("ok.html"), encoding: .utf8)
+        #expect(html.contains("ACCEPTED") && !html.contains("<script"))
+
+        let strict = try Self.writePlan(dir, name: "strict.json", criteria: #"{"id": "auroc", "metric": "auroc", "min": 0.5}, {"id": "tpr-groups", "metric": "sensitivity", "view": "sex|age_band", "min": 0.99}"#)
+        let bad = try CLI.run(["validate"] + Self.sepsis + ["--plan", strict, "--json", dir.file("bad.json").path])
+        #expect(bad.status == 3, "\(bad.stderr)")
+        #expect(bad.stderr.contains("FAIL tpr-groups") || bad.stderr.contains("NOT_EVALUABLE tpr-groups"), "\(bad.stderr)")
+        let badReport = try Self.json(dir.file("bad.json"))
+        #expect(badReport["verdict"] as? String == "not_accepted")
+        let lines = try #require(badReport["results"] as? [[String: Any]])
+        #expect(lines.filter { $0["id"] as? String == "tpr-groups" }.count == 8, "one line per sex x age band group")
+        #expect(lines.first { $0["id"] as? String == "auroc" }?["status"] as? String == "pass")
+    }
+
+    @Test func theShippedSepsisPlanRunsOnTheShippedCohort() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let r = try CLI.run(["validate"] + Self.sepsis + ["--plan", "models/plans/sepsis-monthly.json", "--json", dir.file("v.json").path])
+        #expect(r.status == 0 || r.status == 3, "\(r.stderr)")
+        let report = try Self.json(dir.file("v.json"))
+        let results = try #require(report["results"] as? [[String: Any]])
+        #expect((report["verdict"] as? String == "accepted") == (r.status == 0))
+        #expect(results.allSatisfy { ["pass", "fail", "not_evaluable", "skipped"].contains($0["status"] as? String ?? "") })
+        // Every judged floor names the bound it used.
+        for line in results where line["status"] as? String == "fail" {
+            let reason = line["reason"] as? String ?? ""
+            #expect(reason.contains("bound") || reason.contains("interval") || reason.contains("rows"), "\(line)")
+        }
+    }
+
+    @Test func validateRefusesAClusterThatDisagreesWithThePlan() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let plan = try Self.writePlan(dir, name: "p.json", criteria: #"{"id": "a", "metric": "auroc", "min": 0.5}"#)
+        let r = try CLI.run(["validate"] + Self.sepsis + ["--plan", plan, "--cluster", "row_id", "--json", dir.file("x.json").path])
+        #expect(r.status == 2 && r.stderr.contains("differs from the plan"), "\(r.stderr)")
+        let noColumn = try Self.writePlan(dir, name: "q.json", criteria: #"{"id": "a", "metric": "auroc", "min": 0.5}"#, cluster: "stay")
+        let m = try CLI.run(["validate"] + Self.sepsis + ["--plan", noColumn, "--json", dir.file("y.json").path])
+        #expect(m.status != 0 && m.stderr.contains("stay"), "\(m.stderr)")
+    }
+
+    @Test func compareSurfacesTheGroupsThatGotWorse() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let r = try CLI.run(["compare", "--baseline", "models/readmission", "--candidate", "models/readmission-xgb",
+                             "--input", "models/readmission/test_cohort.csv", "--label", "label", "--group", "race", "--group", "sex",
+                             "--bootstrap", "200", "--json", dir.file("c.json").path, "--html", dir.file("c.html").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try Self.json(dir.file("c.json"))
+        #expect(report["schema"] as? String == "vigil.compare/1")
+        let overall = try #require(report["overall"] as? [String: Any])
+        let metrics = try #require(overall["metrics"] as? [String: [String: Any]])
+        let auroc = try #require(metrics["auroc"])
+        let (a, b, d) = (auroc["baseline"] as! Double, auroc["candidate"] as! Double, auroc["delta"] as! Double)
+        #expect(abs(d - (b - a)) < 1e-12)
+        let ci = try #require(auroc["delta_ci"] as? [Double])
+        #expect(ci[0] <= d && d <= ci[1])
+        let findings = try #require(report["findings"] as? [[String: Any]])
+        for f in findings {
+            let delta = f["delta"] as! Double
+            #expect(["fnr", "fpr", "ece"].contains(f["metric"] as! String) ? delta > 0 : delta < 0, "a finding is a change for the worse: \(f)")
+        }
+        let flips = try #require(overall["flips"] as? [String: Any])
+        #expect((flips["total"] as! Int) == (flips["up"] as! Int) + (flips["down"] as! Int))
+        let attribution = try #require(report["attribution"] as? [String: Any])
+        #expect((attribution["overall"] as? [[String: Any]])?.count ?? 0 >= 30)
+        let html = try String(contentsOf: dir.file("c.html"), encoding: .utf8)
+        #expect(html.contains("Which groups got worse") && !html.contains("<script"))
+        #expect(r.stderr.contains("overall auroc"))
+    }
+
+    @Test func aVersionComparedWithItselfChangesNothingAndAPlanGatesTheExitStatus() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let same = try CLI.run(["compare", "--baseline", "models/readmission", "--candidate", "models/readmission",
+                                "--input", "models/readmission/test_cohort.csv", "--label", "label", "--plan", "models/plans/readmission-quarterly.json",
+                                "--json", dir.file("s.json").path])
+        #expect(same.status == 0, "\(same.stderr)")
+        let report = try Self.json(dir.file("s.json"))
+        #expect((report["findings"] as? [Any])?.isEmpty == true)
+        let ni = try #require(report["non_inferiority"] as? [[String: Any]])
+        #expect(!ni.isEmpty && ni.allSatisfy { ["pass", "skipped"].contains($0["status"] as? String ?? "") })
+        // A plan fixes the bootstrap: a flag beside it is refused.
+        let flag = try CLI.run(["compare", "--baseline", "models/readmission", "--candidate", "models/readmission-xgb",
+                                "--input", "models/readmission/test_cohort.csv", "--label", "label", "--plan", "models/plans/readmission-quarterly.json",
+                                "--bootstrap", "50", "--json", dir.file("f.json").path])
+        #expect(flag.status == 2 && flag.stderr.contains("fixes the bootstrap"), "\(flag.stderr)")
+    }
+}
