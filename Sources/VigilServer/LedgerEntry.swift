@@ -29,20 +29,22 @@ package enum LedgerEntry {
     // MARK: - Encoding
 
     /// `kind`, the model's identity, its policy's version and SHA-256 (`null` for a model
-    /// without a policy file), the package digest (`null` for a bare model file) and the
-    /// prediction id: what every prediction and outcome carries.
-    static func commonFields(kind: Kind, model: VigilModel, id: String) -> String {
+    /// without a policy file), the package digest (`null` for a bare model file), the SHA-256
+    /// of the signature record that qualified the package (`null`: none checked or none valid)
+    /// and the prediction id: what every prediction and outcome carries.
+    static func commonFields(kind: Kind, model: VigilModel, signatureSHA256: String?, id: String) -> String {
         var s = "\"kind\":\"\(kind.rawValue)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\""
         s += ",\"policy_version\":\(JSON.string(model.policy.version)),\"policy_sha256\":" + (model.policy.sha256.isEmpty ? "null" : "\"\(model.policy.sha256)\"")
         s += ",\"package_digest\":" + (model.packageDigest.map { "\"\($0)\"" } ?? "null")
+        s += ",\"signature_sha256\":" + (signatureSHA256.map { "\"\($0)\"" } ?? "null")
         s += ",\"prediction_id\":\(JSON.string(id))"
         return s
     }
 
     /// A prediction: the record's id, the input's hash, outputs, threshold and decision (when the
     /// model makes decisions), group labels and the feature buckets that fed the monitor.
-    static func predictionBody(model: VigilModel, record r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
-        var s = commonFields(kind: .prediction, model: model, id: id)
+    static func predictionBody(model: VigilModel, signatureSHA256: String?, record r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
+        var s = commonFields(kind: .prediction, model: model, signatureSHA256: signatureSHA256, id: id)
         s += ",\"record_id\":\(JSON.string(r.id)),\"input_sha256\":\"\(inputHash)\""
         s += ",\"outputs\":[\(r.outputs.map(JSON.number).joined(separator: ","))]"
         if let t = r.threshold, let d = r.decision, let src = r.thresholdSource {
@@ -55,8 +57,8 @@ package enum LedgerEntry {
 
     /// An outcome observed for an earlier prediction, with that prediction's risk, threshold,
     /// decision and groups repeated so that the entry reads on its own.
-    static func outcomeBody(model: VigilModel, id: String, label: Bool, risk: Double, threshold: Double?, decision: Bool?, labels: [String]) -> String {
-        var s = commonFields(kind: .outcome, model: model, id: id)
+    static func outcomeBody(model: VigilModel, signatureSHA256: String?, id: String, label: Bool, risk: Double, threshold: Double?, decision: Bool?, labels: [String]) -> String {
+        var s = commonFields(kind: .outcome, model: model, signatureSHA256: signatureSHA256, id: id)
         s += ",\"label\":\(label),\"outputs\":[\(JSON.number(risk))]"
         if let t = threshold { s += ",\"threshold\":\(JSON.number(t))" }
         if let d = decision { s += ",\"decision\":\(d)" }
@@ -216,12 +218,14 @@ package enum LedgerEntry {
 
     /// The fields of a prediction or outcome shared by both: model, its SHA-256, the policy's
     /// SHA-256 and the package digest (nil in entries written before issue 18, or `null`: no
-    /// policy file, a bare model file), prediction id.
+    /// policy file, a bare model file), the signature record's SHA-256 (nil when absent, in
+    /// entries written before signatures, or `null`: no valid signature checked), prediction id.
     package struct ModelRef: Sendable {
         package var model: String
         package var modelSHA256: String
         package var policySHA256: String?
         package var packageDigest: String?
+        package var signatureSHA256: String?
         package var predictionID: String
 
         package init(_ f: Fields) throws {
@@ -229,6 +233,7 @@ package enum LedgerEntry {
             modelSHA256 = try f.string("model_sha256", maxBytes: 128)
             policySHA256 = try f.optionalHex("policy_sha256", count: 64)
             packageDigest = try f.optionalHex("package_digest", count: 64)
+            signatureSHA256 = try f.optionalHex("signature_sha256", count: 64)
             predictionID = try f.string("prediction_id")
         }
     }

@@ -11,7 +11,7 @@ extension Routes {
     func nativeRoutes() -> RouteCollection<BasicRequestContext> {
         let routes = RouteCollection(context: BasicRequestContext.self)
         routes.get("models") { _, _ in
-            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { modelEntry($0.model) }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
+            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { modelEntry($0.model, signatures: $0.signatures) }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
         }
         routes.post("models/:name/score") { req, ctx in
             let start = DispatchTime.now().uptimeNanoseconds
@@ -50,13 +50,28 @@ extension Routes {
     /// One served model in `GET /v1/models`: name, version, model file SHA-256, the policy's
     /// version and SHA-256 (null without a policy file), `policy_bound` (whether the policy
     /// names the model it was fitted for; one that names another model never loads) and the
-    /// package digest (null for a bare model file).
-    func modelEntry(_ m: VigilModel) -> String {
+    /// package digest (null for a bare model file), and `signatures`: each signature record of
+    /// the package as checked at start (null when no --trusted-keys was given: none was read).
+    func modelEntry(_ m: VigilModel, signatures: SignatureAdmission) -> String {
         var s = "{\"name\":\(JSON.string(m.name)),\"version\":\(JSON.string(m.version)),\"sha256\":\"\(m.sha256)\""
         s += ",\"policy_version\":\(JSON.string(m.policy.version))"
         s += ",\"policy_sha256\":" + (m.policy.sha256.isEmpty ? "null" : "\"\(m.policy.sha256)\"")
         s += ",\"policy_bound\":\(m.policy.modelBinding != nil)"
-        s += ",\"package_digest\":" + (m.packageDigest.map { "\"\($0)\"" } ?? "null") + "}"
+        s += ",\"package_digest\":" + (m.packageDigest.map { "\"\($0)\"" } ?? "null")
+        s += ",\"signatures\":" + (signatures.checked ? "[\(signatures.checks.map { Self.signatureEntry($0, qualifying: $0.name == signatures.qualifying?.name) }.joined(separator: ","))]" : "null") + "}"
+        return s
+    }
+
+    /// One signature record in `GET /v1/models`: its file, the file's SHA-256, signer, role,
+    /// meaning, time and key id (null when the record did not parse), whether it is valid and
+    /// why not (`reason`, null when valid); `qualifying` marks the one whose SHA-256 ledger
+    /// entries carry.
+    static func signatureEntry(_ c: SignatureCheck, qualifying: Bool) -> String {
+        func q(_ s: String?) -> String { s.map(JSON.string) ?? "null" }
+        let r = c.record
+        var s = "{\"file\":\(JSON.string(c.name)),\"sha256\":\(q(c.fileSHA256))"
+        s += ",\"signer\":\(q(r?.signer)),\"role\":\(q(r?.role)),\"meaning\":\(q(r?.meaning)),\"time\":\(q(r?.time)),\"key_id\":\(q(r?.keyID))"
+        s += ",\"valid\":\(c.isValid),\"reason\":\(q(c.problem)),\"qualifying\":\(qualifying)}"
         return s
     }
 }

@@ -31,6 +31,9 @@ package final class ServedModel: @unchecked Sendable {
     let options: BatchingOptions
     /// The record encoder of `vigil score`'s JSON Lines (no attribution), built once.
     package let recordJSON: RecordJSON
+    /// The package's signature records as checked at admission (`PackageSignatures.admit`):
+    /// shown in `/v1/models`; the qualifying record's SHA-256 goes into every ledger entry.
+    package let signatures: SignatureAdmission
 
     private struct Job {
         let batch: RowBatch
@@ -50,8 +53,9 @@ package final class ServedModel: @unchecked Sendable {
     private var held = false
     private var thread: Thread?
 
-    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions) {
+    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions, signatures: SignatureAdmission = .unchecked) {
         self.model = model
+        self.signatures = signatures
         parser = RequestParser(model: model)
         monitor = ModelMonitor(model: model)
         self.metrics = metrics
@@ -250,7 +254,7 @@ package final class ServedModel: @unchecked Sendable {
     // MARK: - Ledger entries (the format lives in LedgerEntry)
 
     func predictionBody(_ r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
-        LedgerEntry.predictionBody(model: model, record: r, id: id, inputHash: inputHash, buckets: buckets)
+        LedgerEntry.predictionBody(model: model, signatureSHA256: signatures.signatureSHA256, record: r, id: id, inputHash: inputHash, buckets: buckets)
     }
 
     /// Rebuilds counters from a ledger prediction entry for this model (same SHA-256); every

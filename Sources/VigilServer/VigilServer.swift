@@ -66,6 +66,10 @@ package struct ServeOptions: Sendable {
     /// This replica's name (`ReplicaID`): in every ledger entry, `/v1/models` and `/metrics`;
     /// nil takes the host name.
     package var replicaID: String?
+    /// Package signatures (issue 18): `trustedKeysDir` holds the trusted Ed25519 public keys
+    /// (`*.pub`); with `requireSigned` every package needs a valid signature by one of them.
+    package var requireSigned = false
+    package var trustedKeysDir: String?
 
     package init() {}
 
@@ -87,6 +91,9 @@ package final class VigilServer: @unchecked Sendable {
     let authToken: [UInt8]?
     /// TLS for the TCP listener (nil: plain HTTP).
     let tls: TLSConfiguration?
+    /// The trusted signing keys (`--trusted-keys`), for admitting packages
+    /// (`PackageSignatures.admit(model:trustedKeys:required: options.requireSigned)`).
+    let trustedKeys: TrustedKeys?
     let index = PredictionIndex()
     /// Notes for the operator (model load warnings, ledger recovery).
     package private(set) var notes: [String] = []
@@ -125,6 +132,11 @@ package final class VigilServer: @unchecked Sendable {
             }
         }
         authToken = try options.authTokenFile.map { try BearerTokenMiddleware<BasicRequestContext>.readToken($0) }
+        if options.requireSigned, options.trustedKeysDir == nil {
+            throw VigilError(.usage, "--require-signed needs --trusted-keys DIR (the public keys whose signatures count)")
+        }
+        let trustedKeys = try options.trustedKeysDir.map { try TrustedKeys(dir: $0) }
+        self.trustedKeys = trustedKeys
         var notes: [String] = []
         if let socket = options.socket {
             lockFD = try Self.lockSocketPath(socket)
@@ -149,7 +161,12 @@ package final class VigilServer: @unchecked Sendable {
                 throw VigilError(.usage, "--model \(path): '\(m.name)' is an image (CNN) model; the server scores tabular rows. Score images with `vigil score --model \(path) --input <folder>`")
             }
             notes += m.loadWarnings.map { "\(m.name): \($0)" }
-            models[m.name] = ServedModel(model: m, metrics: metrics, ledger: ledger, index: index, options: options.batching)
+            let signatures: SignatureAdmission
+            do { signatures = try PackageSignatures.admit(model: m, trustedKeys: trustedKeys, required: options.requireSigned) } catch let e as VigilError {
+                throw VigilError(e.kind, "--model \(path): \(e.message)")
+            }
+            notes += signatures.warnings.map { "\(m.name): warning: \($0)" }
+            models[m.name] = ServedModel(model: m, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures)
         }
         self.models = models
         if let ledger {
@@ -260,7 +277,7 @@ package final class VigilServer: @unchecked Sendable {
             do {
                 let range = try ledger.append(count: parsed.count) { _ in
                     parsed.map { p in
-                        LedgerEntry.outcomeBody(model: m.model, id: p.id, label: p.label, risk: p.info.risk, threshold: p.info.threshold, decision: p.info.decision, labels: p.info.labels)
+                        LedgerEntry.outcomeBody(model: m.model, signatureSHA256: m.signatures.signatureSHA256, id: p.id, label: p.label, risk: p.info.risk, threshold: p.info.threshold, decision: p.info.decision, labels: p.info.labels)
                     }
                 }
                 seqs = Array(range)

@@ -110,11 +110,12 @@ struct Ledger: ParsableCommand {
 
     struct Keygen: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write an Ed25519 key pair for signing ledger checkpoints.",
+            abstract: "Write an Ed25519 key pair for signing ledger checkpoints or packages.",
             discussion: """
                 Writes DIR/ledger-signing.key (the private key, mode 0600: give it to vigil serve \
-                --ledger-signing-key) and DIR/ledger-signing.pub (mode 0644: give it to auditors for \
-                vigil ledger verify --public-key). Refuses to overwrite either file.
+                --ledger-signing-key, or to vigil sign --key) and DIR/ledger-signing.pub (mode 0644: \
+                give it to auditors for vigil ledger verify --public-key, or copy it into a \
+                --trusted-keys folder as NAME.pub). Refuses to overwrite either file.
                 """)
 
         @Option(name: .long, help: "Folder to write the key files into (created if absent).")

@@ -86,6 +86,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "This replica's name, in every ledger entry, GET /v1/models and vigil_replica_info in /metrics (default: the host name, in Kubernetes the pod's name); 1-63 of A-Z a-z 0-9 . _ - :")
     var replicaId: String?
 
+    // Package signatures (issue 18).
+    @Flag(name: .long, help: "Serve only packages with a valid signature (vigil sign) by a key in --trusted-keys; refuse to start otherwise.")
+    var requireSigned = false
+    @Option(name: .long, help: "Folder of trusted Ed25519 public keys (*.pub); signatures found are checked and shown in /v1/models.")
+    var trustedKeys: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "warning"
 
@@ -120,6 +126,8 @@ struct Serve: AsyncParsableCommand {
         options.tlsClientCAFile = tlsClientCa
         options.requestReadTimeoutSeconds = requestReadTimeoutSeconds
         options.replicaID = replicaId
+        options.requireSigned = requireSigned
+        options.trustedKeysDir = trustedKeys
         if !ServeOptions.isLoopback(host), port != nil, insecureNetwork, tlsCert == nil {
             FileHandle.standardError.write(Data("warning: --host \(host) is not loopback and --insecure-network is given: tokens and data cross the network in plain HTTP\n".utf8))
         }

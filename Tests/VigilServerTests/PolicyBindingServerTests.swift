@@ -50,7 +50,7 @@ struct PolicyBindingServerTests {
         }
         // In the fixed key order, right after the policy version.
         let text = try String(contentsOfFile: o.ledger!, encoding: .utf8)
-        #expect(text.contains("\"policy_version\":\"7\",\"policy_sha256\":\"\(policySHA)\",\"package_digest\":\"\(digest)\",\"prediction_id\":"), "\(text.prefix(600))")
+        #expect(text.contains("\"policy_version\":\"7\",\"policy_sha256\":\"\(policySHA)\",\"package_digest\":\"\(digest)\",\"signature_sha256\":null,\"prediction_id\":"), "\(text.prefix(600))")
         let sizes = text.split(separator: "\n").map(\.utf8.count)
         print("ledger entry sizes (toy, 2 features): \(sizes) bytes")
     }
