@@ -221,6 +221,21 @@ package enum PairedComparison {
         package let significant: Bool
         /// The margin came from the plan's non-inferiority entry (its id), or is the default.
         package let source: String
+        /// The same metric's change over the whole cohort, for context: an FPR that rose as much
+        /// everywhere is the operating point moving, not this group losing.
+        package let overallDelta: Double?
+
+        /// 1: discrimination or calibration (threshold-free: AUROC, AUPRC, ECE); 2: more missed
+        /// positives (FNR); 3: the rest of the operating point (FPR, PPV, NPV).
+        package var tier: Int { Self.tier(metric) }
+
+        package static func tier(_ m: Metric) -> Int {
+            switch m {
+            case .auroc, .auprc, .ece: return 1
+            case .fnr: return 2
+            default: return 3
+            }
+        }
     }
 
     /// The metrics findings look at, with the default margin (absolute): discrimination, misses,
@@ -229,8 +244,10 @@ package enum PairedComparison {
     package static let defaultMargin = 0.02
 
     /// Every eligible group (and overall) where a finding metric got worse by at least its margin
-    /// (the plan's, matching by metric and scope, else `defaultMargin`), most worrying first:
-    /// significant ones, then by how far past the margin, in units of the margin.
+    /// (the plan's, matching by metric and scope, else `defaultMargin`), most worrying first: by
+    /// tier (lost discrimination or calibration, then missed positives, then the rest of the
+    /// operating point, which a new threshold moves for every group at once), then significant
+    /// ones, then by how far past the margin, in units of the margin.
     package static func findings(_ result: Result, margins: [ValidationPlan.NonInferiority] = []) -> [Finding] {
         var out: [Finding] = []
         func margin(_ m: Metric, view: String, group: String) -> (Double, String) {
@@ -255,11 +272,13 @@ package enum PairedComparison {
                     let iv = g.deltaIntervals[m]
                     let significant = iv.map { dir > 0 ? $0.upper < 0 : $0.lower > 0 } ?? false
                     out.append(Finding(view: viewName, group: g.key, n: g.n, positives: g.positives, metric: m, baseline: x, candidate: y,
-                                       delta: d, interval: iv, margin: mg, significant: significant, source: src))
+                                       delta: d, interval: iv, margin: mg, significant: significant, source: src,
+                                       overallDelta: result.overall.delta[m]?.value))
                 }
             }
         }
         return out.sorted {
+            if $0.tier != $1.tier { return $0.tier < $1.tier }
             if $0.significant != $1.significant { return $0.significant }
             let a = abs($0.delta) / max($0.margin, 1e-12), b = abs($1.delta) / max($1.margin, 1e-12)
             return a != b ? a > b : ($0.view, $0.group, $0.metric.rawValue) < ($1.view, $1.group, $1.metric.rawValue)

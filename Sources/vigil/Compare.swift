@@ -14,7 +14,9 @@ struct Compare: ParsableCommand {
             group: decisions that flipped, by direction and label (newly missed positives, new \
             false alarms), and the mean risk shift. Findings, at the top of both reports: every \
             eligible group where AUROC, AUPRC, FNR, FPR, PPV, NPV or ECE got worse by at least a \
-            margin (the plan's non-inferiority margin for it, else 0.02), significant ones first. \
+            margin (the plan's non-inferiority margin for it, else 0.02); lost discrimination or \
+            calibration first, then missed positives, then the rest of the operating point; \
+            significant ones first within each. \
             With --plan, its non-inferiority margins are judged on the interval's bound and the \
             exit status is 3 when one is not met; the plan then fixes groups and bootstrap.
             """)
@@ -125,8 +127,9 @@ struct Compare: ParsableCommand {
             log.line("compared \(a.name) \(a.version) -> \(b.name) \(b.version) on \(ca.count) rows (\(ca.labels.filter { $0 }.count) positive), \(options.replicates) paired replicates")
             for line in report.headline { log.line("  " + line) }
             if !quiet {
-                for f in findings.prefix(10) { log.line("  worse: " + CompareReport.describe(f)) }
-                if findings.count > 10 { log.line("  ... \(findings.count - 10) more findings in the report") }
+                let groups = report.worseGroups
+                for g in groups.prefix(10) { log.line("  worse: " + CompareReport.describe(group: g)) }
+                if groups.count > 10 { log.line("  ... \(groups.count - 10) more groups in the report") }
                 for j in judged where j.status == .fail || j.status == .notEvaluable {
                     log.line("  \(j.status.rawValue.uppercased()) non-inferiority \(j.margin.id) [\(j.view)=\(j.group)]: \(j.reason)")
                 }

@@ -21,10 +21,34 @@ struct CompareReport {
     static func signed(_ x: Double) -> String { String(format: "%+.4f", x) }
     static func ci(_ iv: Interval?) -> String { iv.map { String(format: "[%+.4f, %+.4f]", $0.lower, $0.upper) } ?? "" }
 
-    static func describe(_ f: PairedComparison.Finding) -> String {
-        let place = f.view == "overall" ? "overall" : "\(f.view)=\(f.group)"
-        return "\(place) (n \(f.n), \(f.positives) positive): \(f.metric.rawValue) \(f4(f.baseline)) -> \(f4(f.candidate)), \(signed(f.delta)) \(ci(f.interval))"
+    static func place(_ f: PairedComparison.Finding) -> String { f.view == "overall" ? "overall" : "\(f.view)=\(f.group)" }
+
+    /// One change: `auroc 0.6212 -> 0.5878, -0.0334 [-0.1024, +0.0295], interval includes 0`.
+    static func change(_ f: PairedComparison.Finding) -> String {
+        var s = "\(f.metric.rawValue) \(f4(f.baseline)) -> \(f4(f.candidate)), \(signed(f.delta)) \(ci(f.interval))"
             + (f.significant ? ", significant" : ", interval includes 0") + (f.source == "default" ? "" : " (margin \(f.source))")
+        if f.tier == 3, f.view != "overall", let o = f.overallDelta { s += " (overall \(signed(o)))" }
+        return s
+    }
+
+    static func describe(_ f: PairedComparison.Finding) -> String {
+        "\(place(f)) (n \(f.n), \(f.positives) positive): " + change(f)
+    }
+
+    /// The groups that got worse, in the order of their most worrying finding, each with all its findings.
+    var worseGroups: [(place: String, n: Int, positives: Int, findings: [PairedComparison.Finding])] {
+        var order: [String] = []
+        var byPlace: [String: [PairedComparison.Finding]] = [:]
+        for f in findings {
+            let p = Self.place(f)
+            if byPlace[p] == nil { order.append(p) }
+            byPlace[p, default: []].append(f)
+        }
+        return order.map { p in (p, byPlace[p]![0].n, byPlace[p]![0].positives, byPlace[p]!) }
+    }
+
+    static func describe(group g: (place: String, n: Int, positives: Int, findings: [PairedComparison.Finding])) -> String {
+        "\(g.place) (n \(g.n), \(g.positives) positive): " + g.findings.map(change).joined(separator: "; ")
     }
 
     /// Overall changes in one line each.
@@ -89,7 +113,8 @@ struct CompareReport {
             ("view", .string(f.view)), ("group", .string(f.group)), ("n", .int(f.n)), ("positives", .int(f.positives)),
             ("metric", .string(f.metric.rawValue)), ("baseline", Self.number(f.baseline)), ("candidate", Self.number(f.candidate)),
             ("delta", Self.number(f.delta)), ("delta_ci", Self.interval(f.interval)), ("margin", .number(f.margin)),
-            ("margin_source", .string(f.source)), ("significant", .bool(f.significant)),
+            ("margin_source", .string(f.source)), ("significant", .bool(f.significant)), ("tier", .int(f.tier)),
+            ("overall_delta", Self.number(f.overallDelta)),
         ])
     }
 
@@ -132,6 +157,10 @@ struct CompareReport {
         doc.append(("min_group_size", .int(o.minGroupSize)))
         doc.append(("plan", plan.map { .object([("name", .string($0.name)), ("version", .string($0.version)), ("sha256", .string($0.sha256))]) } ?? .null))
         doc.append(("headline", .array(headline.map { .string($0) })))
+        doc.append(("worse_groups", .array(worseGroups.map { g in
+            .object([("group", .string(g.place)), ("n", .int(g.n)), ("positives", .int(g.positives)),
+                     ("summary", .string(Self.describe(group: g))), ("metrics", .array(g.findings.map { .string($0.metric.rawValue) }))])
+        })))
         doc.append(("findings", .array(findings.map(findingJSON))))
         doc.append(("non_inferiority", .array(nonInferiority.map { j in
             .object([
@@ -189,6 +218,8 @@ struct CompareReport {
         if findings.isEmpty {
             h += "<p>No eligible group got worse by the margin on AUROC, AUPRC, FNR, FPR, PPV, NPV or ECE.</p>"
         } else {
+            h += "<ol>" + worseGroups.map { "<li>\(esc(Self.describe(group: $0)))</li>" }.joined() + "</ol>"
+            h += "<p class=\"meta\">Ordered by the most worrying change: lost discrimination or calibration (AUROC, AUPRC, ECE) first, then more missed positives (FNR), then the rest of the operating point (FPR, PPV, NPV), which a new threshold moves for every group at once (the overall change is shown beside it). Within each, significant changes (the paired interval excludes 0) first.</p>"
             h += "<table><tr><th>group</th><th>n</th><th>positives</th><th>metric</th><th>baseline</th><th>candidate</th><th>difference</th><th>interval</th><th>margin</th><th>significant</th></tr>"
             for f in findings {
                 h += "<tr class=\"\(f.significant ? "worse" : "")\"><td>\(esc(f.view == "overall" ? "overall" : "\(f.view)=\(f.group)"))</td><td class=\"num\">\(f.n)</td><td class=\"num\">\(f.positives)</td>"

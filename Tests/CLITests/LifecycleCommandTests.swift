@@ -95,6 +95,8 @@ struct LifecycleCommandTests {
             let delta = f["delta"] as! Double
             #expect(["fnr", "fpr", "ece"].contains(f["metric"] as! String) ? delta > 0 : delta < 0, "a finding is a change for the worse: \(f)")
         }
+        let worse = try #require(report["worse_groups"] as? [[String: Any]])
+        #expect(worse.count == Set(findings.map { "\($0["view"]!)=\($0["group"]!)" }).count)
         let flips = try #require(overall["flips"] as? [String: Any])
         #expect((flips["total"] as! Int) == (flips["up"] as! Int) + (flips["down"] as! Int))
         let attribution = try #require(report["attribution"] as? [String: Any])

@@ -99,8 +99,13 @@ struct PairedComparisonTests {
         let cmp = try PairedComparison.run(d, options: o)
         let found = PairedComparison.findings(cmp)
         #expect(!found.isEmpty, "a noisy candidate must be worse somewhere")
-        if let firstInsignificant = found.firstIndex(where: { !$0.significant }) {
-            #expect(!found[firstInsignificant...].contains { $0.significant })
+        // Tiers in order (discrimination/calibration, misses, operating point); significant first within a tier.
+        #expect(found.map(\.tier) == found.map(\.tier).sorted())
+        for tier in 1...3 {
+            let inTier = found.filter { $0.tier == tier }
+            if let firstInsignificant = inTier.firstIndex(where: { !$0.significant }) {
+                #expect(!inTier[firstInsignificant...].contains { $0.significant })
+            }
         }
         for f in found {
             let dir = Double(f.metric.direction!)
