@@ -3,6 +3,12 @@
 /// bounded by a named limit, and every value echoed in an error is cut to a readable length.
 /// One home for these, so that every loader, parser and route applies the same rule.
 package enum Untrusted {
+    /// Whether `s` is exactly `count` lowercase hexadecimal digits (`0-9a-f`): the one check of a
+    /// digest or key id read from a file (a policy's model binding, a ledger entry, a signature).
+    package static func isLowercaseHex(_ s: some StringProtocol, count: Int) -> Bool {
+        s.utf8.count == count && s.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     /// Longest value an error message quotes, in bytes of UTF-8 (longer ones are cut and say so).
     package static let quotedValueLimit = 80
 

@@ -74,7 +74,9 @@ package struct Manifest: Sendable {
         }
         modelFormat = format
         modelSHA256 = try model["sha256"].string().lowercased()
-        guard modelSHA256.count == 64, modelSHA256.allSatisfy(\.isHexDigit) else {
+        // Upper case is accepted (and lowered above); anything but ASCII hex digits is not
+        // (Character.isHexDigit also accepts the full-width digits U+FF10...).
+        guard Untrusted.isLowercaseHex(modelSHA256, count: 64) else {
             throw try model["sha256"].fail("must be 64 hexadecimal digits")
         }
         idField = try root.optional("id_field")?.string()

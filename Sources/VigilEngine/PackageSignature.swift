@@ -164,7 +164,7 @@ package struct PackageSignature: Sendable, Equatable {
         }
         func hex(_ key: String, count: Int, in obj: [String: JSONValue], fail: (String, String) -> VigilError) throws -> String {
             let s = try string(key, in: obj, maxBytes: count, fail: fail)
-            guard s.utf8.count == count, s.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            guard Untrusted.isLowercaseHex(s, count: count) else {
                 throw fail(key, "must be \(count) lowercase hex digits")
             }
             return s

@@ -79,7 +79,7 @@ extension GuardrailPolicy {
         guard case .string(let sha) = shaNode.value else {
             throw shaNode.fail("expected a string of 64 lowercase hex digits (the model file's SHA-256), found \(shaNode.typeName)")
         }
-        guard sha.utf8.count == 64, sha.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+        guard Untrusted.isLowercaseHex(sha, count: 64) else {
             throw shaNode.fail("value '\(Untrusted.quote(sha))' must be 64 lowercase hex digits: the SHA-256 of the model file the policy was fitted for")
         }
         func text(_ key: String) throws -> String? {

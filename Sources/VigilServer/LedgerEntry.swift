@@ -108,7 +108,7 @@ package enum LedgerEntry {
         /// A string of `count` lowercase hex digits (hashes, key ids, signatures).
         package func hex(_ key: String, count: Int) throws -> String {
             let s = try string(key, maxBytes: count)
-            guard s.utf8.count == count, s.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            guard Untrusted.isLowercaseHex(s, count: count) else {
                 throw fail(key, "must be \(count) lowercase hex digits")
             }
             return s

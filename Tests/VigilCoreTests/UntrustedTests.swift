@@ -2,6 +2,17 @@ import Testing
 @testable import VigilCore
 
 struct UntrustedTests {
+    @Test func lowercaseHexIsExactlyThat() {
+        let d = String(repeating: "0123456789abcdef", count: 4)
+        #expect(Untrusted.isLowercaseHex(d, count: 64))
+        #expect(!Untrusted.isLowercaseHex(d.uppercased(), count: 64))
+        #expect(!Untrusted.isLowercaseHex(String(d.dropLast()), count: 64))
+        #expect(!Untrusted.isLowercaseHex(d + "0", count: 64))
+        #expect(!Untrusted.isLowercaseHex(String(d.dropLast()) + "g", count: 64))
+        #expect(!Untrusted.isLowercaseHex(String(d.dropLast()) + "\u{FF10}", count: 64), "a full-width digit is not hex")
+        #expect(Untrusted.isLowercaseHex("", count: 0))
+    }
+
     @Test func quoteCutsLongValuesAndEscapesControls() {
         #expect(Untrusted.quote("abc") == "abc")
         let long = String(repeating: "x", count: 10_000_000)
