@@ -22,8 +22,11 @@ package struct LabelledCohort: Sendable {
     /// `model <name> <version> (sha256 <12 hex>)` or `column <name>`.
     package let scoreSource: String
     package let notes: [String]
-    /// Per row, with `clusterColumn`: the raw text of the cluster column (a patient or stay id).
-    package var clusters: [String]? = nil
+    /// With `clusterColumn`: each row's cluster (patient or stay), numbered by first appearance.
+    package var clusters: Resampling.Clusters? = nil
+    /// How a bootstrap resamples this cohort: whole clusters when it has them, else rows
+    /// stratified by group.
+    package var resampling: Resampling { clusters.map { .clusters($0) } ?? .stratifiedRows }
     /// With `explain`: each row's attribution of the risk (first output, the model's margin
     /// space), `count x attributionNames.count`, row-major.
     package var attributions: [Double]? = nil
@@ -38,6 +41,9 @@ package struct LabelledCohort: Sendable {
         url: URL, model: VigilModel?, labelColumn: String, scoresColumn: String?, groupFields: [String],
         clusterColumn: String? = nil, explain: Bool = false, format: CohortFormat? = nil, limits: CohortReader.Limits = CohortReader.Limits()
     ) throws -> LabelledCohort {
+        if let c = clusterColumn, c == labelColumn || c == scoresColumn {
+            throw VigilError(.usage, "--cluster \(c) is the \(c == labelColumn ? "label" : "scores") column; give the column naming each row's patient")
+        }
         let sha = try SHA256Digest.hex(ofFileAt: url)
         guard let model else {
             guard let scoresColumn else {
@@ -91,7 +97,7 @@ package struct LabelledCohort: Sendable {
             thresholds: thresholds, thresholdSources: sources, fallbacks: fallbacks,
             scoreSource: scoresColumn.map { "column \($0)" } ?? "model \(model.name) \(model.version) (sha256 \(model.sha256.prefix(12)))",
             notes: reader.notes)
-        if clusterColumn != nil { cohort.clusters = clusters }
+        if let clusterColumn { cohort.clusters = Resampling.Clusters(keys: clusters, column: clusterColumn) }
         if explain {
             cohort.attributionNames = model.attributionNames
             guard attributions.count == risks.count * cohort.attributionNames.count else {
@@ -199,7 +205,7 @@ package struct LabelledCohort: Sendable {
         var cohort = LabelledCohort(
             url: url, sha256: sha, ids: risks.indices.map { String($0 + 1) }, risks: risks, labels: labels, fields: groupFields,
             groupLabels: groups, thresholds: nil, thresholdSources: nil, fallbacks: [:], scoreSource: "column \(scoresColumn)", notes: [])
-        if clusterColumn != nil { cohort.clusters = clusters }
+        if let clusterColumn { cohort.clusters = Resampling.Clusters(keys: clusters, column: clusterColumn) }
         return cohort
     }
 

@@ -96,7 +96,6 @@ struct Audit: ParsableCommand {
             let m = try model.map { try VigilModel.load(path: $0, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile) }
             for w in m?.loadWarnings ?? [] { log.line("warning: \(w)") }
             let url = URL(fileURLWithPath: input)
-            if let c = cluster, c == label || c == scoresColumn { throw VigilError(.usage, "--cluster \(c) is the label or scores column; give the column naming each row's patient") }
             let cohort = try LabelledCohort.load(url: url, model: m, labelColumn: label, scoresColumn: scoresColumn, groupFields: group, clusterColumn: cluster, format: inputFormat,
                                                 limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
             for note in cohort.notes { log.line("warning: \(note)") }
@@ -111,7 +110,7 @@ struct Audit: ParsableCommand {
             } else {
                 throw VigilError(.usage, "without --model, give --threshold")
             }
-            if let cluster, let keys = cohort.clusters { options.resampling = .clusters(.init(keys: keys, column: cluster)) }
+            options.resampling = cohort.resampling
             let decisions = zip(cohort.risks, thresholds).map { GuardrailPolicy.decide(risk: $0, threshold: $1) }
             let data = try FairnessAudit.Data(risks: cohort.risks, labels: cohort.labels, decisions: decisions, fields: group, groupLabels: cohort.groupLabels)
             options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)
@@ -120,13 +119,7 @@ struct Audit: ParsableCommand {
                 result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map(Self.describe),
                 decisionRule: rule, thresholds: thresholds, labelColumn: label)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
-            if let html {
-                do {
-                    try Data(report.html().utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
-                } catch {
-                    throw VigilError(.io, "\(html): cannot write the report (\(error.localizedDescription))")
-                }
-            }
+            if let html { try writeReport(report.html(), to: html) }
             if threshold == nil {
                 for (reason, count) in cohort.fallbacks.sorted(by: { $0.key < $1.key }) {
                     log.line("note: \(count) rows took the fallback threshold: \(reason)")

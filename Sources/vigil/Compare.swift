@@ -83,7 +83,6 @@ struct Compare: ParsableCommand {
             let fields = group.isEmpty ? (plan?.groupFields ?? []) : group
             guard !fields.isEmpty else { throw VigilError(.usage, "give at least one --group (or a --plan with group_fields)") }
             let clusterColumn = try Validate.clusterColumn(flag: cluster, plan: plan)
-            if let c = clusterColumn, c == label { throw VigilError(.usage, "--cluster \(c) is the label column; give the column naming each row's patient") }
             var options = PairedComparison.Options()
             options.replicates = plan?.replicates ?? bootstrap ?? 1000
             options.seed = plan?.seed ?? seed ?? 20240601
@@ -111,7 +110,7 @@ struct Compare: ParsableCommand {
             if groupMismatch > 0 {
                 log.line("warning: \(groupMismatch) rows fall in different groups under the two manifests; groups here are the baseline's")
             }
-            if let clusterColumn, let keys = ca.clusters { options.resampling = .clusters(.init(keys: keys, column: clusterColumn)) }
+            options.resampling = ca.resampling
             let decide = { (c: LabelledCohort) in zip(c.risks, c.thresholds!).map { GuardrailPolicy.decide(risk: $0, threshold: $1) } }
             let data = try PairedComparison.Data(
                 baselineRisks: ca.risks, candidateRisks: cb.risks, baselineDecisions: decide(ca), candidateDecisions: decide(cb),
@@ -123,7 +122,7 @@ struct Compare: ParsableCommand {
             let report = CompareReport(baselineModel: a, candidateModel: b, cohort: ca, candidateCohort: cb, labelColumn: label, plan: plan,
                                        result: result, findings: findings, nonInferiority: judged, groupMismatch: groupMismatch)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
-            if let html { try ValidationReport.writeHTML(report.html(), to: html) }
+            if let html { try writeReport(report.html(), to: html) }
             log.line("compared \(a.name) \(a.version) -> \(b.name) \(b.version) on \(ca.count) rows (\(ca.labels.filter { $0 }.count) positive), \(options.replicates) paired replicates")
             for line in report.headline { log.line("  " + line) }
             if !quiet {

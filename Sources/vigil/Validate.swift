@@ -53,17 +53,16 @@ struct Validate: ParsableCommand {
             let log = StandardError(quiet: quiet)
             let plan = try ValidationPlan.load(path: self.plan)
             let clusterColumn = try Self.clusterColumn(flag: cluster, plan: plan)
-            if let c = clusterColumn, c == label { throw VigilError(.usage, "--cluster \(c) is the label column; give the column naming each row's patient") }
             let m = try VigilModel.load(path: model, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile)
             for w in m.loadWarnings { log.line("warning: \(w)") }
             let cohort = try LabelledCohort.load(url: URL(fileURLWithPath: input), model: m, labelColumn: label, scoresColumn: nil,
                                                  groupFields: plan.groupFields, clusterColumn: clusterColumn, format: inputFormat)
             for note in cohort.notes { log.line("warning: \(note)") }
-            let result = try Self.audit(cohort, plan: plan, clusterColumn: clusterColumn)
+            let result = try Self.audit(cohort, plan: plan)
             let judgements = try plan.judge(result)
             let report = ValidationReport(plan: plan, planFile: self.plan, model: m, cohort: cohort, labelColumn: label, result: result, judgements: judgements)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
-            if let html { try ValidationReport.writeHTML(report.html(), to: html) }
+            if let html { try writeReport(report.html(), to: html) }
             let counts = report.counts
             log.line("validated \(m.name) \(m.version) against plan '\(plan.name)' \(plan.version): \(cohort.count) rows, \(result.options.resampling.clusterCount.map { "\($0) clusters, " } ?? "")\(plan.replicates) replicates")
             for j in judgements where j.status != .pass && !quiet {
@@ -88,13 +87,13 @@ struct Validate: ParsableCommand {
     }
 
     /// The audit a plan is judged on: the plan's groups, bootstrap and minimum group size.
-    static func audit(_ cohort: LabelledCohort, plan: ValidationPlan, clusterColumn: String?) throws -> FairnessAudit.Result {
+    static func audit(_ cohort: LabelledCohort, plan: ValidationPlan) throws -> FairnessAudit.Result {
         var options = FairnessAudit.Options()
         options.replicates = plan.replicates
         options.seed = plan.seed
         options.confidence = plan.confidence
         options.minGroupSize = plan.minGroupSize
-        if let clusterColumn, let keys = cohort.clusters { options.resampling = .clusters(.init(keys: keys, column: clusterColumn)) }
+        options.resampling = cohort.resampling
         options.tradeoffGrid = [0.5]
         let decisions = zip(cohort.risks, cohort.thresholds!).map { GuardrailPolicy.decide(risk: $0, threshold: $1) }
         let data = try FairnessAudit.Data(risks: cohort.risks, labels: cohort.labels, decisions: decisions, fields: cohort.fields, groupLabels: cohort.groupLabels)

@@ -23,7 +23,7 @@ struct ClusterBootstrapTests {
         options.seed = seed
         options.minGroupSize = 0
         options.tradeoffGrid = [0.5]
-        if clusters { options.resampling = .clusters(.init(keys: c.clusters!, column: "patient_id")) }
+        if clusters { options.resampling = c.resampling }
         let data = try FairnessAudit.Data(risks: c.risks, labels: c.labels, decisions: c.risks.map { $0 >= threshold },
                                           fields: c.fields, groupLabels: c.groupLabels)
         return try FairnessAudit.run(data, options: options)
@@ -32,7 +32,8 @@ struct ClusterBootstrapTests {
     @Test func intervalsEqualThePythonReference() throws {
         let (cohort, expected) = try Self.loadFixture()
         #expect(cohort.count == expected["rows"] as? Int)
-        let clusters = Resampling.Clusters(keys: cohort.clusters!, column: "patient_id")
+        let clusters = try #require(cohort.clusters)
+        #expect(clusters.column == "patient_id")
         #expect(clusters.count == expected["clusters"] as? Int)
         #expect(clusters.largest > 1, "the fixture must repeat patients")
         let result = try Self.audit(cohort, threshold: try #require(expected["threshold"] as? Double),
