@@ -76,7 +76,28 @@ struct CompareReport {
         let byGroup: [(view: String, group: String, rows: [Row])]
     }
 
-    var attribution: AttributionChange? {
+    /// Computed once, at construction: the JSON and the HTML both show it.
+    let attribution: AttributionChange?
+
+    init(baselineModel: VigilModel, candidateModel: VigilModel, cohort: LabelledCohort, candidateCohort: LabelledCohort, labelColumn: String,
+         plan: ValidationPlan?, result: PairedComparison.Result, findings: [PairedComparison.Finding],
+         nonInferiority: [PairedComparison.NonInferiorityJudgement], groupMismatch: Int) {
+        self.baselineModel = baselineModel
+        self.candidateModel = candidateModel
+        self.cohort = cohort
+        self.candidateCohort = candidateCohort
+        self.labelColumn = labelColumn
+        self.plan = plan
+        self.result = result
+        self.findings = findings
+        self.nonInferiority = nonInferiority
+        self.groupMismatch = groupMismatch
+        attribution = Self.attributionChange(baselineModel: baselineModel, candidateModel: candidateModel, cohort: cohort,
+                                             candidateCohort: candidateCohort, result: result)
+    }
+
+    static func attributionChange(baselineModel: VigilModel, candidateModel: VigilModel, cohort: LabelledCohort, candidateCohort: LabelledCohort,
+                                  result: PairedComparison.Result) -> AttributionChange? {
         guard let aa = cohort.attributions, let ba = candidateCohort.attributions else { return nil }
         let an = cohort.attributionNames, bn = candidateCohort.attributionNames
         let names = an + bn.filter { !an.contains($0) }

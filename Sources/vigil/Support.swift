@@ -16,6 +16,15 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// Writes a report (HTML) atomically; a failure is an I/O error naming the path.
+func writeReport(_ text: String, to path: String) throws {
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw VigilError(.io, "\(path): cannot write the report (\(error.localizedDescription))")
+    }
+}
+
 /// Messages on standard error.
 struct StandardError {
     let quiet: Bool

@@ -153,12 +153,4 @@ struct ValidationReport {
         }
         return t + "</table>"
     }
-
-    static func writeHTML(_ text: String, to path: String) throws {
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw VigilError(.io, "\(path): cannot write the report (\(error.localizedDescription))")
-        }
-    }
 }
