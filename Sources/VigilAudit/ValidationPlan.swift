@@ -317,8 +317,9 @@ extension ValidationPlan {
 }
 
 /// The kinds of change between two versions of a model that a Predetermined Change Control Plan
-/// (PCCP) may allow; `vigil change-control` classifies a candidate against its baseline and flags
-/// a change type the plan does not list as needing a new submission.
+/// (PCCP) may allow, as a plan's `allowed_changes` lists them. (Classifying a candidate against
+/// its baseline, and flagging a change type the plan does not list, is `vigil change-control`'s
+/// job: not built yet, issue 18.)
 package enum ChangeKind: String, Sendable, CaseIterable {
     /// Only the policy (thresholds) changed; the model file is byte-identical.
     case thresholdUpdate = "threshold_update"
@@ -333,15 +334,4 @@ package enum ChangeKind: String, Sendable, CaseIterable {
     case newFeatures = "new_features"
     /// Group definitions (the fields, maps or bins the guardrails use) changed.
     case groupDefinitions = "group_definitions"
-
-    package var meaning: String {
-        switch self {
-        case .thresholdUpdate: return "only the decision policy changed; the model file is identical"
-        case .retrain: return "retrained on new data: same features, format, family and shape"
-        case .hyperparameters: return "same features and format, another model shape (trees, depth, layers)"
-        case .architecture: return "another model family or file format"
-        case .newFeatures: return "features added, removed, renamed or reordered"
-        case .groupDefinitions: return "the group fields the guardrails use changed"
-        }
-    }
 }

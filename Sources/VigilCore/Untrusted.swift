@@ -9,6 +9,12 @@ package enum Untrusted {
         s.utf8.count == count && s.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
+    /// Whether `s` holds a C0 control character or DEL (a newline too, unless allowed): text read
+    /// from a file that ends up in reports, logs and error lines.
+    package static func containsControlCharacter(_ s: some StringProtocol, allowingNewline: Bool = false) -> Bool {
+        s.unicodeScalars.contains { ($0.value < 0x20 && !(allowingNewline && $0 == "\n")) || $0.value == 0x7F }
+    }
+
     /// Longest value an error message quotes, in bytes of UTF-8 (longer ones are cut and say so).
     package static let quotedValueLimit = 80
 

@@ -88,7 +88,7 @@ extension GuardrailPolicy {
             guard s.utf8.count <= maxBindingTextBytes else {
                 throw n.fail("value '\(Untrusted.quote(s))' is longer than \(maxBindingTextBytes) bytes")
             }
-            guard !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            guard !Untrusted.containsControlCharacter(s) else {
                 throw n.fail("value '\(Untrusted.quote(s))' holds a control character")
             }
             return s

@@ -196,7 +196,7 @@ extension ValidationPlan {
         guard case .string(let s) = n.value else { throw n.fail("expected a string, found \(n.typeName)") }
         guard !s.isEmpty else { throw n.fail("must not be empty") }
         guard s.utf8.count <= limit else { throw n.fail("value '\(Untrusted.quote(s))' is longer than \(limit) bytes") }
-        guard !s.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n") || $0.value == 0x7F }) else {
+        guard !Untrusted.containsControlCharacter(s, allowingNewline: true) else {
             throw n.fail("value '\(Untrusted.quote(s))' holds a control character")
         }
         return s

@@ -2,6 +2,14 @@ import Testing
 @testable import VigilCore
 
 struct UntrustedTests {
+    @Test func controlCharacters() {
+        #expect(!Untrusted.containsControlCharacter("Jane Doe, Ärztin"))
+        #expect(Untrusted.containsControlCharacter("a\u{7}b") && Untrusted.containsControlCharacter("a\u{7F}") && Untrusted.containsControlCharacter("a\tb"))
+        #expect(Untrusted.containsControlCharacter("a\nb"))
+        #expect(!Untrusted.containsControlCharacter("a\nb", allowingNewline: true))
+        #expect(Untrusted.containsControlCharacter("a\n\rb", allowingNewline: true))
+    }
+
     @Test func lowercaseHexIsExactlyThat() {
         let d = String(repeating: "0123456789abcdef", count: 4)
         #expect(Untrusted.isLowercaseHex(d, count: 64))
