@@ -16,8 +16,12 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static var exemptPaths: Set<String> { ["/v2/health/live", "/v2/health/ready"] }
 
+    /// Paths under this prefix carry the admin token instead (`AdminRoutes`, which checks it and
+    /// refuses everything when no admin token is configured).
+    static var adminPrefix: String { "/v1/admin/" }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.exemptPaths.contains(request.uri.path) { return try await next(request, context) }
+        if Self.exemptPaths.contains(request.uri.path) || request.uri.path.hasPrefix(Self.adminPrefix) { return try await next(request, context) }
         let given = request.headers[.authorization] ?? ""
         let prefix = "Bearer "
         let ok = given.hasPrefix(prefix) && Self.constantTimeEqual(Array(given.utf8.dropFirst(prefix.utf8.count)), token)
@@ -48,20 +52,20 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// Reads the token from `path`: refused when the file is readable by group or others, or
     /// empty. Surrounding whitespace (a trailing newline) is dropped.
-    static func readToken(_ path: String) throws -> [UInt8] {
+    static func readToken(_ path: String, flag: String = "--auth-token-file") throws -> [UInt8] {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            throw VigilError(.usage, "--auth-token-file \(Untrusted.quote(path)): cannot read it (\(String(cString: strerror(errno))))")
+            throw VigilError(.usage, "\(flag) \(Untrusted.quote(path)): cannot read it (\(String(cString: strerror(errno))))")
         }
         guard st.st_mode & 0o077 == 0 else {
-            throw VigilError(.usage, "--auth-token-file \(Untrusted.quote(path)): mode \(String(st.st_mode & 0o777, radix: 8)) lets group or others read or write it; chmod 600 it")
+            throw VigilError(.usage, "\(flag) \(Untrusted.quote(path)): mode \(String(st.st_mode & 0o777, radix: 8)) lets group or others read or write it; chmod 600 it")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw VigilError(.usage, "--auth-token-file \(Untrusted.quote(path)): cannot read it")
+            throw VigilError(.usage, "\(flag) \(Untrusted.quote(path)): cannot read it")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.utf8.count >= 16 else {
-            throw VigilError(.usage, "--auth-token-file \(Untrusted.quote(path)): the token has \(text.utf8.count) bytes; at least 16 are needed")
+            throw VigilError(.usage, "\(flag) \(Untrusted.quote(path)): the token has \(text.utf8.count) bytes; at least 16 are needed")
         }
         return Array(text.utf8)
     }

@@ -17,6 +17,16 @@ package enum LedgerEntry {
         case prediction, outcome, checkpoint
         /// The first line of a keyed ledger: which scheme makes the `hash` fields.
         case chain
+        /// A version switch without restart (`POST /v1/admin/models/{name}/promote`): which
+        /// version a model's URL served before and after, and who asked.
+        case deployment
+    }
+
+    /// Which side of a shadow deployment made an entry. Production entries carry no `role`
+    /// field (the format before shadows); a shadow's carry `"role":"shadow"` and `shadow_of`,
+    /// the production prediction the same request made.
+    package enum Role: String, Sendable {
+        case production, shadow
     }
 
     /// Longest string field read from a ledger line (ids, labels, names), in bytes.
@@ -32,19 +42,21 @@ package enum LedgerEntry {
     /// without a policy file), the package digest (`null` for a bare model file), the SHA-256
     /// of the signature record that qualified the package (`null`: none checked or none valid)
     /// and the prediction id: what every prediction and outcome carries.
-    static func commonFields(kind: Kind, model: VigilModel, signatureSHA256: String?, id: String) -> String {
+    /// A shadow's entries add `"role":"shadow","shadow_of":<production prediction id>`.
+    static func commonFields(kind: Kind, model: VigilModel, signatureSHA256: String?, id: String, shadowOf: String? = nil) -> String {
         var s = "\"kind\":\"\(kind.rawValue)\",\"model\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version)),\"model_sha256\":\"\(model.sha256)\""
         s += ",\"policy_version\":\(JSON.string(model.policy.version)),\"policy_sha256\":" + (model.policy.sha256.isEmpty ? "null" : "\"\(model.policy.sha256)\"")
         s += ",\"package_digest\":" + (model.packageDigest.map { "\"\($0)\"" } ?? "null")
         s += ",\"signature_sha256\":" + (signatureSHA256.map { "\"\($0)\"" } ?? "null")
         s += ",\"prediction_id\":\(JSON.string(id))"
+        if let shadowOf { s += ",\"role\":\"shadow\",\"shadow_of\":\(JSON.string(shadowOf))" }
         return s
     }
 
     /// A prediction: the record's id, the input's hash, outputs, threshold and decision (when the
     /// model makes decisions), group labels and the feature buckets that fed the monitor.
-    static func predictionBody(model: VigilModel, signatureSHA256: String?, record r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
-        var s = commonFields(kind: .prediction, model: model, signatureSHA256: signatureSHA256, id: id)
+    static func predictionBody(model: VigilModel, signatureSHA256: String?, record r: PredictionRecord, id: String, inputHash: String, buckets: [Int], shadowOf: String? = nil) -> String {
+        var s = commonFields(kind: .prediction, model: model, signatureSHA256: signatureSHA256, id: id, shadowOf: shadowOf)
         s += ",\"record_id\":\(JSON.string(r.id)),\"input_sha256\":\"\(inputHash)\""
         s += ",\"outputs\":[\(r.outputs.map(JSON.number).joined(separator: ","))]"
         if let t = r.threshold, let d = r.decision, let src = r.thresholdSource {
@@ -57,13 +69,26 @@ package enum LedgerEntry {
 
     /// An outcome observed for an earlier prediction, with that prediction's risk, threshold,
     /// decision and groups repeated so that the entry reads on its own.
-    static func outcomeBody(model: VigilModel, signatureSHA256: String?, id: String, label: Bool, risk: Double, threshold: Double?, decision: Bool?, labels: [String]) -> String {
-        var s = commonFields(kind: .outcome, model: model, signatureSHA256: signatureSHA256, id: id)
+    static func outcomeBody(model: VigilModel, signatureSHA256: String?, id: String, label: Bool, risk: Double, threshold: Double?, decision: Bool?, labels: [String], shadowOf: String? = nil) -> String {
+        var s = commonFields(kind: .outcome, model: model, signatureSHA256: signatureSHA256, id: id, shadowOf: shadowOf)
         s += ",\"label\":\(label),\"outputs\":[\(JSON.number(risk))]"
         if let t = threshold { s += ",\"threshold\":\(JSON.number(t))" }
         if let d = decision { s += ",\"decision\":\(d)" }
         s += ",\"group\":[\(labels.map(JSON.string).joined(separator: ","))]"
         return s
+    }
+
+    /// A promotion: the URL's model name, the version served before (`from`) and after (`to`),
+    /// each as name, version, model SHA-256, package digest and qualifying signature's SHA-256
+    /// (`null` when none), and who asked (`actor`, the admin endpoint's caller as given).
+    static func deploymentBody(action: String, slot: String, from: VigilModel, fromSignature: String?, to: VigilModel, toSignature: String?, actor: String) -> String {
+        func side(_ m: VigilModel, _ sig: String?) -> String {
+            "{\"model\":\(JSON.string(m.name)),\"model_version\":\(JSON.string(m.version)),\"model_sha256\":\"\(m.sha256)\""
+                + ",\"policy_sha256\":" + (m.policy.sha256.isEmpty ? "null" : "\"\(m.policy.sha256)\"")
+                + ",\"package_digest\":" + (m.packageDigest.map { "\"\($0)\"" } ?? "null")
+                + ",\"signature_sha256\":" + (sig.map { "\"\($0)\"" } ?? "null") + "}"
+        }
+        return "\"kind\":\"deployment\",\"action\":\(JSON.string(action)),\"slot\":\(JSON.string(slot)),\"from\":\(side(from, fromSignature)),\"to\":\(side(to, toSignature)),\"actor\":\(JSON.string(actor))"
     }
 
     /// The chain header (seq 1 of a keyed ledger): the scheme and the key's id, never the key.
@@ -227,6 +252,9 @@ package enum LedgerEntry {
         package var packageDigest: String?
         package var signatureSHA256: String?
         package var predictionID: String
+        /// `.shadow` for a shadow's entries (then `shadowOf` is the production prediction's id).
+        package var role: Role = .production
+        package var shadowOf: String?
 
         package init(_ f: Fields) throws {
             model = try f.string("model")
@@ -235,6 +263,16 @@ package enum LedgerEntry {
             packageDigest = try f.optionalHex("package_digest", count: 64)
             signatureSHA256 = try f.optionalHex("signature_sha256", count: 64)
             predictionID = try f.string("prediction_id")
+            if f.object["role"] != nil {
+                let r = try f.string("role", maxBytes: 32)
+                guard let role = Role(rawValue: r) else { throw f.fail("role", "is not a role (production, shadow)") }
+                self.role = role
+            }
+            if role == .shadow {
+                shadowOf = try f.string("shadow_of")
+            } else if f.object["shadow_of"] != nil {
+                throw f.fail("shadow_of", "belongs to a shadow's entry only (\"role\": \"shadow\")")
+            }
         }
     }
 
@@ -285,6 +323,39 @@ package enum LedgerEntry {
         }
     }
 
+    /// A deployment entry (a promotion).
+    package struct Deployment: Sendable {
+        package struct Side: Sendable {
+            package var model: String
+            package var modelVersion: String
+            package var modelSHA256: String
+            package var packageDigest: String?
+        }
+
+        package var action: String
+        package var slot: String
+        package var from: Side
+        package var to: Side
+        package var actor: String
+
+        package init(_ f: Fields) throws {
+            action = try f.string("action", maxBytes: 64)
+            guard action == "promote" else { throw f.fail("action", "is not a deployment action (promote)") }
+            slot = try f.string("slot")
+            from = try Self.side(f, "from")
+            to = try Self.side(f, "to")
+            actor = try f.string("actor")
+        }
+
+        static func side(_ f: Fields, _ key: String) throws -> Side {
+            guard case .object(let o)? = f.object[key] else { throw f.fail(key, "must be an object (model, model_version, model_sha256, policy_sha256, package_digest, signature_sha256)") }
+            let g = Fields(o, place: "\(f.place), field '\(key)'")
+            _ = try g.optionalHex("policy_sha256", count: 64)
+            _ = try g.optionalHex("signature_sha256", count: 64)
+            return Side(model: try g.string("model"), modelVersion: try g.string("model_version"), modelSHA256: try g.string("model_sha256", maxBytes: 128), packageDigest: try g.optionalHex("package_digest", count: 64))
+        }
+    }
+
     /// A checkpoint entry.
     package struct Checkpoint: Sendable {
         package var coversSeq: Int
@@ -307,6 +378,7 @@ package enum LedgerEntry {
         case .outcome: _ = try Outcome(f)
         case .chain: _ = try Chain(f)
         case .checkpoint: _ = try Checkpoint(f)
+        case .deployment: _ = try Deployment(f)
         }
     }
 }

@@ -92,8 +92,15 @@ extension VigilServer {
             }
         }
         out += featureParts.joined(separator: ",")
-        out += "}},\"alerts\":[\(alerts.joined(separator: ","))]}"
-        return out
+        out += "}},\"alerts\":[\(alerts.joined(separator: ","))]"
+        // A shadow's report sits beside production's, in the same form, with what it missed.
+        if m.role == .shadow {
+            let f = m.shadowFailures
+            out += ",\"role\":\"shadow\",\"failures\":{\"count\":\(f.count),\"last\":\(f.last.map(JSON.string) ?? "null")}"
+        } else {
+            out += ",\"role\":\"production\",\"shadow\":" + (m.shadow.map { monitorReport($0) } ?? "null")
+        }
+        return out + "}"
     }
 
     static let rateDefs: [(String, @Sendable (ModelMonitor.Counts) -> (Int, Int))] = [

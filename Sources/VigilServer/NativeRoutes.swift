@@ -11,7 +11,7 @@ extension Routes {
     func nativeRoutes() -> RouteCollection<BasicRequestContext> {
         let routes = RouteCollection(context: BasicRequestContext.self)
         routes.get("models") { _, _ in
-            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { modelEntry($0.model, signatures: $0.signatures) }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
+            json("{\"models\":[\(server.models.values.sorted { $0.model.name < $1.model.name }.map { servedEntry($0) }.joined(separator: ","))],\"replica\":\(JSON.string(server.replicaID))}")
         }
         routes.post("models/:name/score") { req, ctx in
             let start = DispatchTime.now().uptimeNanoseconds
@@ -29,6 +29,8 @@ extension Routes {
                 }
             }
             let rows = try await m.score(batch, explain: mode != nil)
+            let maxRows = server.options.maxRowsPerRequest
+            m.feedShadow(rows) { try $0.nativeRows(value, maxRows: maxRows) }
             let encoder = mode == nil ? m.recordJSON : RecordJSON(model: m.model, explain: mode)
             let records = rows.map { encoder.text($0.record, extra: Self.serverFields($0)) }
             let isArray: Bool = { if case .array = value { return true } else { return false } }()
@@ -52,6 +54,13 @@ extension Routes {
     /// names the model it was fitted for; one that names another model never loads) and the
     /// package digest (null for a bare model file), and `signatures`: each signature record of
     /// the package as checked at start (null when no --trusted-keys was given: none was read).
+    /// A production version's entry, with its shadow's (`"shadow": {...}`, or null).
+    func servedEntry(_ m: ServedModel) -> String {
+        var s = modelEntry(m.model, signatures: m.signatures)
+        s.removeLast()
+        return s + ",\"shadow\":" + (m.shadow.map { modelEntry($0.model, signatures: $0.signatures) } ?? "null") + "}"
+    }
+
     func modelEntry(_ m: VigilModel, signatures: SignatureAdmission) -> String {
         var s = "{\"name\":\(JSON.string(m.name)),\"version\":\(JSON.string(m.version)),\"sha256\":\"\(m.sha256)\""
         s += ",\"policy_version\":\(JSON.string(m.policy.version))"

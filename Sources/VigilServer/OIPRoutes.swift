@@ -93,6 +93,8 @@ extension Routes {
             throw ServerError(501, "parameters.attribution: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage)); send the request without it")
         }
         let rows = try await m.score(batch, explain: wantAttribution)
+        let maxRows = server.options.maxRowsPerRequest
+        m.feedShadow(rows) { try $0.inferRows(inputs, maxRows: maxRows) }
         let n = rows.count, model = m.model
         var outputs: [(String, String)] = []
         switch model.ir.objective {

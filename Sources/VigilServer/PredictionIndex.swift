@@ -13,11 +13,18 @@ package struct ScoredRow: Sendable {
 /// What the server remembers of each prediction, for outcomes (rebuilt from the ledger).
 struct PredictionInfo: Sendable {
     let model: String
+    /// The served version that made it (after a promotion, outcomes of earlier predictions
+    /// still go to the version that made them).
+    let served: ServedModel
+    /// A shadow's prediction: the production prediction of the same request.
+    var shadowOf: String? = nil
     let labels: [String]
     let decision: Bool?
     let risk: Double
     let threshold: Double?
     var hasOutcome: Bool
+    /// A production prediction: its shadow's prediction, once the shadow scored it.
+    var shadowID: String? = nil
 }
 
 /// Predictions by id, across models; and the id counter when there is no ledger.
@@ -50,6 +57,12 @@ final class PredictionIndex: @unchecked Sendable {
         info.hasOutcome = true
         byID[id] = info
         return true
+    }
+
+    /// Links a production prediction to its shadow's.
+    func linkShadow(production: String, shadow: String) {
+        lock.lock(); defer { lock.unlock() }
+        byID[production]?.shadowID = shadow
     }
 
     func releaseOutcome(_ id: String) {

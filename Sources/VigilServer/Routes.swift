@@ -79,6 +79,7 @@ struct Routes: Sendable {
         (["v1", "models"], "GET, HEAD"), (["v1", "models", "{name}", "score"], "POST"),
         (["v1", "models", "{name}", "outcomes"], "POST"), (["v1", "models", "{name}", "monitor"], "GET, HEAD"),
         (["v1", "ledger", "head"], "GET, HEAD"), (["metrics"], "GET, HEAD"),
+        (["v1", "admin", "models", "{name}", "promote"], "POST"),
     ]
 
     /// The route template `path` matches, with the methods it answers.

@@ -34,6 +34,18 @@ package final class ServedModel: @unchecked Sendable {
     /// The package's signature records as checked at admission (`PackageSignatures.admit`):
     /// shown in `/v1/models`; the qualifying record's SHA-256 goes into every ledger entry.
     package let signatures: SignatureAdmission
+    /// `.shadow` for a shadow version: it scores requests production already answered, and
+    /// its entries and counters are marked as the shadow's.
+    package let role: LedgerEntry.Role
+    /// The shadow version (`vigil serve --shadow`) scoring the same requests off the response
+    /// path, or nil.
+    package let shadow: ServedModel?
+    /// Requests this shadow did not score (refused by its parser or engine, or its queue full),
+    /// and the last reason.
+    private var failures = 0
+    private var lastFailure: String?
+    /// Set when a promotion replaced this version: a request still waiting is told to retry.
+    private var retired = false
 
     private struct Job {
         let batch: RowBatch
@@ -41,7 +53,10 @@ package final class ServedModel: @unchecked Sendable {
         /// scoring call, on this model's scoring thread (`VigilModel.score(_:explain:)`).
         let explain: Bool
         let inputHashes: [String]
-        let continuation: CheckedContinuation<[ScoredRow], any Error>
+        /// Nil for a shadow's job: nobody waits for it.
+        let continuation: CheckedContinuation<[ScoredRow], any Error>?
+        /// A shadow's job: each row's production prediction id.
+        let shadowOf: [String]?
     }
 
     private let cond = NSCondition()
@@ -53,9 +68,11 @@ package final class ServedModel: @unchecked Sendable {
     private var held = false
     private var thread: Thread?
 
-    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions, signatures: SignatureAdmission = .unchecked) {
+    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions, signatures: SignatureAdmission = .unchecked, role: LedgerEntry.Role = .production, shadow: ServedModel? = nil) {
         self.model = model
         self.signatures = signatures
+        self.role = role
+        self.shadow = shadow
         parser = RequestParser(model: model)
         monitor = ModelMonitor(model: model)
         self.metrics = metrics
@@ -72,11 +89,29 @@ package final class ServedModel: @unchecked Sendable {
         t.start()
     }
 
-    func stop() {
+    /// Stops taking requests; what is queued is still scored. `retired`: a promotion replaced
+    /// this version (a late request is told to retry, and reaches the new one).
+    func stop(retired: Bool = false) {
         cond.lock()
         stopped = true
+        self.retired = retired
         cond.broadcast()
         cond.unlock()
+    }
+
+    /// Requests a shadow did not score, and the last reason (nil when none).
+    package var shadowFailures: (count: Int, last: String?) {
+        cond.lock()
+        defer { cond.unlock() }
+        return (failures, lastFailure)
+    }
+
+    private func failed(_ reason: String, _ message: String) {
+        cond.lock()
+        failures += 1
+        lastFailure = Untrusted.quote(message, limit: 400)
+        cond.unlock()
+        metrics.shadowFailed(model: model.name, reason: reason)
     }
 
     package func hold(_ on: Bool) {
@@ -101,8 +136,11 @@ package final class ServedModel: @unchecked Sendable {
         return try await withCheckedThrowingContinuation { c in
             cond.lock()
             if stopped {
+                let wasRetired = retired
                 cond.unlock()
-                c.resume(throwing: ServerError(503, "the server is shutting down", retryAfter: 1))
+                c.resume(throwing: ServerError(503, wasRetired
+                    ? "model '\(model.name)': version \(model.version) was replaced by a promotion while this request waited; send it again"
+                    : "the server is shutting down", retryAfter: wasRetired ? 0 : 1))
                 return
             }
             if pendingRows + batch.count > options.queueLimitRows, pendingRows > 0 || held {
@@ -111,11 +149,48 @@ package final class ServedModel: @unchecked Sendable {
                 c.resume(throwing: ServerError(503, "model '\(model.name)': \(pendingRows) rows are queued, at the limit of \(options.queueLimitRows); retry later", retryAfter: 1))
                 return
             }
-            pending.append(Job(batch: batch, explain: explain, inputHashes: hashes, continuation: c))
+            pending.append(Job(batch: batch, explain: explain, inputHashes: hashes, continuation: c, shadowOf: nil))
             pendingRows += batch.count
             cond.signal()
             cond.unlock()
         }
+    }
+
+    /// Hands a request production answered (`rows`) to the shadow, off the response path: the
+    /// shadow reads the request with its own parser (its features may differ from production's)
+    /// and scores it on its own thread; nothing waits for it, and a refusal or a full queue is
+    /// counted (`vigil_shadow_failures_total`, the monitor's `shadow.failures`), never returned.
+    func feedShadow(_ rows: [ScoredRow], parse: @escaping @Sendable (RequestParser) throws -> RowBatch) {
+        guard let shadow, !rows.isEmpty else { return }
+        let ids = rows.map(\.predictionID)
+        Task.detached {
+            let batch: RowBatch
+            do { batch = try parse(shadow.parser) } catch {
+                shadow.failed("refused", "request of \(ids.first ?? ""): \((error as? VigilError)?.message ?? (error as? ServerError)?.message ?? "\(error)")")
+                return
+            }
+            guard batch.count == ids.count else {
+                shadow.failed("refused", "request of \(ids.first ?? ""): the shadow read \(batch.count) rows where production read \(ids.count)")
+                return
+            }
+            shadow.enqueueShadow(batch, shadowOf: ids)
+        }
+    }
+
+    /// Queues a shadow's job; never waits: over the queue limit the rows are dropped (counted).
+    private func enqueueShadow(_ batch: RowBatch, shadowOf ids: [String]) {
+        let hashes = (0..<batch.count).map { inputHash(batch, row: $0) }
+        cond.lock()
+        if stopped || (pendingRows + batch.count > options.queueLimitRows && pendingRows > 0) {
+            let full = !stopped
+            cond.unlock()
+            if full { failed("queue_full", "request of \(ids.first ?? ""): \(pendingRows) rows queued, at the limit of \(options.queueLimitRows)") }
+            return
+        }
+        pending.append(Job(batch: batch, explain: false, inputHashes: hashes, continuation: nil, shadowOf: ids))
+        pendingRows += batch.count
+        cond.signal()
+        cond.unlock()
     }
 
     private func loop() {
@@ -154,7 +229,7 @@ package final class ServedModel: @unchecked Sendable {
             let members = jobs.indices.filter { jobs[$0].explain == explain }
             for (i, r) in zip(members, scoreTogether(members.map { jobs[$0].batch }, explain: explain)) { results[i] = r }
         }
-        metrics.batch(model: model.name, rows: jobs.reduce(0) { $0 + $1.batch.count })
+        metrics.batch(model: model.name, rows: jobs.reduce(0) { $0 + $1.batch.count }, role: role)
         // Ledger: one append (one write, one fdatasync) for every row of every job that scored.
         var rows: [(job: Int, row: Int, record: PredictionRecord, buckets: [Int])] = []
         for (j, r) in results.enumerated() {
@@ -173,27 +248,30 @@ package final class ServedModel: @unchecked Sendable {
             } else if let ledger {
                 seqs = try ledger.append(count: rows.count) { first in
                     rows.enumerated().map { k, row in
-                        predictionBody(row.record, id: predictionID(first + k), inputHash: jobs[row.job].inputHashes[row.row], buckets: row.buckets)
+                        predictionBody(row.record, id: predictionID(first + k), inputHash: jobs[row.job].inputHashes[row.row], buckets: row.buckets, shadowOf: jobs[row.job].shadowOf?[row.row])
                     }
                 }
             } else {
                 seqs = index.nextSeqs(rows.count)
             }
         } catch {
-            for job in jobs { job.continuation.resume(throwing: ServerError(500, "audit ledger: \(error); the prediction was not recorded and is not returned")) }
+            for job in jobs { job.continuation?.resume(throwing: ServerError(500, "audit ledger: \(error); the prediction was not recorded and is not returned")) }
+            if role == .shadow { failed("refused", "audit ledger: \(error)") }
             return
         }
         var scored = results.map { _ in [ScoredRow]() }
         for (k, row) in rows.enumerated() {
             let seq = seqs.lowerBound + k
             let id = predictionID(seq)
-            record(outputs: row.record.outputs, labels: row.record.groupLabels, decision: row.record.decision, threshold: row.record.threshold, id: id, buckets: row.buckets)
+            record(outputs: row.record.outputs, labels: row.record.groupLabels, decision: row.record.decision, threshold: row.record.threshold, id: id, buckets: row.buckets, shadowOf: jobs[row.job].shadowOf?[row.row])
             scored[row.job].append(ScoredRow(record: row.record, predictionID: id, auditSeq: ledger == nil ? nil : seq))
         }
         for (j, job) in jobs.enumerated() {
             switch results[j] {
-            case .success: job.continuation.resume(returning: scored[j])
-            case .failure(let e): job.continuation.resume(throwing: e)
+            case .success: job.continuation?.resume(returning: scored[j])
+            case .failure(let e):
+                job.continuation?.resume(throwing: e)
+                if job.continuation == nil { failed("refused", "request of \(job.shadowOf?.first ?? ""): \((e as? VigilError)?.message ?? "\(e)")") }
             }
         }
     }
@@ -214,14 +292,19 @@ package final class ServedModel: @unchecked Sendable {
     }
 
     /// Counts a prediction (served now, or replayed from the ledger).
-    func record(outputs: [Double], labels: [String], decision: Bool?, threshold: Double?, id: String, buckets: [Int]) {
+    /// A shadow's prediction (`shadowOf`: production's id) is linked to production's, so that an
+    /// outcome for one is recorded for both.
+    func record(outputs: [Double], labels: [String], decision: Bool?, threshold: Double?, id: String, buckets: [Int], shadowOf: String? = nil) {
         let risk = outputs.first ?? .nan
         monitor.recordPrediction(labels: labels, risk: risk, decision: decision, featureBuckets: buckets)
-        metrics.prediction(model: model.name, group: monitor.groupLabel(labels), decision: decision, risk: risk)
-        index.insert(id, PredictionInfo(model: model.name, labels: labels, decision: decision, risk: risk, threshold: threshold, hasOutcome: false))
+        metrics.prediction(model: model.name, group: monitor.groupLabel(labels), decision: decision, risk: risk, role: role)
+        index.insert(id, PredictionInfo(model: model.name, served: self, shadowOf: shadowOf, labels: labels, decision: decision, risk: risk, threshold: threshold, hasOutcome: false))
+        if let shadowOf { index.linkShadow(production: shadowOf, shadow: id) }
     }
 
-    package func predictionID(_ seq: Int) -> String { "\(model.name)-\(seq)" }
+    /// `name-seq` (seq: the ledger entry's); a shadow's `name-shadow-seq`, so that it is never
+    /// taken for a production prediction.
+    package func predictionID(_ seq: Int) -> String { role == .shadow ? "\(model.name)-shadow-\(seq)" : "\(model.name)-\(seq)" }
 
     static func merge(_ batches: [RowBatch]) -> RowBatch {
         var m = RowBatch(count: 0, ids: [], features: [], groupRaw: [], origins: [])
@@ -253,14 +336,14 @@ package final class ServedModel: @unchecked Sendable {
 
     // MARK: - Ledger entries (the format lives in LedgerEntry)
 
-    func predictionBody(_ r: PredictionRecord, id: String, inputHash: String, buckets: [Int]) -> String {
-        LedgerEntry.predictionBody(model: model, signatureSHA256: signatures.signatureSHA256, record: r, id: id, inputHash: inputHash, buckets: buckets)
+    func predictionBody(_ r: PredictionRecord, id: String, inputHash: String, buckets: [Int], shadowOf: String?) -> String {
+        LedgerEntry.predictionBody(model: model, signatureSHA256: signatures.signatureSHA256, record: r, id: id, inputHash: inputHash, buckets: buckets, shadowOf: shadowOf)
     }
 
     /// Rebuilds counters from a ledger prediction entry for this model (same SHA-256); every
     /// field read is checked, so a malformed entry is an error naming its line and field.
     func replay(prediction e: LedgerEntry.Prediction) {
-        record(outputs: e.outputs, labels: e.labels, decision: e.decision, threshold: e.threshold, id: e.ref.predictionID, buckets: e.buckets)
+        record(outputs: e.outputs, labels: e.labels, decision: e.decision, threshold: e.threshold, id: e.ref.predictionID, buckets: e.buckets, shadowOf: e.ref.shadowOf)
     }
 }
 

@@ -42,19 +42,39 @@ package final class ServerMetrics: @unchecked Sendable {
         return h
     }
 
-    package func prediction(model: String, group: String, decision: Bool?, risk: Double) {
+    /// A shadow's series have their own names (`vigil_shadow_predictions_total`, ...): the same
+    /// labels as production's, so that a query can put them side by side, and never summed into
+    /// production's by a query that does not ask for them.
+    static func name(_ base: String, _ role: LedgerEntry.Role) -> String {
+        role == .shadow ? "vigil_shadow_" + base : "vigil_" + base
+    }
+
+    package func prediction(model: String, group: String, decision: Bool?, risk: Double, role: LedgerEntry.Role = .production) {
         let d = decision.map { $0 ? "positive" : "negative" } ?? "none"
-        counter("vigil_predictions_total", [("model", model), ("group", group), ("decision", d)],
-                help: "Predictions served, by model, joint group label and decision.").increment()
+        let who = role == .shadow ? "Shadow predictions (scored off the response path, never returned)" : "Predictions served"
+        counter(Self.name("predictions_total", role), [("model", model), ("group", group), ("decision", d)],
+                help: "\(who), by model, joint group label and decision.").increment()
         if !risk.isNaN {
-            histogram("vigil_risk", [("model", model), ("group", group)], buckets: Self.riskBuckets,
+            histogram(Self.name("risk", role), [("model", model), ("group", group)], buckets: Self.riskBuckets,
                       help: "Predicted risk (binary models: the probability of the outcome).").record(risk)
         }
     }
 
-    package func outcome(model: String, group: String, kind: String) {
-        counter("vigil_outcomes_total", [("model", model), ("group", group), ("outcome", kind)],
+    package func outcome(model: String, group: String, kind: String, role: LedgerEntry.Role = .production) {
+        counter(Self.name("outcomes_total", role), [("model", model), ("group", group), ("outcome", kind)],
                 help: "Observed outcomes recorded, by confusion class (tp, fp, tn, fn).").increment()
+    }
+
+    /// A shadow could not score a request production answered (its parser or engine refused it,
+    /// or its queue was full): `reason` is `refused` or `queue_full`.
+    package func shadowFailed(model: String, reason: String) {
+        counter("vigil_shadow_failures_total", [("model", model), ("reason", reason)],
+                help: "Requests a shadow model did not score, by reason (refused, queue_full).").increment()
+    }
+
+    /// A promotion swapped the version behind a model's URL.
+    package func promoted(model: String) {
+        counter("vigil_promotions_total", [("model", model)], help: "Versions promoted without restart.").increment()
     }
 
     package func request(route: String, model: String, seconds: Double) {
@@ -67,8 +87,8 @@ package final class ServerMetrics: @unchecked Sendable {
                 help: "Requests answered with an error status.").increment()
     }
 
-    package func batch(model: String, rows: Int) {
-        histogram("vigil_batch_rows", [("model", model)], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
+    package func batch(model: String, rows: Int, role: LedgerEntry.Role = .production) {
+        histogram(Self.name("batch_rows", role), [("model", model)], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
                   help: "Rows per scoring call after micro-batching.").record(Double(rows))
     }
 

@@ -70,6 +70,12 @@ package struct ServeOptions: Sendable {
     /// (`*.pub`); with `requireSigned` every package needs a valid signature by one of them.
     package var requireSigned = false
     package var trustedKeysDir: String?
+    /// Shadow versions (`--shadow [NAME=]PKG`): each scores the requests of the production model
+    /// NAME (the only one when a single model is served) off the response path.
+    package var shadowPaths: [String] = []
+    /// File holding the admin token that `POST /v1/admin/...` (promotion) must send; without
+    /// it the admin endpoints are off (403).
+    package var adminTokenFile: String?
 
     package init() {}
 
@@ -82,7 +88,14 @@ package struct ServeOptions: Sendable {
 /// The server: loaded models, the ledger, counters, and the HTTP listeners.
 package final class VigilServer: @unchecked Sendable {
     package let options: ServeOptions
-    package let models: [String: ServedModel]
+    /// The production version behind each model URL; a promotion replaces one.
+    package var models: [String: ServedModel] { slotLock.withLock { slots } }
+    let slotLock = NSLock()
+    var slots: [String: ServedModel]
+    /// One promotion at a time.
+    let promotionLock = NSLock()
+    /// The admin token (`--admin-token-file`), or nil: admin endpoints off.
+    let adminToken: [UInt8]?
     package let metrics = ServerMetrics()
     package let ledger: AuditLedger?
     /// This replica's name (`--replica-id`, else the host name).
@@ -132,6 +145,10 @@ package final class VigilServer: @unchecked Sendable {
             }
         }
         authToken = try options.authTokenFile.map { try BearerTokenMiddleware<BasicRequestContext>.readToken($0) }
+        adminToken = try options.adminTokenFile.map { try BearerTokenMiddleware<BasicRequestContext>.readToken($0, flag: "--admin-token-file") }
+        if let a = adminToken, let t = authToken, a == t {
+            throw VigilError(.usage, "--admin-token-file: the admin token equals the --auth-token-file token; promotion needs its own secret")
+        }
         if options.requireSigned, options.trustedKeysDir == nil {
             throw VigilError(.usage, "--require-signed needs --trusted-keys DIR (the public keys whose signatures count)")
         }
@@ -151,24 +168,42 @@ package final class VigilServer: @unchecked Sendable {
         let ledger = try options.ledger.map { try AuditLedger(path: $0, sync: options.ledgerSync, keys: ledgerKeys, replicaID: replicaID) }
         notes += ledger?.notes ?? []
         self.ledger = ledger
-        var models: [String: ServedModel] = [:]
+        var loaded: [String: (model: VigilModel, signatures: SignatureAdmission)] = [:]
+        var order: [String] = []
         for path in options.modelPaths {
-            let m = try VigilModel.load(path: path)
-            guard models[m.name] == nil else {
+            let (m, signatures) = try Self.admit(path: path, flag: "--model", trustedKeys: trustedKeys, required: options.requireSigned, notes: &notes)
+            guard loaded[m.name] == nil else {
                 throw VigilError(.usage, "--model \(path): a model named '\(m.name)' is already served; names must be unique (they are the URL)")
             }
-            guard m.imageInput == nil else {
-                throw VigilError(.usage, "--model \(path): '\(m.name)' is an image (CNN) model; the server scores tabular rows. Score images with `vigil score --model \(path) --input <folder>`")
-            }
-            notes += m.loadWarnings.map { "\(m.name): \($0)" }
-            let signatures: SignatureAdmission
-            do { signatures = try PackageSignatures.admit(model: m, trustedKeys: trustedKeys, required: options.requireSigned) } catch let e as VigilError {
-                throw VigilError(e.kind, "--model \(path): \(e.message)")
-            }
-            notes += signatures.warnings.map { "\(m.name): warning: \($0)" }
-            models[m.name] = ServedModel(model: m, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures)
+            loaded[m.name] = (m, signatures)
+            order.append(m.name)
         }
-        self.models = models
+        // Shadows: `NAME=PATH` names the production model; a bare path needs a single model.
+        var shadows: [String: ServedModel] = [:]
+        for spec in options.shadowPaths {
+            var target = order.count == 1 ? order[0] : nil, path = spec
+            if let eq = spec.firstIndex(of: "="), loaded[String(spec[..<eq])] != nil {
+                target = String(spec[..<eq])
+                path = String(spec[spec.index(after: eq)...])
+            }
+            guard let target, let production = loaded[target]?.model else {
+                throw VigilError(.usage, "--shadow \(Untrusted.quote(spec)): \(order.count) models are served; name the one it shadows: --shadow NAME=PATH (NAME one of \(order.joined(separator: ", ")))")
+            }
+            guard shadows[target] == nil else { throw VigilError(.usage, "--shadow \(Untrusted.quote(spec)): model '\(target)' already has a shadow; one shadow per model") }
+            let (s, signatures) = try Self.admit(path: path, flag: "--shadow", trustedKeys: trustedKeys, required: options.requireSigned, notes: &notes)
+            guard s.sha256 != production.sha256 || s.policy.sha256 != production.policy.sha256 else {
+                throw VigilError(.usage, "--shadow \(Untrusted.quote(path)): the same model and policy as production '\(target)' (model SHA-256 \(s.sha256)); a shadow is another version")
+            }
+            guard s.makesDecisions == production.makesDecisions, s.ir.outputCount == production.ir.outputCount else {
+                throw VigilError(.usage, "--shadow \(Untrusted.quote(path)): '\(s.name)' (\(s.ir.objective.summary)) does not answer the same question as '\(target)' (\(production.ir.objective.summary)); a shadow is compared with production")
+            }
+            shadows[target] = ServedModel(model: s, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures, role: .shadow)
+        }
+        var models: [String: ServedModel] = [:]
+        for (name, l) in loaded {
+            models[name] = ServedModel(model: l.model, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: l.signatures, shadow: shadows[name])
+        }
+        self.slots = models
         if let ledger {
             do { notes += try replay(ledger) } catch {
                 ledger.close(checkpoint: false)
@@ -177,12 +212,34 @@ package final class VigilServer: @unchecked Sendable {
         }
         self.notes = notes
         metrics.replica(replicaID)
-        for m in models.values { m.start() }
+        for m in models.values {
+            m.start()
+            m.shadow?.start()
+        }
     }
 
     deinit {
         if lockFD >= 0 { close(lockFD) }
-        for m in models.values { m.stop() }
+        for m in slots.values {
+            m.stop()
+            m.shadow?.stop()
+        }
+    }
+
+    /// Loads a package for `flag` (`--model`, `--shadow`, a promotion) and checks what every
+    /// served package must pass: a tabular model, and its signatures (`--require-signed`).
+    static func admit(path: String, flag: String, trustedKeys: TrustedKeys?, required: Bool, notes: inout [String]) throws -> (VigilModel, SignatureAdmission) {
+        let m = try VigilModel.load(path: path)
+        guard m.imageInput == nil else {
+            throw VigilError(.usage, "\(flag) \(path): '\(m.name)' is an image (CNN) model; the server scores tabular rows. Score images with `vigil score --model \(path) --input <folder>`")
+        }
+        notes += m.loadWarnings.map { "\(m.name): \($0)" }
+        let signatures: SignatureAdmission
+        do { signatures = try PackageSignatures.admit(model: m, trustedKeys: trustedKeys, required: required) } catch let e as VigilError {
+            throw VigilError(e.kind, "\(flag) \(path): \(e.message)")
+        }
+        notes += signatures.warnings.map { "\(m.name): warning: \($0)" }
+        return (m, signatures)
     }
 
 
@@ -191,20 +248,26 @@ package final class VigilServer: @unchecked Sendable {
     /// Every field is read through `LedgerEntry` (checked); a malformed entry refuses the start.
     private func replay(_ ledger: AuditLedger) throws -> [String] {
         var counted = 0, skipped = 0
+        // Entries count for the served version with the same role, name and SHA-256.
+        var served: [String: ServedModel] = [:]
+        for m in models.values {
+            served[Self.identity(.production, m.model.name, m.model.sha256)] = m
+            if let s = m.shadow { served[Self.identity(.shadow, s.model.name, s.model.sha256)] = s }
+        }
         for (i, e) in ledger.entries.enumerated() {
             let f = LedgerEntry.Fields(e, place: "\(ledger.path): line \(i + 1)")
             let kind = try LedgerEntry.Header(f).kind
             guard kind == .prediction || kind == .outcome else { continue }  // chain header, checkpoints
             let ref = try LedgerEntry.ModelRef(f)
-            guard let m = models[ref.model], ref.modelSHA256 == m.model.sha256 else { skipped += 1; continue }
+            guard let m = served[Self.identity(ref.role, ref.model, ref.modelSHA256)] else { skipped += 1; continue }
             if kind == .prediction {
                 m.replay(prediction: try LedgerEntry.Prediction(f))
                 counted += 1
             } else {
                 let outcome = try LedgerEntry.Outcome(f)
                 let id = outcome.ref.predictionID
-                guard index.lookup(id) != nil, index.claimOutcome(id) else { continue }
-                applyOutcome(m, id: id, label: outcome.label)
+                guard let info = index.lookup(id), info.served === m, index.claimOutcome(id) else { continue }
+                applyOutcome(info, id: id, label: outcome.label)
                 counted += 1
             }
         }
@@ -216,11 +279,17 @@ package final class VigilServer: @unchecked Sendable {
         return notes
     }
 
-    private func applyOutcome(_ m: ServedModel, id: String, label: Bool) {
-        guard let info = index.lookup(id), let decision = info.decision else { return }
+    private static func identity(_ role: LedgerEntry.Role, _ name: String, _ sha256: String) -> String {
+        "\(role.rawValue)\u{1}\(name)\u{1}\(sha256)"
+    }
+
+    /// Counts an outcome for the version that made the prediction.
+    private func applyOutcome(_ info: PredictionInfo, id: String, label: Bool) {
+        guard let decision = info.decision else { return }
+        let m = info.served
         m.monitor.recordOutcome(labels: info.labels, decision: decision, label: label)
         let kind = decision ? (label ? "tp" : "fp") : (label ? "fn" : "tn")
-        metrics.outcome(model: m.model.name, group: m.monitor.groupLabel(info.labels), kind: kind)
+        metrics.outcome(model: m.model.name, group: m.monitor.groupLabel(info.labels), kind: kind, role: m.role)
     }
 
     // MARK: - Outcomes
@@ -255,7 +324,7 @@ package final class VigilServer: @unchecked Sendable {
             case .number(let d)? where d == 0 || d == 1: label = d == 1
             default: throw ServerError.badRequest("\(place), field 'label': value \(o["label"].map { "\($0)" } ?? "(absent)") must be 0, 1, true or false")
             }
-            guard let info = index.lookup(id), info.model == m.model.name else {
+            guard let info = index.lookup(id), info.model == m.model.name, info.shadowOf == nil else {
                 throw ServerError.notFound("\(place), field 'prediction_id': '\(id)' is not a prediction of model '\(m.model.name)' on this server")
             }
             guard !info.hasOutcome, !seen.contains(id) else {
@@ -272,12 +341,23 @@ package final class VigilServer: @unchecked Sendable {
             }
             claimed.append(p.id)
         }
+        // A prediction the shadow scored too: the outcome is recorded for the shadow as well
+        // (after production's, in the same ledger write), so the two versions compare on it.
+        var shadowOutcomes: [(id: String, label: Bool, info: PredictionInfo, of: String)] = []
+        for p in parsed {
+            if let sid = index.lookup(p.id)?.shadowID, let sinfo = index.lookup(sid), index.claimOutcome(sid) {
+                shadowOutcomes.append((sid, p.label, sinfo, p.id))
+                claimed.append(sid)
+            }
+        }
         var seqs: [Int] = []
         if let ledger {
             do {
-                let range = try ledger.append(count: parsed.count) { _ in
+                let range = try ledger.append(count: parsed.count + shadowOutcomes.count) { _ in
                     parsed.map { p in
-                        LedgerEntry.outcomeBody(model: m.model, signatureSHA256: m.signatures.signatureSHA256, id: p.id, label: p.label, risk: p.info.risk, threshold: p.info.threshold, decision: p.info.decision, labels: p.info.labels)
+                        LedgerEntry.outcomeBody(model: p.info.served.model, signatureSHA256: p.info.served.signatures.signatureSHA256, id: p.id, label: p.label, risk: p.info.risk, threshold: p.info.threshold, decision: p.info.decision, labels: p.info.labels)
+                    } + shadowOutcomes.map { s in
+                        LedgerEntry.outcomeBody(model: s.info.served.model, signatureSHA256: s.info.served.signatures.signatureSHA256, id: s.id, label: s.label, risk: s.info.risk, threshold: s.info.threshold, decision: s.info.decision, labels: s.info.labels, shadowOf: s.of)
                     }
                 }
                 seqs = Array(range)
@@ -286,7 +366,8 @@ package final class VigilServer: @unchecked Sendable {
                 throw ServerError(500, "audit ledger: \(error); the outcomes were not recorded")
             }
         }
-        for p in parsed { applyOutcome(m, id: p.id, label: p.label) }
+        for p in parsed { applyOutcome(p.info, id: p.id, label: p.label) }
+        for s in shadowOutcomes { applyOutcome(s.info, id: s.id, label: s.label) }
         let entries = parsed.enumerated().map { i, p in
             "{\"prediction_id\":\(JSON.string(p.id)),\"label\":\(p.label),\"audit_seq\":\(seqs.isEmpty ? "null" : String(seqs[i]))}"
         }
@@ -348,7 +429,10 @@ package final class VigilServer: @unchecked Sendable {
         groupLock.withLock { serviceGroup = group }
         defer {
             shuttingDown = true
-            for m in models.values { m.stop() }
+            for m in models.values {
+                m.stop()
+                m.shadow?.stop()
+            }
             if let s = options.socket { unlink(s) }
             // Release the socket's lock and the ledger so that a new server may take them.
             ledger?.close()

@@ -92,6 +92,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Folder of trusted Ed25519 public keys (*.pub); signatures found are checked and shown in /v1/models.")
     var trustedKeys: String?
 
+    // Shadow deployment and promotion (issue 18).
+    @Option(name: .long, help: "A shadow version, [NAME=]PKG: scores every request of production model NAME (the only one when one is served) off the response path; its entries and counters are marked shadow.")
+    var shadow: [String] = []
+    @Option(name: .long, help: "File (mode 600) holding the admin token POST /v1/admin/models/NAME/promote needs; without it promotion is off.")
+    var adminTokenFile: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "warning"
 
@@ -128,6 +134,8 @@ struct Serve: AsyncParsableCommand {
         options.replicaID = replicaId
         options.requireSigned = requireSigned
         options.trustedKeysDir = trustedKeys
+        options.shadowPaths = shadow
+        options.adminTokenFile = adminTokenFile
         if !ServeOptions.isLoopback(host), port != nil, insecureNetwork, tlsCert == nil {
             FileHandle.standardError.write(Data("warning: --host \(host) is not loopback and --insecure-network is given: tokens and data cross the network in plain HTTP\n".utf8))
         }
