@@ -95,32 +95,9 @@ struct Compare: ParsableCommand {
             let b = try VigilModel.load(path: candidate)
             for w in a.loadWarnings { log.line("warning: baseline: \(w)") }
             for w in b.loadWarnings { log.line("warning: candidate: \(w)") }
-            let explain = !noAttribution && a.imageInput == nil && b.imageInput == nil
-                && (try? a.explainer.get()) != nil && (try? b.explainer.get()) != nil
-            if !noAttribution, !explain { log.line("note: no attribution change: one of the versions cannot be explained per feature") }
-            let url = URL(fileURLWithPath: input)
-            let ca = try LabelledCohort.load(url: url, model: a, labelColumn: label, scoresColumn: nil, groupFields: fields, clusterColumn: clusterColumn, explain: explain, format: inputFormat)
-            let cb = try LabelledCohort.load(url: url, model: b, labelColumn: label, scoresColumn: nil, groupFields: fields, clusterColumn: nil, explain: explain, format: inputFormat)
-            for note in ca.notes { log.line("warning: \(note)") }
-            guard ca.count == cb.count, ca.ids == cb.ids, ca.labels == cb.labels else {
-                throw VigilError(.input, "\(input): the two versions read different rows (\(ca.count) and \(cb.count)); compare needs the same rows through both")
-            }
-            var groupMismatch = 0
-            for r in 0..<ca.count where (0..<fields.count).contains(where: { ca.groupLabels[$0][r] != cb.groupLabels[$0][r] }) { groupMismatch += 1 }
-            if groupMismatch > 0 {
-                log.line("warning: \(groupMismatch) rows fall in different groups under the two manifests; groups here are the baseline's")
-            }
-            options.resampling = ca.resampling
-            let decide = { (c: LabelledCohort) in zip(c.risks, c.thresholds!).map { GuardrailPolicy.decide(risk: $0, threshold: $1) } }
-            let data = try PairedComparison.Data(
-                baselineRisks: ca.risks, candidateRisks: cb.risks, baselineDecisions: decide(ca), candidateDecisions: decide(cb),
-                labels: ca.labels, fields: fields, groupLabels: ca.groupLabels)
-            let result = try PairedComparison.run(data, options: options)
-            let margins = plan?.nonInferiority ?? []
-            let findings = PairedComparison.findings(result, margins: margins)
-            let judged = try PairedComparison.judge(result, margins: margins)
-            let report = CompareReport(baselineModel: a, candidateModel: b, cohort: ca, candidateCohort: cb, labelColumn: label, plan: plan,
-                                       result: result, findings: findings, nonInferiority: judged, groupMismatch: groupMismatch)
+            let report = try Self.evaluate(baseline: a, candidate: b, input: input, label: label, fields: fields, plan: plan, options: options,
+                                           clusterColumn: clusterColumn, attribution: !noAttribution, format: inputFormat, log: log)
+            let (ca, judged) = (report.cohort, report.nonInferiority)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
             if let html { try writeReport(report.html(), to: html) }
             log.line("compared \(a.name) \(a.version) -> \(b.name) \(b.version) on \(ca.count) rows (\(ca.labels.filter { $0 }.count) positive), \(options.replicates) paired replicates")
@@ -142,5 +119,37 @@ struct Compare: ParsableCommand {
             failed = judged.contains { $0.status == .fail || $0.status == .notEvaluable }
         }
         if failed { throw ExitCode(3) }
+    }
+
+    /// The same rows of `input` through both versions, compared (what `vigil compare` and
+    /// `vigil change-control` run); `options.resampling` comes from the cohort.
+    static func evaluate(baseline a: VigilModel, candidate b: VigilModel, input: String, label: String, fields: [String], plan: ValidationPlan?,
+                         options: PairedComparison.Options, clusterColumn: String?, attribution: Bool, format: CohortFormat?, log: StandardError) throws -> CompareReport {
+        var options = options
+        let explain = attribution && a.imageInput == nil && b.imageInput == nil
+            && (try? a.explainer.get()) != nil && (try? b.explainer.get()) != nil
+        if attribution, !explain { log.line("note: no attribution change: one of the versions cannot be explained per feature") }
+        let url = URL(fileURLWithPath: input)
+        let ca = try LabelledCohort.load(url: url, model: a, labelColumn: label, scoresColumn: nil, groupFields: fields, clusterColumn: clusterColumn, explain: explain, format: format)
+        let cb = try LabelledCohort.load(url: url, model: b, labelColumn: label, scoresColumn: nil, groupFields: fields, clusterColumn: nil, explain: explain, format: format)
+        for note in ca.notes { log.line("warning: \(note)") }
+        guard ca.count == cb.count, ca.ids == cb.ids, ca.labels == cb.labels else {
+            throw VigilError(.input, "\(input): the two versions read different rows (\(ca.count) and \(cb.count)); compare needs the same rows through both")
+        }
+        var groupMismatch = 0
+        for r in 0..<ca.count where (0..<fields.count).contains(where: { ca.groupLabels[$0][r] != cb.groupLabels[$0][r] }) { groupMismatch += 1 }
+        if groupMismatch > 0 {
+            log.line("warning: \(groupMismatch) rows fall in different groups under the two manifests; groups here are the baseline's")
+        }
+        options.resampling = ca.resampling
+        let decide = { (c: LabelledCohort) in zip(c.risks, c.thresholds!).map { GuardrailPolicy.decide(risk: $0, threshold: $1) } }
+        let data = try PairedComparison.Data(
+            baselineRisks: ca.risks, candidateRisks: cb.risks, baselineDecisions: decide(ca), candidateDecisions: decide(cb),
+            labels: ca.labels, fields: fields, groupLabels: ca.groupLabels)
+        let result = try PairedComparison.run(data, options: options)
+        let margins = plan?.nonInferiority ?? []
+        return CompareReport(baselineModel: a, candidateModel: b, cohort: ca, candidateCohort: cb, labelColumn: label, plan: plan,
+                             result: result, findings: PairedComparison.findings(result, margins: margins),
+                             nonInferiority: try PairedComparison.judge(result, margins: margins), groupMismatch: groupMismatch)
     }
 }

@@ -52,15 +52,10 @@ struct Validate: ParsableCommand {
         try runReportingErrors {
             let log = StandardError(quiet: quiet)
             let plan = try ValidationPlan.load(path: self.plan)
-            let clusterColumn = try Self.clusterColumn(flag: cluster, plan: plan)
             let m = try VigilModel.load(path: model, policy: policy.map { VigilModel.PolicySource.file($0) } ?? .packageFile)
             for w in m.loadWarnings { log.line("warning: \(w)") }
-            let cohort = try LabelledCohort.load(url: URL(fileURLWithPath: input), model: m, labelColumn: label, scoresColumn: nil,
-                                                 groupFields: plan.groupFields, clusterColumn: clusterColumn, format: inputFormat)
-            for note in cohort.notes { log.line("warning: \(note)") }
-            let result = try Self.audit(cohort, plan: plan)
-            let judgements = try plan.judge(result)
-            let report = ValidationReport(plan: plan, planFile: self.plan, model: m, cohort: cohort, labelColumn: label, result: result, judgements: judgements)
+            let report = try Self.evaluate(model: m, plan: plan, planFile: self.plan, input: input, label: label, cluster: cluster, format: inputFormat, log: log)
+            let (cohort, result, judgements) = (report.cohort, report.result, report.judgements)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
             if let html { try writeReport(report.html(), to: html) }
             let counts = report.counts
@@ -74,6 +69,17 @@ struct Validate: ParsableCommand {
             failed = !report.accepted
         }
         if failed { throw ExitCode(3) }
+    }
+
+    /// Validates `m` on the labelled cohort `input` against `plan`: what `vigil validate` and
+    /// `vigil change-control` run.
+    static func evaluate(model m: VigilModel, plan: ValidationPlan, planFile: String, input: String, label: String, cluster: String?, format: CohortFormat?, log: StandardError) throws -> ValidationReport {
+        let clusterColumn = try clusterColumn(flag: cluster, plan: plan)
+        let cohort = try LabelledCohort.load(url: URL(fileURLWithPath: input), model: m, labelColumn: label, scoresColumn: nil,
+                                             groupFields: plan.groupFields, clusterColumn: clusterColumn, format: format)
+        for note in cohort.notes { log.line("warning: \(note)") }
+        let result = try audit(cohort, plan: plan)
+        return ValidationReport(plan: plan, planFile: planFile, model: m, cohort: cohort, labelColumn: label, result: result, judgements: try plan.judge(result))
     }
 
     /// The plan's cluster column, or the flag's; both given and different is refused (a plan

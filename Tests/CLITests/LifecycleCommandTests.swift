@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VigilEngine
 import VigilTesting
 
 /// `vigil validate` and `vigil compare` as a user (or a CI pipeline gating on the exit status) runs them.
@@ -122,5 +123,67 @@ struct LifecycleCommandTests {
                                 "--input", "models/readmission/test_cohort.csv", "--label", "label", "--plan", "models/plans/readmission-quarterly.json",
                                 "--bootstrap", "50", "--json", dir.file("f.json").path])
         #expect(flag.status == 2 && flag.stderr.contains("fixes the bootstrap"), "\(flag.stderr)")
+    }
+
+    /// `vigil change-control`: one folder with everything, a PCCP classification from the
+    /// packages, SHA256SUMS that check, and an exit status that says whether the change is
+    /// acceptable; the readmission change (ONNX logistic -> XGBoost trees) is an architecture
+    /// change, outside a plan that allows only retraining.
+    @Test func changeControlWritesTheFilingAndFlagsAChangeOutsideThePlan() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        func plan(_ name: String, allowed: String, margins: String) throws -> String {
+            let path = dir.file(name).path
+            try """
+                {"schema": "vigil.validation_plan/1", "name": "\(name)", "version": "1", "group_fields": ["race"],
+                 "bootstrap": {"replicates": 100, "seed": 7}, "min_group_size": 50,
+                 "criteria": [{"id": "auroc-overall", "metric": "auroc", "min": 0.5}],
+                 "non_inferiority": [\(margins)], "allowed_changes": [\(allowed)]}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let args = ["change-control", "--baseline", "models/readmission", "--candidate", "models/readmission-xgb",
+                    "--input", "models/readmission/test_cohort.csv", "--label", "label"]
+        let narrow = try plan("narrow.json", allowed: #""retrain", "threshold_update""#, margins: #"{"id": "ni-auroc", "metric": "auroc", "margin": 0.5}"#)
+        let out = dir.file("cc").path
+        let r = try CLI.run(args + ["--plan", narrow, "--out", out, "--training-data", "models/readmission/test_cohort.csv"])
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.stderr.contains("needs a new submission: architecture"), "\(r.stderr)")
+        let filing = try Self.json(dir.file("cc/change-control.json"))
+        #expect(filing["schema"] as? String == "vigil.change_control/1" && filing["accepted"] as? Bool == false)
+        let classification = try #require(filing["classification"] as? [String: Any])
+        let changes = try #require(classification["changes"] as? [[String: Any]])
+        #expect(changes.contains { $0["kind"] as? String == "architecture" && $0["allowed"] as? Bool == false }, "\(changes)")
+        #expect(changes.contains { $0["kind"] as? String == "threshold_update" && $0["allowed"] as? Bool == true }, "\(changes)")
+        #expect(classification["needs_new_submission"] as? Bool == true)
+        let baseline = try #require(filing["baseline"] as? [String: Any]), candidate = try #require(filing["candidate"] as? [String: Any])
+        #expect((baseline["package_digest"] as? String)?.count == 64 && (candidate["package_digest"] as? String)?.count == 64)
+        let data = try #require(filing["data"] as? [String: Any])
+        #expect(((data["training_data"] as? [[String: Any]])?.first?["sha256"] as? String)?.count == 64)
+        #expect((data["baseline_policy_fitted_on"] as? [String: Any])?["sha256"] is String)
+        #expect(!(try #require(filing["groups"] as? [[String: Any]])).isEmpty)
+        // Every file but SHA256SUMS is listed, with its SHA-256.
+        let sums = try String(contentsOf: dir.file("cc/SHA256SUMS"), encoding: .utf8).split(separator: "\n")
+        let listed = Set(sums.map { String($0.split(separator: " ", maxSplits: 1)[1].dropFirst()) })
+        for name in ["index.html", "change-control.json", "validation.json", "validation.html", "comparison.json", "comparison.html", "plan.json",
+                     "baseline/manifest.json", "baseline/policy.json", "baseline/MODEL_CARD.md", "candidate/manifest.json", "candidate/MODEL_CARD.md"] {
+            #expect(listed.contains(name), "\(name) not in SHA256SUMS: \(listed)")
+        }
+        for line in sums {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            let file = dir.file("cc/" + String(parts[1].dropFirst()))
+            #expect(String(parts[0]) == (try SHA256Digest.hex(ofFileAt: file)), "\(file.path)")
+        }
+        let html = try String(contentsOf: dir.file("cc/index.html"), encoding: .utf8)
+        #expect(html.contains("Group by group") && html.contains("outside the plan: needs a new submission") && !html.contains("<script"))
+        #expect(r.stderr.contains("change-control digest \(try ChangeControlDigest.compute(dir: out).hex)"), "\(r.stderr)")
+        // A filing is never written into a folder that holds one.
+        let again = try CLI.run(args + ["--plan", narrow, "--out", out])
+        #expect(again.status == 2 && again.stderr.contains("not empty"), "\(again.stderr)")
+
+        // The same change under a plan that allows it, with criteria it meets: acceptable.
+        let wide = try plan("wide.json", allowed: #""retrain", "hyperparameters", "architecture", "threshold_update""#, margins: "")
+        let ok = try CLI.run(args + ["--plan", wide, "--out", dir.file("cc2").path])
+        #expect(ok.status == 0 && ok.stderr.contains("ACCEPTABLE"), "\(ok.stderr)")
     }
 }
