@@ -34,6 +34,7 @@ package struct LabelledCohort: Sendable {
 
     package var count: Int { risks.count }
 
+
     /// With a model, `groupFields` are names of the manifest's groups (labels come through their
     /// maps and bins); without one, they are input columns whose raw text is the label (missing
     /// -> `Unknown`), and `scoresColumn` is required.
@@ -212,5 +213,25 @@ package struct LabelledCohort: Sendable {
     /// Each row's key for `fields` (labels joined by `|`).
     package var groupKeys: [String] {
         (0..<count).map { r in groupLabels.map { $0[r] }.joined(separator: "|") }
+    }
+}
+
+extension LabelledCohort {
+    /// A cohort assembled elsewhere (`vigil compare --ledger`: predictions and outcomes read
+    /// from the audit ledger); `url` and `sha256` name the file the rows came from.
+    package init(url: URL, sha256: String, ids: [String], risks: [Double], labels: [Bool], fields: [String], groupLabels: [[String]],
+                 thresholds: [Double]?, scoreSource: String, notes: [String] = []) {
+        self.url = url
+        self.sha256 = sha256
+        self.ids = ids
+        self.risks = risks
+        self.labels = labels
+        self.fields = fields
+        self.groupLabels = groupLabels
+        self.thresholds = thresholds
+        thresholdSources = nil
+        fallbacks = [:]
+        self.scoreSource = scoreSource
+        self.notes = notes
     }
 }

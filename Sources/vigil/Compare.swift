@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VigilEngine
+import VigilServer
 
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,11 @@ struct Compare: ParsableCommand {
             calibration first, then missed positives, then the rest of the operating point; \
             significant ones first within each. \
             With --plan, its non-inferiority margins are judged on the interval's bound and the \
-            exit status is 3 when one is not met; the plan then fixes groups and bootstrap.
+            exit status is 3 when one is not met; the plan then fixes groups and bootstrap. \
+            With --ledger instead of --input and --label, the rows are a shadow deployment's \
+            (vigil serve --model BASELINE --shadow CANDIDATE): every request both versions scored \
+            and whose outcome arrived, with the risks, thresholds and decisions as served and \
+            production's groups; the ledger must verify.
             """)
 
     @Option(name: .long, help: "The version in use (package folder).")
@@ -28,10 +33,13 @@ struct Compare: ParsableCommand {
     var candidate: String
 
     @Option(name: .long, help: "Labelled cohort: CSV with a header, or JSON Lines; both models read their features from it.")
-    var input: String
+    var input: String?
 
     @Option(name: .long, help: "Column holding the 0/1 outcome.")
-    var label: String
+    var label: String?
+
+    @Option(name: .long, help: "Audit ledger of a shadow deployment (instead of --input/--label): baseline = production, candidate = shadow.")
+    var ledger: String?
 
     @Option(name: .long, help: "Group field (repeatable; default: the plan's group_fields).")
     var group: [String] = []
@@ -95,8 +103,17 @@ struct Compare: ParsableCommand {
             let b = try VigilModel.load(path: candidate)
             for w in a.loadWarnings { log.line("warning: baseline: \(w)") }
             for w in b.loadWarnings { log.line("warning: candidate: \(w)") }
-            let report = try Self.evaluate(baseline: a, candidate: b, input: input, label: label, fields: fields, plan: plan, options: options,
+            let report: CompareReport
+            switch (ledger, input, label) {
+            case (let l?, nil, nil):
+                guard clusterColumn == nil else { throw VigilError(.usage, "--cluster: ledger entries name no patient; a --ledger comparison resamples requests (leave --cluster out, or use a plan without \"cluster\")") }
+                report = try Self.evaluate(baseline: a, candidate: b, ledger: l, fields: fields, plan: plan, options: options, log: log)
+            case (nil, let i?, let lab?):
+                report = try Self.evaluate(baseline: a, candidate: b, input: i, label: lab, fields: fields, plan: plan, options: options,
                                            clusterColumn: clusterColumn, attribution: !noAttribution, format: inputFormat, log: log)
+            default:
+                throw VigilError(.usage, "give --input COHORT and --label COLUMN, or --ledger FILE (a shadow deployment's ledger) instead of both")
+            }
             let (ca, judged) = (report.cohort, report.nonInferiority)
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
             if let html { try writeReport(report.html(), to: html) }
@@ -125,7 +142,6 @@ struct Compare: ParsableCommand {
     /// `vigil change-control` run); `options.resampling` comes from the cohort.
     static func evaluate(baseline a: VigilModel, candidate b: VigilModel, input: String, label: String, fields: [String], plan: ValidationPlan?,
                          options: PairedComparison.Options, clusterColumn: String?, attribution: Bool, format: CohortFormat?, log: StandardError) throws -> CompareReport {
-        var options = options
         let explain = attribution && a.imageInput == nil && b.imageInput == nil
             && (try? a.explainer.get()) != nil && (try? b.explainer.get()) != nil
         if attribution, !explain { log.line("note: no attribution change: one of the versions cannot be explained per feature") }
@@ -141,11 +157,47 @@ struct Compare: ParsableCommand {
         if groupMismatch > 0 {
             log.line("warning: \(groupMismatch) rows fall in different groups under the two manifests; groups here are the baseline's")
         }
-        options.resampling = ca.resampling
         let decide = { (c: LabelledCohort) in zip(c.risks, c.thresholds!).map { GuardrailPolicy.decide(risk: $0, threshold: $1) } }
+        return try report(a, b, ca, cb, decisions: (decide(ca), decide(cb)), label: label, plan: plan, options: options, groupMismatch: groupMismatch)
+    }
+
+    /// A shadow deployment's paired rows from the audit ledger (`ShadowTrial`), compared.
+    static func evaluate(baseline a: VigilModel, candidate b: VigilModel, ledger: String, fields: [String], plan: ValidationPlan?,
+                         options: PairedComparison.Options, log: StandardError) throws -> CompareReport {
+        let verified = try AuditLedger.verify(path: ledger)
+        if let problem = verified.problems.first {
+            throw VigilError(.input, "\(ledger): does not verify (\(problem)); compare reads only a ledger whose chain holds (vigil ledger verify)")
+        }
+        let trial = try ShadowTrial.read(entries: verified.entries, file: ledger, baseline: a, candidate: b)
+        let columns = try fields.map { f -> Int in
+            guard let i = a.groups.firstIndex(where: { $0.name == f }) else {
+                throw VigilError(.usage, "--group \(f): not a group field of '\(a.name)' (\(a.groups.map(\.name).joined(separator: ", "))); the ledger holds its groups only")
+            }
+            return i
+        }
+        guard trial.count > 0 else {
+            throw VigilError(.input, "\(ledger): no request was scored by both \(a.name) \(a.version) (production, sha256 \(a.sha256.prefix(12))) and \(b.name) \(b.version) (shadow, sha256 \(b.sha256.prefix(12))) with an outcome recorded (\(trial.withoutShadow) production predictions without a shadow prediction, \(trial.withoutOutcome) without an outcome)")
+        }
+        if trial.withoutShadow + trial.withoutOutcome > 0 {
+            log.line("note: \(trial.withoutShadow) production predictions have no shadow prediction and \(trial.withoutOutcome) no outcome yet; they are left out")
+        }
+        let url = URL(fileURLWithPath: ledger)
+        let sha = try SHA256Digest.hex(ofFileAt: url)
+        let groupLabels = columns.map { c in trial.groups.map { $0[c] } }
+        let ca = LabelledCohort(url: url, sha256: sha, ids: trial.ids, risks: trial.baselineRisks, labels: trial.labels, fields: fields, groupLabels: groupLabels,
+                                thresholds: trial.baselineThresholds, scoreSource: "ledger: \(a.name) \(a.version), production")
+        let cb = LabelledCohort(url: url, sha256: sha, ids: trial.ids, risks: trial.candidateRisks, labels: trial.labels, fields: fields, groupLabels: groupLabels,
+                                thresholds: trial.candidateThresholds, scoreSource: "ledger: \(b.name) \(b.version), shadow")
+        return try report(a, b, ca, cb, decisions: (trial.baselineDecisions, trial.candidateDecisions), label: "outcome (ledger)", plan: plan, options: options, groupMismatch: 0)
+    }
+
+    static func report(_ a: VigilModel, _ b: VigilModel, _ ca: LabelledCohort, _ cb: LabelledCohort, decisions: ([Bool], [Bool]), label: String,
+                       plan: ValidationPlan?, options: PairedComparison.Options, groupMismatch: Int) throws -> CompareReport {
+        var options = options
+        options.resampling = ca.resampling
         let data = try PairedComparison.Data(
-            baselineRisks: ca.risks, candidateRisks: cb.risks, baselineDecisions: decide(ca), candidateDecisions: decide(cb),
-            labels: ca.labels, fields: fields, groupLabels: ca.groupLabels)
+            baselineRisks: ca.risks, candidateRisks: cb.risks, baselineDecisions: decisions.0, candidateDecisions: decisions.1,
+            labels: ca.labels, fields: ca.fields, groupLabels: ca.groupLabels)
         let result = try PairedComparison.run(data, options: options)
         let margins = plan?.nonInferiority ?? []
         return CompareReport(baselineModel: a, candidateModel: b, cohort: ca, candidateCohort: cb, labelColumn: label, plan: plan,

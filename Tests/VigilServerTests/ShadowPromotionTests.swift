@@ -318,4 +318,66 @@ struct ShadowPromotionTests {
             #expect(report.problems.contains { $0.contains(says) }, "\(says): \(report.problems)")
         }
     }
+
+    /// `vigil compare --ledger`: the shadow trial read back from the ledger, each request
+    /// paired with its shadow prediction and outcome; the flips and risks are the served ones.
+    @Test func compareReadsAShadowTrialFromTheLedger() async throws {
+        let prod = try ToyPackage(), cand = try Self.toyV2()
+        defer { prod.remove(); cand.remove() }
+        var o = RunningServer.options(models: [prod.path], dir: prod.dir, ledger: true)
+        o.shadowPaths = [cand.path]
+        let s = try await RunningServer(options: o)
+        let c = s.unixClient()
+        // 60 patients aged 60, lactate 1.00-2.45, alternating sex; outcomes for the first 50.
+        // v1 decides positive from lactate 2 (Female) or 1.595 (Male), v2 from 1.833 or 1.496,
+        // so the rows in between flip.
+        var records: [(age: Double, lactate: Double, sex: String)] = []
+        for i in 0..<60 { records.append((60, 1 + Double(i % 30) * 0.05, i % 2 == 0 ? "F" : "M")) }
+        let body = "[" + records.enumerated().map { i, r in toyRecord(id: "p\(i)", age: r.age, lactate: r.lactate, sex: r.sex) }.joined(separator: ",") + "]"
+        let r = try await c.send("POST", "/v1/models/toy/score", json: body)
+        #expect(r.status == 200, "\(r.text)")
+        let ids = r.array.compactMap { $0["prediction_id"] as? String }
+        #expect(try await Self.eventually {
+            Self.overall(try await c.send("GET", "/v1/models/toy/monitor").object["shadow"] as? [String: Any] ?? [:])["predictions"] as? Int == 60
+        })
+        let labels = (0..<50).map { ($0 * 3) % 5 < 2 }
+        let outcomes = "[" + (0..<50).map { #"{"prediction_id": "\#(ids[$0])", "label": \#(labels[$0] ? 1 : 0)}"# }.joined(separator: ",") + "]"
+        #expect(try await c.send("POST", "/v1/models/toy/outcomes", json: outcomes).status == 200)
+        try await s.stop()
+
+        let out = prod.dir.file("compare.json")
+        let run = try CLI.run(["compare", "--baseline", prod.path, "--candidate", cand.path, "--ledger", o.ledger!, "--group", "sex",
+                               "--bootstrap", "50", "--min-group-size", "5", "--json", out.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("10 no outcome yet"), "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
+        #expect((report["input"] as? [String: Any])?["rows"] as? Int == 50, "\(report["input"] ?? "")")
+        // Flips as served: v1 and v2 risks against the same thresholds (Female 0.5, Male 0.4).
+        var expected = 0
+        for (i, rec) in records.prefix(50).enumerated() {
+            let t = rec.sex == "F" ? 0.5 : 0.4
+            let r1 = 1 / (1 + exp(-(0.05 * rec.age + rec.lactate - 5))), r2 = 1 / (1 + exp(-(0.05 * rec.age + 1.2 * rec.lactate - 5.2)))
+            if (r1 >= t) != (r2 >= t) { expected += 1 }
+            _ = i
+        }
+        let flips = try #require((report["overall"] as? [String: Any])?["flips"] as? [String: Any])
+        #expect(flips["total"] as? Int == expected, "\(flips), expected \(expected)")
+        #expect(expected > 0, "the fixture should flip some decisions")
+        // Versions that never ran together: refused, naming both.
+        let other = try Self.toyV2(name: "toy")
+        defer { other.remove() }
+        try other.dir.write("model.linear.json", """
+            {"format": "vigil-linear", "version": 1, "link": "logistic", "features": ["age", "lactate"], "coefficients": [0.04, 1.0], "intercept": -5.0}
+            """)
+        var m = try JSONSerialization.jsonObject(with: Data(contentsOf: other.dir.file("manifest.json"))) as! [String: Any]
+        var model = m["model"] as! [String: Any]
+        model["sha256"] = try SHA256Digest.hex(ofFileAt: other.dir.file("model.linear.json"))
+        m["model"] = model
+        try JSONSerialization.data(withJSONObject: m).write(to: other.dir.file("manifest.json"))
+        let none = try CLI.run(["compare", "--baseline", prod.path, "--candidate", other.path, "--ledger", o.ledger!, "--group", "sex", "--json", out.path])
+        #expect(none.status == 1 && none.stderr.contains("no request was scored by both"), "\(none.stderr)")
+        // Both a cohort and a ledger: a usage error.
+        let both = try CLI.run(["compare", "--baseline", prod.path, "--candidate", cand.path, "--ledger", o.ledger!, "--input", "x.csv", "--label", "y", "--group", "sex", "--json", out.path])
+        #expect(both.status == 2, "\(both.stderr)")
+    }
 }
