@@ -92,6 +92,11 @@ struct ChangeControlCommand: ParsableCommand {
             let digest = try ChangeControlDigest.compute(dir: out).hex
             log.line("validation: \(validation.verdict); non-inferiority: \(filing.marginsNotMet) of \(comparison.nonInferiority.count) lines not met; change \(classification.withinPlan ? "within" : "OUTSIDE") the plan's allowed_changes")
             for c in classification.outsidePlan { log.line("  needs a new submission: \(c.kind.rawValue): \(c.evidence)") }
+            let notMet = filing.groupVerdicts.filter { !$0.ok }
+            for g in notMet.prefix(8) {
+                log.line("  not met at \(g.place): " + (g.validationNotMet + g.marginsNotMet).joined(separator: ", ") + (g.worse.isEmpty ? "" : "; worse: \(g.worse.prefix(3).joined(separator: ", "))"))
+            }
+            if notMet.count > 8 { log.line("  ... \(notMet.count - 8) more places in index.html") }
             log.line("\(filing.accepted ? "ACCEPTABLE" : "NOT ACCEPTABLE"): \(filing.verdictReason)")
             log.line("wrote \(out) (change-control digest \(digest)); sign with: vigil sign --package \(candidate) --change-control \(out) ...")
             failed = !filing.accepted

@@ -7,6 +7,9 @@ models/readmission-xgb/{model.json, manifest.json, policy.json, test_cohort.csv,
 
 Run from the repository root:  python3 models/training/train_readmission_xgb.py
 Options: --write-validation PATH  also keep the validation CSV whose SHA-256 is in policy.json
+         --name N --version V --out DIR  package the same training as another model name and
+           version in DIR (the README's change-control example retrains `readmission` as
+           XGBoost: --name readmission --version 1.1.0 --out /tmp/readmission-1.1.0)
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ NUM_TREES = 200
 
 
 def main() -> None:
+    global NAME, VERSION, OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--write-validation", type=Path, default=None)
+    ap.add_argument("--name", default=NAME)
+    ap.add_argument("--version", default=VERSION)
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    NAME, VERSION = args.name, args.version
+    OUT = args.out if args.out is not None else C.MODELS_DIR / NAME
     t0 = time.time()
     import xgboost as xgb
 
@@ -109,7 +118,7 @@ def write_card(d, y, tr, va, te, thr, perf, val_perf, base_score, importance) ->
     ov = perf[0][3]
     params = ", ".join(f"{k}={v}" for k, v in PARAMS.items())
     imp = "\n".join(f"| `{n}` | {g:,.1f} |" for n, g in importance)
-    card = f"""# Model card: `readmission-xgb` {VERSION}
+    card = f"""# Model card: `{NAME}` {VERSION}
 
 30-day all-cause readmission risk for adult inpatient encounters of patients with diabetes.
 An XGBoost gradient-boosted tree ensemble ({NUM_TREES} trees of depth <= 5) on the same 35 features,
