@@ -27,6 +27,12 @@ public final class VigilModel: Sendable {
     public let idField: String
     /// For each policy group field, its index in `groups`.
     let policyGroupIndices: [Int]
+
+    /// The policy's key of a row's group labels (all manifest groups, in order): the labels of
+    /// the policy's group fields joined by `|` (`Female|40-59`), as thresholds are looked up.
+    package func policyKey(_ labels: [String]) -> String {
+        policyGroupIndices.map { $0 < labels.count ? labels[$0] : "" }.joined(separator: "|")
+    }
     /// How image files become the input tensor (CNN models taking `[C, H, W]` images); nil for
     /// tabular models.
     public let imageInput: ImageInputSpec?

@@ -220,13 +220,16 @@ package enum LedgerEntry {
         package var kind: Kind
         package var prev: String
         package var replica: String?
+        /// `time` as seconds since 1970 (UTC); nil when it is not the writer's
+        /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (verify does not require the form; the monitor's windows do).
+        package var epochSeconds: Double?
 
         /// Largest sequence number a ledger may hold (2^53: exact in a JSON number).
         package static let maxSeq = 1 << 53
 
         package init(_ f: Fields) throws {
             seq = try f.integer("seq", in: 1...Header.maxSeq)
-            _ = try f.string("time", maxBytes: 64)
+            epochSeconds = LedgerEntry.epochSeconds(try f.string("time", maxBytes: 64))
             let k = try f.string("kind", maxBytes: 64)
             guard let kind = Kind(rawValue: k) else {
                 throw f.fail("kind", "is not a ledger entry kind (\(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -369,6 +372,35 @@ package enum LedgerEntry {
             publicKeyID = try f.hex("public_key_id", count: 16)
             signature = try f.hex("signature", count: 128)
         }
+    }
+
+    /// Seconds since 1970 of a ledger time `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, as
+    /// `AuditLedger.timestamp()` writes it), or nil for any other text or an impossible date.
+    package static func epochSeconds(_ s: String) -> Double? {
+        let b = Array(s.utf8)
+        guard b.count == 24, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A, b[19] == 0x2E, b[23] == 0x5A else { return nil }
+        func num(_ r: Range<Int>) -> Int? {
+            var v = 0
+            for i in r {
+                guard (0x30...0x39).contains(b[i]) else { return nil }
+                v = v * 10 + Int(b[i] - 0x30)
+            }
+            return v
+        }
+        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10), let h = num(11..<13), let mi = num(14..<16),
+              let sec = num(17..<19), let ms = num(20..<23),
+              (1970...9999).contains(y), (1...12).contains(mo), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(sec) else { return nil }
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard (1...monthDays[mo - 1]).contains(d) else { return nil }
+        // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = yy / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Double(days * 86_400 + h * 3600 + mi * 60 + sec) + Double(ms) / 1000
     }
 
     /// Checks the body of an entry of `kind` (what verify does for every line).

@@ -23,6 +23,8 @@ struct PredictionInfo: Sendable {
     let risk: Double
     let threshold: Double?
     var hasOutcome: Bool
+    /// The monitor's time bucket of the prediction (its outcome counts there).
+    var bucket: Int = 0
     /// A production prediction: its shadow's prediction, once the shadow scored it.
     var shadowID: String? = nil
 }

@@ -85,7 +85,7 @@ extension VigilServer {
         guard next.makesDecisions == current.model.makesDecisions, next.ir.outputCount == current.model.ir.outputCount else {
             throw ServerError(422, "body: '\(name)' \(next.version) (\(next.ir.objective.summary)) does not answer the same question as the served \(current.model.version) (\(current.model.ir.objective.summary)); clients would break")
         }
-        let served = ServedModel(model: next, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures, shadow: shadow)
+        let served = ServedModel(model: next, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures, shadow: shadow, windows: options.monitorWindows)
         var seq: Int?
         if let ledger {
             do {

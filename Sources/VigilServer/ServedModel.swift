@@ -46,6 +46,8 @@ package final class ServedModel: @unchecked Sendable {
     private var lastFailure: String?
     /// Set when a promotion replaced this version: a request still waiting is told to retry.
     private var retired = false
+    /// `vigil_drift_bucket_total` for this version's features and score, made once.
+    private let drift: ServerMetrics.DriftCounters
 
     private struct Job {
         let batch: RowBatch
@@ -68,18 +70,19 @@ package final class ServedModel: @unchecked Sendable {
     private var held = false
     private var thread: Thread?
 
-    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions, signatures: SignatureAdmission = .unchecked, role: LedgerEntry.Role = .production, shadow: ServedModel? = nil) {
+    init(model: VigilModel, metrics: ServerMetrics, ledger: AuditLedger?, index: PredictionIndex, options: BatchingOptions, signatures: SignatureAdmission = .unchecked, role: LedgerEntry.Role = .production, shadow: ServedModel? = nil, windows: MonitorWindows = MonitorWindows()) {
         self.model = model
         self.signatures = signatures
         self.role = role
         self.shadow = shadow
         parser = RequestParser(model: model)
-        monitor = ModelMonitor(model: model)
+        monitor = ModelMonitor(model: model, windows: windows)
         self.metrics = metrics
         self.ledger = ledger
         self.index = index
         self.options = options
         recordJSON = RecordJSON(model: model, explain: nil)
+        drift = metrics.driftCounters(model: model.name, monitor: monitor, role: role)
     }
 
     func start() {
@@ -260,10 +263,11 @@ package final class ServedModel: @unchecked Sendable {
             return
         }
         var scored = results.map { _ in [ScoredRow]() }
+        let bucket = monitor.windows.bucket(of: Date())
         for (k, row) in rows.enumerated() {
             let seq = seqs.lowerBound + k
             let id = predictionID(seq)
-            record(outputs: row.record.outputs, labels: row.record.groupLabels, decision: row.record.decision, threshold: row.record.threshold, id: id, buckets: row.buckets, shadowOf: jobs[row.job].shadowOf?[row.row])
+            record(outputs: row.record.outputs, labels: row.record.groupLabels, decision: row.record.decision, threshold: row.record.threshold, id: id, buckets: row.buckets, shadowOf: jobs[row.job].shadowOf?[row.row], timeBucket: bucket)
             scored[row.job].append(ScoredRow(record: row.record, predictionID: id, auditSeq: ledger == nil ? nil : seq))
         }
         for (j, job) in jobs.enumerated() {
@@ -294,11 +298,12 @@ package final class ServedModel: @unchecked Sendable {
     /// Counts a prediction (served now, or replayed from the ledger).
     /// A shadow's prediction (`shadowOf`: production's id) is linked to production's, so that an
     /// outcome for one is recorded for both.
-    func record(outputs: [Double], labels: [String], decision: Bool?, threshold: Double?, id: String, buckets: [Int], shadowOf: String? = nil) {
+    func record(outputs: [Double], labels: [String], decision: Bool?, threshold: Double?, id: String, buckets: [Int], shadowOf: String? = nil, timeBucket: Int) {
         let risk = outputs.first ?? .nan
-        monitor.recordPrediction(labels: labels, risk: risk, decision: decision, featureBuckets: buckets)
-        metrics.prediction(model: model.name, group: monitor.groupLabel(labels), decision: decision, risk: risk, role: role)
-        index.insert(id, PredictionInfo(model: model.name, served: self, shadowOf: shadowOf, labels: labels, decision: decision, risk: risk, threshold: threshold, hasOutcome: false))
+        monitor.recordPrediction(labels: labels, risk: risk, decision: decision, featureBuckets: buckets, bucket: timeBucket)
+        metrics.prediction(model: model.name, groups: monitor.metricLabels(labels), decision: decision, risk: risk, role: role)
+        drift.record(scoreBucket: monitor.scoreBinning.reference == nil ? -1 : monitor.scoreBinning.bucket(risk), featureBuckets: buckets)
+        index.insert(id, PredictionInfo(model: model.name, served: self, shadowOf: shadowOf, labels: labels, decision: decision, risk: risk, threshold: threshold, hasOutcome: false, bucket: timeBucket))
         if let shadowOf { index.linkShadow(production: shadowOf, shadow: id) }
     }
 
@@ -342,8 +347,10 @@ package final class ServedModel: @unchecked Sendable {
 
     /// Rebuilds counters from a ledger prediction entry for this model (same SHA-256); every
     /// field read is checked, so a malformed entry is an error naming its line and field.
-    func replay(prediction e: LedgerEntry.Prediction) {
-        record(outputs: e.outputs, labels: e.labels, decision: e.decision, threshold: e.threshold, id: e.ref.predictionID, buckets: e.buckets, shadowOf: e.ref.shadowOf)
+    /// `time`: the entry's (seconds since 1970), so that the windows are rebuilt as they were.
+    func replay(prediction e: LedgerEntry.Prediction, time: Double) {
+        record(outputs: e.outputs, labels: e.labels, decision: e.decision, threshold: e.threshold, id: e.ref.predictionID, buckets: e.buckets, shadowOf: e.ref.shadowOf,
+               timeBucket: monitor.windows.bucket(of: Date(timeIntervalSince1970: time)))
     }
 }
 

@@ -4,8 +4,9 @@ internal import VigilEngine
 
 /// Prometheus metrics (swift-prometheus), exposed at `GET /metrics`. Every series is a counter
 /// or a histogram, so replicas add up. Labels never carry patient identifiers: only the model
-/// name, the joint group label (from the manifest's group fields), the decision, the outcome
-/// class and the route.
+/// name, one label per manifest group field (`sex="Female",age_band="80+"`, values bounded by the
+/// manifest: `ModelMonitor.metricLabels`), the decision, the outcome class, the route, and for
+/// drift the feature and its reference bucket.
 package final class ServerMetrics: @unchecked Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let lock = NSLock()
@@ -49,20 +50,73 @@ package final class ServerMetrics: @unchecked Sendable {
         role == .shadow ? "vigil_shadow_" + base : "vigil_" + base
     }
 
-    package func prediction(model: String, group: String, decision: Bool?, risk: Double, role: LedgerEntry.Role = .production) {
+    package func prediction(model: String, groups: [(String, String)], decision: Bool?, risk: Double, role: LedgerEntry.Role = .production) {
         let d = decision.map { $0 ? "positive" : "negative" } ?? "none"
         let who = role == .shadow ? "Shadow predictions (scored off the response path, never returned)" : "Predictions served"
-        counter(Self.name("predictions_total", role), [("model", model), ("group", group), ("decision", d)],
-                help: "\(who), by model, joint group label and decision.").increment()
+        counter(Self.name("predictions_total", role), [("model", model)] + groups + [("decision", d)],
+                help: "\(who), by model, group (one label per group field) and decision.").increment()
         if !risk.isNaN {
-            histogram(Self.name("risk", role), [("model", model), ("group", group)], buckets: Self.riskBuckets,
+            histogram(Self.name("risk", role), [("model", model)] + groups, buckets: Self.riskBuckets,
                       help: "Predicted risk (binary models: the probability of the outcome).").record(risk)
         }
     }
 
-    package func outcome(model: String, group: String, kind: String, role: LedgerEntry.Role = .production) {
-        counter(Self.name("outcomes_total", role), [("model", model), ("group", group), ("outcome", kind)],
+    package func outcome(model: String, groups: [(String, String)], kind: String, role: LedgerEntry.Role = .production) {
+        counter(Self.name("outcomes_total", role), [("model", model)] + groups + [("outcome", kind)],
                 help: "Observed outcomes recorded, by confusion class (tp, fp, tn, fn).").increment()
+    }
+
+    /// The reference's share of each drift bucket, a constant gauge beside the drift counters
+    /// (`vigil_drift_bucket_total{model,feature,bucket}`: each prediction adds one to its
+    /// score's reference bucket and to each feature's, `bucket` the index or `missing`), so that
+    /// PSI or a chi-square can be computed in PromQL from the counters summed over replicas.
+    /// The drift counters of one model, made once (a prediction then costs one atomic add per
+    /// feature, no lookup): per feature with a reference, one counter per bucket; the score's
+    /// under `_score`. Also sets the reference gauges.
+    package final class DriftCounters: @unchecked Sendable {
+        private let features: [[Counter]?]
+        private let score: [Counter]?
+
+        init(features: [[Counter]?], score: [Counter]?) {
+            self.features = features
+            self.score = score
+        }
+
+        /// One prediction: its score bucket and each feature's bucket (-1: no reference).
+        package func record(scoreBucket: Int, featureBuckets: [Int]) {
+            if let score, scoreBucket >= 0, scoreBucket < score.count { score[scoreBucket].increment() }
+            for (j, b) in featureBuckets.enumerated() where b >= 0 && j < features.count {
+                if let c = features[j], b < c.count { c[b].increment() }
+            }
+        }
+    }
+
+    /// `bucketLabel(i, of: n)`: the index, or `missing` for the last of `n` (the missing bucket).
+    static func bucketLabel(_ i: Int, of n: Int) -> String { i == n - 1 ? "missing" : String(i) }
+
+    package func driftCounters(model: String, monitor: ModelMonitor, role: LedgerEntry.Role) -> DriftCounters {
+        func make(_ feature: String, _ binning: ModelMonitor.Binning) -> [Counter] {
+            let n = binning.bucketCount
+            if role == .production, let ref = binning.reference {
+                let total = ref.reduce(0, +)
+                for (i, r) in ref.enumerated() where total > 0 {
+                    reference(model: model, feature: feature, bucket: Self.bucketLabel(i, of: n), share: r / total)
+                }
+            }
+            return (0..<n).map { i in
+                counter(Self.name("drift_bucket_total", role), [("model", model), ("feature", feature), ("bucket", Self.bucketLabel(i, of: n))],
+                        help: "Predictions per reference histogram bucket, by feature (the score is feature=\"_score\").")
+            }
+        }
+        let names = monitor.model.schema.names
+        let features = monitor.featureBinnings.enumerated().map { j, b in b.flatMap { $0.reference == nil ? nil : make(names[j], $0) } }
+        let score = monitor.scoreBinning.reference == nil ? nil : make("_score", monitor.scoreBinning)
+        return DriftCounters(features: features, score: score)
+    }
+
+    package func reference(model: String, feature: String, bucket: String, share: Double) {
+        registry.makeGauge(name: "vigil_drift_reference_ratio", labels: [("model", model), ("feature", feature), ("bucket", bucket)],
+                           help: "The manifest reference's share of each histogram bucket (constant).").set(to: share)
     }
 
     /// A shadow could not score a request production answered (its parser or engine refused it,

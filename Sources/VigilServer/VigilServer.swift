@@ -34,9 +34,10 @@ package struct ServeOptions: Sendable {
     package var maxBodyBytes = 4 << 20
     package var maxRowsPerRequest = 10_000
     package var batching = BatchingOptions()
-    /// Alerts consider a group only with at least this many rows (and never fewer than the
-    /// policy's `min_group_size`).
-    package var alertMinGroupSize = 30
+    /// Alerts consider a group only with at least this many in the rate's denominator (rows for
+    /// the selection rate, positives for TPR, negatives for FPR); independent of the policy's
+    /// `min_group_size`, which governs threshold fitting.
+    package var alertMinGroupSize = 50
     package var logLevel = "warning"
     /// Permissions of the Unix socket, set after bind whatever the umask (owner and group may
     /// connect; others may not). Its `.lock` file is always 0600.
@@ -76,6 +77,10 @@ package struct ServeOptions: Sendable {
     /// File holding the admin token that `POST /v1/admin/...` (promotion) must send; without
     /// it the admin endpoints are off (403).
     package var adminTokenFile: String?
+    /// The monitor's time buckets and reported windows.
+    package var monitorWindows = MonitorWindows()
+    /// Alerts against the policy's baselines fire when the one-sided p-value is below this.
+    package var alertAlpha = 0.0001
 
     package init() {}
 
@@ -197,11 +202,11 @@ package final class VigilServer: @unchecked Sendable {
             guard s.makesDecisions == production.makesDecisions, s.ir.outputCount == production.ir.outputCount else {
                 throw VigilError(.usage, "--shadow \(Untrusted.quote(path)): '\(s.name)' (\(s.ir.objective.summary)) does not answer the same question as '\(target)' (\(production.ir.objective.summary)); a shadow is compared with production")
             }
-            shadows[target] = ServedModel(model: s, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures, role: .shadow)
+            shadows[target] = ServedModel(model: s, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: signatures, role: .shadow, windows: options.monitorWindows)
         }
         var models: [String: ServedModel] = [:]
         for (name, l) in loaded {
-            models[name] = ServedModel(model: l.model, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: l.signatures, shadow: shadows[name])
+            models[name] = ServedModel(model: l.model, metrics: metrics, ledger: ledger, index: index, options: options.batching, signatures: l.signatures, shadow: shadows[name], windows: options.monitorWindows)
         }
         self.slots = models
         if let ledger {
@@ -256,12 +261,16 @@ package final class VigilServer: @unchecked Sendable {
         }
         for (i, e) in ledger.entries.enumerated() {
             let f = LedgerEntry.Fields(e, place: "\(ledger.path): line \(i + 1)")
-            let kind = try LedgerEntry.Header(f).kind
-            guard kind == .prediction || kind == .outcome else { continue }  // chain header, checkpoints
+            let header = try LedgerEntry.Header(f)
+            let kind = header.kind
+            guard kind == .prediction || kind == .outcome else { continue }  // chain header, checkpoints, deployments
             let ref = try LedgerEntry.ModelRef(f)
             guard let m = served[Self.identity(ref.role, ref.model, ref.modelSHA256)] else { skipped += 1; continue }
             if kind == .prediction {
-                m.replay(prediction: try LedgerEntry.Prediction(f))
+                guard let time = header.epochSeconds else {
+                    throw f.fail("time", "is not a UTC time YYYY-MM-DDTHH:MM:SS.mmmZ (the monitor's windows need it)")
+                }
+                m.replay(prediction: try LedgerEntry.Prediction(f), time: time)
                 counted += 1
             } else {
                 let outcome = try LedgerEntry.Outcome(f)
@@ -287,9 +296,9 @@ package final class VigilServer: @unchecked Sendable {
     private func applyOutcome(_ info: PredictionInfo, id: String, label: Bool) {
         guard let decision = info.decision else { return }
         let m = info.served
-        m.monitor.recordOutcome(labels: info.labels, decision: decision, label: label)
+        m.monitor.recordOutcome(labels: info.labels, decision: decision, label: label, bucket: info.bucket)
         let kind = decision ? (label ? "tp" : "fp") : (label ? "fn" : "tn")
-        metrics.outcome(model: m.model.name, group: m.monitor.groupLabel(info.labels), kind: kind, role: m.role)
+        metrics.outcome(model: m.model.name, groups: m.monitor.metricLabels(info.labels), kind: kind, role: m.role)
     }
 
     // MARK: - Outcomes

@@ -50,8 +50,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Rows queued per model at most; beyond, 503 with Retry-After.")
     var queueLimit = 4096
 
-    @Option(name: .long, help: "Alerts ignore groups with fewer rows than this (never fewer than the policy's min_group_size).")
-    var alertMinGroupSize = 30
+    @Option(name: .long, help: "Alerts ignore a group with fewer than this in the rate's denominator (rows, positives or negatives); independent of the policy's min_group_size.")
+    var alertMinGroupSize = 50
+    @Option(name: .long, help: "Alerts fire when a test's p-value is below this (baseline drops, drift).")
+    var alertAlpha = 0.0001
+    @Option(name: .long, help: "Seconds per monitor counter bucket (the windows' resolution).")
+    var monitorBucketSeconds = 3600
+    @Option(name: .long, help: "Windows the monitor reports beside the totals, comma-separated durations (s, m, h, d).")
+    var monitorWindows = "24h,7d,30d"
 
     @Option(name: .long, help: "Unix socket permissions, octal, set after bind whatever the umask (the .lock file is always 0600).")
     var socketMode = "660"
@@ -116,6 +122,20 @@ struct Serve: AsyncParsableCommand {
         options.batching.maxWaitMicros = max(0, batchWaitUs)
         options.batching.queueLimitRows = max(1, queueLimit)
         options.alertMinGroupSize = alertMinGroupSize
+        guard alertAlpha > 0, alertAlpha < 0.5 else {
+            FileHandle.standardError.write(Data("error: --alert-alpha: \(alertAlpha) must be in (0, 0.5)\n".utf8))
+            throw ExitCode(2)
+        }
+        options.alertAlpha = alertAlpha
+        guard (1...MonitorWindows.maxSeconds).contains(monitorBucketSeconds) else {
+            FileHandle.standardError.write(Data("error: --monitor-bucket-seconds: \(monitorBucketSeconds) must be in 1...\(MonitorWindows.maxSeconds)\n".utf8))
+            throw ExitCode(2)
+        }
+        options.monitorWindows.bucketSeconds = monitorBucketSeconds
+        do { options.monitorWindows.windows = try MonitorWindows.parse(monitorWindows) } catch let e as VigilError {
+            FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+            throw ExitCode(2)
+        }
         options.logLevel = logLevel
         guard let mode = UInt32(socketMode, radix: 8) else {
             FileHandle.standardError.write(Data("error: --socket-mode: '\(Untrusted.quote(socketMode))' is not an octal mode such as 660\n".utf8))

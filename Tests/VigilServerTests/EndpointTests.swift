@@ -151,7 +151,7 @@ struct EndpointTests {
         let m = try await c.send("GET", "/metrics")
         #expect(m.status == 200)
         #expect(m.headers["content-type"]?.hasPrefix("text/plain") == true)
-        #expect(m.text.contains(#"vigil_predictions_total{model="toy",group="sex=Female,age_band=<65",decision="positive"} 1"#), "\(m.text)")
+        #expect(m.text.contains(#"vigil_predictions_total{model="toy",sex="Female",age_band="<65",decision="positive"} 1"#), "\(m.text)")
         #expect(m.text.contains("vigil_request_duration_seconds_bucket"))
         #expect(m.text.contains("vigil_risk_bucket"))
         #expect(!m.text.contains("patient-secret-123"))

@@ -33,7 +33,7 @@ struct LedgerTests {
         #expect(try await c.send("POST", "/v1/models/toy/outcomes", json: #"{"prediction_id": "\#(id)", "label": 0}"#).status == 409)
         #expect(try await c.send("POST", "/v1/models/toy/score", json: toyRecord()).object["audit_seq"] as? Int == 4)
         let metrics = try await c.send("GET", "/metrics").text
-        #expect(metrics.contains(#"vigil_outcomes_total{model="toy",group="sex=Female,age_band=<65",outcome="tp"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"vigil_outcomes_total{model="toy",sex="Female",age_band="<65",outcome="tp"} 1"#), "\(metrics)")
         try await s.stop()
 
         let report = try AuditLedger.verify(path: o.ledger!)
