@@ -122,15 +122,16 @@ def query(q):
 total = sum(ledger.values())
 deadline = time.time() + 30
 while True:
-    series = {(r["metric"]["model"], r["metric"]["group"], r["metric"]["decision"]): int(float(r["value"][1]))
-              for r in query("model_group_decision:vigil_predictions_total:sum")}
+    # One label per group field (docs/SERVER.md, Monitoring): the ledger's joint label rebuilt.
+    series = {(r["metric"]["model"], ",".join(f"{n}={r['metric'].get(n, '')}" for n in names[r["metric"]["model"]]), r["metric"]["decision"]): int(float(r["value"][1]))
+              for r in query("vigil:predictions_total:sum")}
     if series == ledger or time.time() > deadline:
         break
     time.sleep(0.5)
 replicas = query("vigil:replicas:count")
 per_replica = {r["metric"]["instance"]: int(float(r["value"][1])) for r in query("sum by (instance) (vigil_predictions_total)")}
 print(f"ledgers: {total} predictions in {len(ledger)} (model, group, decision) series")
-print(f"prometheus: {sum(series.values())} in {len(series)} series from model_group_decision:vigil_predictions_total:sum; "
+print(f"prometheus: {sum(series.values())} in {len(series)} series from vigil:predictions_total:sum; "
       f"replicas counted: {replicas[0]['value'][1] if replicas else 0}; per replica: {sorted(per_replica.values())}")
 for key in sorted(set(ledger) | set(series)):
     mark = "ok" if ledger.get(key) == series.get(key) else "DIFFERS"
