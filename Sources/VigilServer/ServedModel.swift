@@ -185,9 +185,9 @@ package final class ServedModel: @unchecked Sendable {
         let hashes = (0..<batch.count).map { inputHash(batch, row: $0) }
         cond.lock()
         if stopped || (pendingRows + batch.count > options.queueLimitRows && pendingRows > 0) {
-            let full = !stopped
+            let (full, queued) = (!stopped, pendingRows)
             cond.unlock()
-            if full { failed("queue_full", "request of \(ids.first ?? ""): \(pendingRows) rows queued, at the limit of \(options.queueLimitRows)") }
+            if full { failed("queue_full", "request of \(ids.first ?? ""): \(queued) rows queued, at the limit of \(options.queueLimitRows)") }
             return
         }
         pending.append(Job(batch: batch, explain: false, inputHashes: hashes, continuation: nil, shadowOf: ids))

@@ -79,7 +79,7 @@ package struct ServeOptions: Sendable {
     package var adminTokenFile: String?
     /// The monitor's time buckets and reported windows.
     package var monitorWindows = MonitorWindows()
-    /// Alerts against the policy's baselines fire when the one-sided p-value is below this.
+    /// Every monitor alert (baseline, gap, drift) fires only when its p-value is below this.
     package var alertAlpha = 0.0001
 
     package init() {}

@@ -8,15 +8,7 @@
 # under a minute.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if ! command -v promtool >/dev/null; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
-BIN="${VIGIL_BIN:-}"
-if [ -z "$BIN" ]; then
-  for b in .build/debug/vigil .build/release/vigil; do [ -x "$b" ] && BIN="$b" && break; done
-fi
-[ -n "$BIN" ] || { swift build --product vigil; BIN=.build/debug/vigil; }
+. deploy/prometheus/tools.sh
 echo "$(promtool --version 2>&1 | head -1)"
 promtool check rules deploy/prometheus/vigil-rules.yaml
 
