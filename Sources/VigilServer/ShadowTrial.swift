@@ -77,3 +77,54 @@ package struct ShadowTrial: Sendable {
         return t
     }
 }
+
+/// A served version's predictions that have an outcome, read back from the audit ledger (`vigil
+/// monitor export`): production entries of the model's name and SHA-256, in ledger order, with
+/// the risk, decision and group labels as served and the observed label.
+package struct LedgerOutcomes: Sendable {
+    package var risks: [Double] = []
+    package var decisions: [Bool] = []
+    package var labels: [Bool] = []
+    /// Per row, the group labels in the manifest's group order.
+    package var groups: [[String]] = []
+    /// Predictions of the model without an outcome yet (left out).
+    package var withoutOutcome = 0
+
+    package var count: Int { risks.count }
+
+    package static func read(entries: [[String: JSONValue]], file: String, model: VigilModel) throws -> LedgerOutcomes {
+        var predictions: [String: (risk: Double, decision: Bool, groups: [String])] = [:]
+        var order: [String] = []
+        var outcomes: [String: Bool] = [:]
+        for (i, e) in entries.enumerated() {
+            let f = LedgerEntry.Fields(e, place: "\(file): entry \(i + 1)")
+            let kind = try LedgerEntry.Header(f).kind
+            guard kind == .prediction || kind == .outcome else { continue }
+            let ref = try LedgerEntry.ModelRef(f)
+            guard ref.role == .production, ref.model == model.name, ref.modelSHA256 == model.sha256 else { continue }
+            if kind == .outcome {
+                outcomes[ref.predictionID] = try LedgerEntry.Outcome(f).label
+                continue
+            }
+            let p = try LedgerEntry.Prediction(f)
+            guard let risk = p.outputs.first, let decision = p.decision else {
+                throw f.fail("decision", "is absent: a site summary needs the decisions of a binary model with a policy")
+            }
+            guard p.labels.count == model.groups.count else {
+                throw f.fail("group", "holds \(p.labels.count) labels; model '\(model.name)' has \(model.groups.count) group fields")
+            }
+            if predictions[ref.predictionID] == nil { order.append(ref.predictionID) }
+            predictions[ref.predictionID] = (risk, decision, p.labels)
+        }
+        var out = LedgerOutcomes()
+        for id in order {
+            let p = predictions[id]!
+            guard let label = outcomes[id] else { out.withoutOutcome += 1; continue }
+            out.risks.append(p.risk)
+            out.decisions.append(p.decision)
+            out.labels.append(label)
+            out.groups.append(p.groups)
+        }
+        return out
+    }
+}

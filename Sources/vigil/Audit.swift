@@ -27,10 +27,10 @@ struct Audit: ParsableCommand {
     var policy: String?
 
     @Option(name: .long, help: "Labelled cohort: CSV with a header, or JSON Lines.")
-    var input: String
+    var input: String?
 
     @Option(name: .long, help: "Column holding the 0/1 outcome.")
-    var label: String
+    var label: String?
 
     @Option(name: .long, help: "Group field (repeatable).")
     var group: [String] = []
@@ -71,13 +71,34 @@ struct Audit: ParsableCommand {
     @Option(name: .long, help: "Longest CSV record or JSON Lines line, in bytes (default 4 MiB); an unclosed quote fails at this size, naming the line it opened on.")
     var maxRecordBytes = CohortReader.Limits().maxRecordBytes
 
+    @Option(name: .long, help: "Write this site's summary for a federated audit (counts and binned scores per group, small cells suppressed; no row, no id).")
+    var exportSummary: String?
+
+    @Option(name: .long, help: "The site's name in --export-summary.")
+    var site: String?
+
+    @Option(name: .long, help: "Smallest number a site summary may report (cells and histogram bins below it are merged).")
+    var minCell = 11
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Merge site summaries (vigil audit --export-summary, vigil monitor export) instead of auditing a cohort: per-site and pooled metrics.")
+    var merge: [String] = []
+
     @Flag(name: .long, help: "No summary on standard error.")
     var quiet = false
 
     func run() throws {
         try runReportingErrors {
             let log = StandardError(quiet: quiet)
-            guard json != nil || html != nil else { throw VigilError(.usage, "give --json FILE and/or --html FILE") }
+            if !merge.isEmpty {
+                guard input == nil, model == nil, exportSummary == nil else {
+                    throw VigilError(.usage, "--merge reads site summaries only; leave out --input, --model and --export-summary")
+                }
+                try FederatedReport.run(files: merge, json: json, log: log)
+                return
+            }
+            guard let input, let label else { throw VigilError(.usage, "give --input COHORT and --label COLUMN (or --merge SITE.json ...)") }
+            guard json != nil || html != nil || exportSummary != nil else { throw VigilError(.usage, "give --json FILE, --html FILE and/or --export-summary FILE") }
+            guard minCell >= 1 else { throw VigilError(.usage, "--min-cell \(minCell) must be at least 1") }
             guard !group.isEmpty else { throw VigilError(.usage, "give at least one --group") }
             guard minGroupSize >= 0 else { throw VigilError(.usage, "--min-group-size \(minGroupSize) must be >= 0") }
             if let t = threshold, !(t.isFinite && t >= 0 && t <= 1) {
@@ -112,6 +133,15 @@ struct Audit: ParsableCommand {
             }
             options.resampling = cohort.resampling
             let decisions = zip(cohort.risks, thresholds).map { GuardrailPolicy.decide(risk: $0, threshold: $1) }
+            if let exportSummary {
+                let summary = SiteSummary.build(
+                    site: site ?? URL(fileURLWithPath: input).deletingPathExtension().lastPathComponent, model: m?.name ?? "scores:\(scoresColumn ?? "")",
+                    modelVersion: m?.version ?? "", modelSHA256: m?.sha256 ?? cohort.scoreSource, groupFields: group, groupLabels: cohort.groupLabels,
+                    risks: cohort.risks, labels: cohort.labels, decisions: decisions, minCell: minCell)
+                try summary.write(to: exportSummary)
+                log.line("wrote \(exportSummary): site '\(summary.site)', \(summary.cells.count) cells, \(summary.rows) rows; \(summary.suppressedCells) cells below \(minCell) (\(summary.suppressedRows) rows) merged into \(SiteSummary.suppressedLabel)")
+                if json == nil && html == nil { return }
+            }
             let data = try FairnessAudit.Data(risks: cohort.risks, labels: cohort.labels, decisions: decisions, fields: group, groupLabels: cohort.groupLabels)
             options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)
             let result = try FairnessAudit.run(data, options: options)

@@ -228,4 +228,28 @@ struct MonitorWindowTests {
         #expect(text.contains(#"vigil_drift_bucket_total{model="toy",feature="lactate",bucket="missing"} 0"#))
         try await s.stop()
     }
+
+    /// `vigil monitor export`: a site summary from the ledger, equal to the monitor's counters.
+    @Test func monitorExportWritesTheLedgersCountsAsASiteSummary() async throws {
+        let pkg = try Self.baselinePackage()
+        defer { pkg.remove() }
+        let o = RunningServer.options(models: [pkg.path], dir: pkg.dir, ledger: true)
+        let s = try await RunningServer(options: o)
+        let c = s.unixClient()
+        var g = SplitMix64(seed: 9)
+        let rows = (0..<120).map { i in toyRecord(id: "x\(i)", age: 30 + Int(g.next() % 60), lactate: Double(g.next() % 60) / 10, sex: i % 2 == 0 ? "F" : "M") }
+        let r = try await c.send("POST", "/v1/models/toy/score", json: "[\(rows.joined(separator: ","))]")
+        let ids = r.array.compactMap { $0["prediction_id"] as? String }
+        let outcomes = ids.prefix(100).enumerated().map { #"{"prediction_id": "\#($1)", "label": \#($0 % 3 == 0 ? 1 : 0)}"# }
+        #expect(try await c.send("POST", "/v1/models/toy/outcomes", json: "[\(outcomes.joined(separator: ","))]").status == 200)
+        let overall = ((try await c.send("GET", "/v1/models/toy/monitor").object)["overall"] as? [String: Any]) ?? [:]
+        try await s.stop()
+        let out = pkg.dir.file("site.json")
+        let run = try CLI.run(["monitor", "export", "--ledger", o.ledger!, "--model", pkg.path, "--site", "ward-7", "--group", "sex", "--min-cell", "5", "--out", out.path])
+        #expect(run.status == 0 && run.stderr.contains("20 without one"), "\(run.stderr)")
+        let summary = try SiteSummary.read(path: out.path)
+        #expect(summary.site == "ward-7" && summary.groupFields == ["sex"] && summary.rows == 100)
+        let pooled = FederatedAudit.Metrics(summary.cells)
+        #expect([pooled.tp, pooled.fp, pooled.tn, pooled.fn] == ["tp", "fp", "tn", "fn"].map { overall[$0] as? Int ?? -1 }, "\(overall)")
+    }
 }
