@@ -55,6 +55,33 @@ package struct SiteSummary: Sendable, Equatable {
         }
     }
 
+    /// A feature's counts in the manifest reference's buckets (k edges: k + 1 buckets, then
+    /// missing), over the site's rows; a bucket holding fewer than `minCell` is reported as 0
+    /// and its count added to `suppressed`.
+    package struct FeatureHistogram: Sendable, Equatable {
+        package var name: String
+        package var edges: [Double]
+        package var counts: [Int]
+        package var suppressed: Int
+
+        package init(name: String, edges: [Double], counts: [Int], suppressed: Int) {
+            self.name = name
+            self.edges = edges
+            self.counts = counts
+            self.suppressed = suppressed
+        }
+
+        /// Small buckets zeroed (their counts go to `suppressed`).
+        package static func suppressing(name: String, edges: [Double], counts: [Int], minCell: Int) -> FeatureHistogram {
+            var out = counts, suppressed = 0
+            for i in out.indices where out[i] > 0 && out[i] < minCell {
+                suppressed += out[i]
+                out[i] = 0
+            }
+            return FeatureHistogram(name: name, edges: edges, counts: out, suppressed: suppressed)
+        }
+    }
+
     package var site: String
     package var model: String
     package var modelVersion: String
@@ -66,9 +93,11 @@ package struct SiteSummary: Sendable, Equatable {
     /// How many cells (joint groups) and rows were merged into `_suppressed`.
     package var suppressedCells: Int
     package var suppressedRows: Int
+    package var features: [FeatureHistogram] = []
 
     package init(site: String, model: String, modelVersion: String, modelSHA256: String, groupFields: [String], bins: Int, minCell: Int,
-                 cells: [Cell], suppressedCells: Int, suppressedRows: Int) {
+                 cells: [Cell], suppressedCells: Int, suppressedRows: Int, features: [FeatureHistogram] = []) {
+        self.features = features
         self.site = site
         self.model = model
         self.modelVersion = modelVersion
@@ -91,7 +120,8 @@ package struct SiteSummary: Sendable, Equatable {
 
     /// Builds a site's summary from its scored, labelled rows (`groupLabels[f][row]`).
     package static func build(site: String, model: String, modelVersion: String, modelSHA256: String, groupFields: [String], groupLabels: [[String]],
-                              risks: [Double], labels: [Bool], decisions: [Bool], bins: Int = 1000, minCell: Int = 11) -> SiteSummary {
+                              risks: [Double], labels: [Bool], decisions: [Bool], bins: Int = 1000, minCell: Int = 11,
+                              features: [(name: String, edges: [Double], counts: [Int])] = []) -> SiteSummary {
         struct Raw { var n = 0, tp = 0, fp = 0, tn = 0, fn = 0; var pos: [Int], neg: [Int] }
         var raw: [[String]: Raw] = [:]
         for r in risks.indices {
@@ -156,7 +186,8 @@ package struct SiteSummary: Sendable, Equatable {
             suppressedRows = m.n
         }
         return SiteSummary(site: site, model: model, modelVersion: modelVersion, modelSHA256: modelSHA256, groupFields: groupFields, bins: bins, minCell: minCell,
-                           cells: cells, suppressedCells: mergedCount, suppressedRows: suppressedRows)
+                           cells: cells, suppressedCells: mergedCount, suppressedRows: suppressedRows,
+                           features: features.map { FeatureHistogram.suppressing(name: $0.name, edges: $0.edges, counts: $0.counts, minCell: minCell) })
     }
 }
 

@@ -31,6 +31,9 @@ package struct LabelledCohort: Sendable {
     /// space), `count x attributionNames.count`, row-major.
     package var attributions: [Double]? = nil
     package var attributionNames: [String] = []
+    /// With a model whose manifest has reference histograms: each such feature's counts in the
+    /// reference's buckets (k + 1 buckets of its k edges, then missing), over all rows.
+    package var featureHistograms: [(name: String, edges: [Double], counts: [Int])] = []
 
     package var count: Int { risks.count }
 
@@ -71,7 +74,16 @@ package struct LabelledCohort: Sendable {
         var groups = [[String]](repeating: [], count: groupFields.count)
         var fallbacks: [String: Int] = [:]
         let e = reader.extraColumns.count
+        let references = model.schema.names.enumerated().compactMap { j, name in model.manifest?.featureReference[name].map { (j, name, $0.edges) } }
+        var histograms = references.map { [Int](repeating: 0, count: $0.2.count + 2) }
+        let width = model.schema.count
         while let batch = try reader.nextBatch() {
+            for r in 0..<batch.count {
+                for (h, ref) in references.enumerated() {
+                    let v = batch.features[r * width + ref.0]
+                    histograms[h][v.isNaN ? ref.2.count + 1 : ref.2.filter { $0 <= v }.count] += 1
+                }
+            }
             let records = try model.score(batch, explain: explain)
             for (r, rec) in records.enumerated() {
                 let place = "\(url.lastPathComponent): \(batch.origins[r])"
@@ -99,6 +111,7 @@ package struct LabelledCohort: Sendable {
             scoreSource: scoresColumn.map { "column \($0)" } ?? "model \(model.name) \(model.version) (sha256 \(model.sha256.prefix(12)))",
             notes: reader.notes)
         if let clusterColumn { cohort.clusters = Resampling.Clusters(keys: clusters, column: clusterColumn) }
+        cohort.featureHistograms = zip(references, histograms).map { ($0.1, $0.2, $1) }
         if explain {
             cohort.attributionNames = model.attributionNames
             guard attributions.count == risks.count * cohort.attributionNames.count else {

@@ -22,6 +22,9 @@ extension SiteSummary {
             ("score_bins", .int(bins)),
             ("min_cell", .int(minCell)),
             ("suppressed", .object([("cells", .int(suppressedCells)), ("rows", .int(suppressedRows))])),
+            ("features", .array(features.map { f in
+                .object([("name", .string(f.name)), ("edges", .array(f.edges.map { .number($0) })), ("counts", .array(f.counts.map { .int($0) })), ("suppressed", .int(f.suppressed))])
+            })),
             ("cells", .array(cells.map { c in
                 .object([
                     ("labels", .array(c.labels.map { .string($0) })), ("n", .int(c.n)),
@@ -58,7 +61,7 @@ extension SiteSummary {
 
     static func read(_ root: JSONNode) throws -> SiteSummary {
         guard case .object = root.value else { throw root.fail("a site summary is a JSON object, found \(root.typeName)") }
-        try root.requireKeys(in: ["schema", "site", "model", "group_fields", "score_bins", "min_cell", "suppressed", "cells"])
+        try root.requireKeys(in: ["schema", "site", "model", "group_fields", "score_bins", "min_cell", "suppressed", "features", "cells"])
         let schemaNode = try root["schema"]
         guard try text(schemaNode) == schema else { throw schemaNode.fail("is not \(schema)") }
         let site = try text(try root["site"])
@@ -107,9 +110,33 @@ extension SiteSummary {
             cells.append(Cell(labels: labels, n: n, tp: tp, fp: fp, tn: tn, fn: fn,
                               positiveScores: try histogram("positive_scores", total: tp + fn), negativeScores: try histogram("negative_scores", total: fp + tn)))
         }
+        var features: [FeatureHistogram] = []
+        if let fnode = root.optional("features") {
+            let items = try fnode.array()
+            guard items.count <= 10_000 else { throw fnode.fail("\(items.count) features; at most 10000") }
+            for item in items {
+                try item.requireKeys(in: ["name", "edges", "counts", "suppressed"])
+                let name = try text(try item["name"])
+                let edgesNode = try item["edges"]
+                let edges = try edgesNode.array().map { n -> Double in
+                    guard case .number(let d) = n.value, d.isFinite else { throw n.fail("an edge is a finite number") }
+                    return d
+                }
+                guard edges.count <= 1000, zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }) else { throw edgesNode.fail("at most 1000 strictly increasing edges") }
+                let countsNode = try item["counts"]
+                let counts = try countsNode.array().map { try integer($0, in: 0...maxCount) }
+                guard counts.count == edges.count + 2 else { throw countsNode.fail("\(counts.count) counts for \(edges.count) edges; k edges give k + 1 buckets and missing") }
+                if let small = counts.first(where: { $0 > 0 && $0 < minCell }) {
+                    throw countsNode.fail("a bucket of \(small) is below min_cell \(minCell)")
+                }
+                guard !features.contains(where: { $0.name == name }) else { throw item.fail("feature '\(Untrusted.quote(name))' twice") }
+                features.append(FeatureHistogram(name: name, edges: edges, counts: counts, suppressed: try integer(try item["suppressed"], in: 0...maxCount)))
+            }
+        }
         return SiteSummary(site: site, model: try text(try m["name"]), modelVersion: try text(try m["version"]), modelSHA256: try text(try m["sha256"]),
                            groupFields: fields, bins: bins, minCell: minCell, cells: cells,
-                           suppressedCells: try integer(try sup["cells"], in: 0...maxCount), suppressedRows: try integer(try sup["rows"], in: 0...maxCount))
+                           suppressedCells: try integer(try sup["cells"], in: 0...maxCount), suppressedRows: try integer(try sup["rows"], in: 0...maxCount),
+                           features: features)
     }
 
     private static func text(_ n: JSONNode) throws -> String {

@@ -87,13 +87,16 @@ package struct LedgerOutcomes: Sendable {
     package var labels: [Bool] = []
     /// Per row, the group labels in the manifest's group order.
     package var groups: [[String]] = []
+    /// Per feature with a manifest reference: its counts in the reference's buckets (then
+    /// missing), from the entries' `buckets`.
+    package var featureHistograms: [(name: String, edges: [Double], counts: [Int])] = []
     /// Predictions of the model without an outcome yet (left out).
     package var withoutOutcome = 0
 
     package var count: Int { risks.count }
 
     package static func read(entries: [[String: JSONValue]], file: String, model: VigilModel) throws -> LedgerOutcomes {
-        var predictions: [String: (risk: Double, decision: Bool, groups: [String])] = [:]
+        var predictions: [String: (risk: Double, decision: Bool, groups: [String], buckets: [Int])] = [:]
         var order: [String] = []
         var outcomes: [String: Bool] = [:]
         for (i, e) in entries.enumerated() {
@@ -114,9 +117,11 @@ package struct LedgerOutcomes: Sendable {
                 throw f.fail("group", "holds \(p.labels.count) labels; model '\(model.name)' has \(model.groups.count) group fields")
             }
             if predictions[ref.predictionID] == nil { order.append(ref.predictionID) }
-            predictions[ref.predictionID] = (risk, decision, p.labels)
+            predictions[ref.predictionID] = (risk, decision, p.labels, p.buckets)
         }
         var out = LedgerOutcomes()
+        let references = model.schema.names.enumerated().compactMap { j, name in model.manifest?.featureReference[name].map { (j, name, $0.edges) } }
+        var histograms = references.map { [Int](repeating: 0, count: $0.2.count + 2) }
         for id in order {
             let p = predictions[id]!
             guard let label = outcomes[id] else { out.withoutOutcome += 1; continue }
@@ -124,7 +129,12 @@ package struct LedgerOutcomes: Sendable {
             out.decisions.append(p.decision)
             out.labels.append(label)
             out.groups.append(p.groups)
+            for (h, ref) in references.enumerated() where ref.0 < p.buckets.count {
+                let b = p.buckets[ref.0]
+                if b >= 0, b < histograms[h].count { histograms[h][b] += 1 }
+            }
         }
+        out.featureHistograms = zip(references, histograms).map { ($0.1, $0.2, $1) }
         return out
     }
 }

@@ -137,7 +137,7 @@ struct Audit: ParsableCommand {
                 let summary = SiteSummary.build(
                     site: site ?? URL(fileURLWithPath: input).deletingPathExtension().lastPathComponent, model: m?.name ?? "scores:\(scoresColumn ?? "")",
                     modelVersion: m?.version ?? "", modelSHA256: m?.sha256 ?? cohort.scoreSource, groupFields: group, groupLabels: cohort.groupLabels,
-                    risks: cohort.risks, labels: cohort.labels, decisions: decisions, minCell: minCell)
+                    risks: cohort.risks, labels: cohort.labels, decisions: decisions, minCell: minCell, features: cohort.featureHistograms)
                 try summary.write(to: exportSummary)
                 log.line("wrote \(exportSummary): site '\(summary.site)', \(summary.cells.count) cells, \(summary.rows) rows; \(summary.suppressedCells) cells below \(minCell) (\(summary.suppressedRows) rows) merged into \(SiteSummary.suppressedLabel)")
                 if json == nil && html == nil { return }

@@ -71,13 +71,38 @@ enum FederatedReport {
                 lines.append("  \(field): pooled TPR gap \(String(format: "%.4f", hi.1 - lo.1)) between \(hi.0) and \(lo.0)")
             }
         }
+        // Feature histograms: sites with the same reference buckets add up; each site's PSI
+        // against the pooled distribution and its missing rate say which site differs.
+        var featureParts: [(String, JSONOutput)] = []
+        for name in first.features.map(\.name) {
+            let perSite = sites.map { s in s.features.first { $0.name == name } }
+            guard let f0 = perSite[0], perSite.allSatisfy({ $0?.edges == f0.edges }) else {
+                log.line("note: feature \(name): not summarised with the same reference buckets at every site; left out of the merge")
+                continue
+            }
+            let histograms = perSite.map { $0! }
+            let pooledCounts = (0..<f0.counts.count).map { i in histograms.reduce(0) { $0 + $1.counts[i] } }
+            let siteBlocks: [(String, JSONOutput)] = zip(names, histograms).map { name, h in
+                let total = h.counts.reduce(0, +)
+                return (name, .object([
+                    ("counts", .array(h.counts.map { .int($0) })), ("suppressed", .int(h.suppressed)),
+                    ("missing_rate", total > 0 ? .number(Double(h.counts.last!) / Double(total)) : .null),
+                    ("psi_vs_pooled", total > 0 ? .number(Stats.psi(observed: h.counts.map(Double.init), reference: pooledCounts.map(Double.init))) : .null),
+                ]))
+            }
+            let missing = FederatedAudit.heterogeneity(histograms.map { ($0.counts.last!, $0.counts.reduce(0, +)) })
+            featureParts.append((name, .object([
+                ("edges", .array(f0.edges.map { .number($0) })), ("pooled", .array(pooledCounts.map { .int($0) })), ("sites", .object(siteBlocks)),
+                ("missing_rate_heterogeneity", missing.map { .object([("q", .number($0.q)), ("df", .int($0.df)), ("p_value", .number($0.p)), ("i2", .number($0.i2))]) } ?? .null),
+            ])))
+        }
         let doc: JSONOutput = .object([
             ("schema", .string("vigil.federated_audit/1")),
             ("model", .object([("name", .string(first.model)), ("version", .string(first.modelVersion)), ("sha256", .string(first.modelSHA256))])),
             ("sites", .array(names.map { .string($0) })), ("group_fields", .array(first.groupFields.map { .string($0) })),
             ("score_bins", .int(first.bins)), ("min_cell", .array(sites.map { .int($0.minCell) })),
             ("suppressed", .object(sites.map { ($0.site, .object([("cells", .int($0.suppressedCells)), ("rows", .int($0.suppressedRows))])) })),
-            ("overall", overall), ("views", .object(views)),
+            ("overall", overall), ("views", .object(views)), ("features", .object(featureParts)),
         ])
         if let json { try doc.write(to: URL(fileURLWithPath: json)) }
         let a = pooledAll.auroc

@@ -61,7 +61,8 @@ struct Monitor: ParsableCommand {
                 }
                 let summary = SiteSummary.build(site: site, model: m.name, modelVersion: m.version, modelSHA256: m.sha256, groupFields: fields,
                                                 groupLabels: columns.map { c in rows.groups.map { $0[c] } },
-                                                risks: rows.risks, labels: rows.labels, decisions: rows.decisions, minCell: minCell)
+                                                risks: rows.risks, labels: rows.labels, decisions: rows.decisions, minCell: minCell,
+                                                features: rows.featureHistograms)
                 try summary.write(to: out)
                 log.line("wrote \(out): site '\(site)', \(rows.count) predictions with outcomes (\(rows.withoutOutcome) without one left out), \(summary.cells.count) cells; \(summary.suppressedCells) cells below \(minCell) (\(summary.suppressedRows) rows) merged into \(SiteSummary.suppressedLabel)")
             }

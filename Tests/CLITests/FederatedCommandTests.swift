@@ -66,6 +66,14 @@ struct FederatedCommandTests {
             #expect(abs((auroc["estimate"] as! Double) - exact) <= (auroc["bound"] as! Double))
         }
         #expect(compared >= 8, "overall and both sexes compared: \(compared)")
+        // Feature histograms in the manifest's reference buckets add up across sites.
+        let features = try #require(fed["features"] as? [String: [String: Any]])
+        #expect(features.count == 35, "\(features.keys.sorted())")
+        let age = try #require(features["age_years"])
+        let pooledAge = try #require(age["pooled"] as? [Int])
+        let siteAges = try #require(age["sites"] as? [String: [String: Any]]).values.map { $0["counts"] as! [Int] }
+        #expect(siteAges.count == 3 && pooledAge == (0..<pooledAge.count).map { i in siteAges.reduce(0) { $0 + $1[i] } })
+        #expect(pooledAge.reduce(0, +) <= 2000 && pooledAge.reduce(0, +) >= 1900, "\(pooledAge)")
         let het = try #require(((fed["overall"] as? [String: Any])?["heterogeneity"] as? [String: Any])?["tpr"] as? [String: Any])
         #expect(het["df"] as? Int == 2 && ((het["i2"] as? Double) ?? -1) >= 0 && ((het["i2"] as? Double) ?? 2) <= 1, "\(het)")
     }
@@ -88,6 +96,9 @@ struct FederatedCommandTests {
             for key in ["positive_scores", "negative_scores"] {
                 for bin in c[key] as! [[Int]] { #expect(bin[2] >= 11, "\(c["labels"] ?? "") \(key) \(bin)") }
             }
+        }
+        for f in try #require(s["features"] as? [[String: Any]]) {
+            #expect((f["counts"] as! [Int]).allSatisfy { $0 == 0 || $0 >= 11 }, "\(f["name"] ?? "")")
         }
         #expect(!(try String(contentsOf: out, encoding: .utf8)).contains("encounter"), "no id leaves")
         // Each site's file is untrusted input to the merge: tampered copies are refused by name.
