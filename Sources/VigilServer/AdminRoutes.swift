@@ -29,6 +29,21 @@ extension Routes {
         return routes
     }
 
+    /// The metrics listener's router (`--metrics-port`): `GET /metrics` and the health probes,
+    /// nothing else (every other path is 404).
+    func metricsRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
+        router.add(middleware: MetricsOnlyMiddleware())
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: server.metrics.exposition())))
+        }
+        router.get("v2/health/live") { _, _ in json("{\"live\":true}") }
+        router.get("v2/health/ready") { _, _ in json("{\"ready\":\(server.isReady)}", status: server.isReady ? .ok : .serviceUnavailable) }
+        return router
+    }
+
     /// The admin token, compared in constant time: 403 when the server has none (admin
     /// endpoints are off), 401 when it is missing or wrong.
     func checkAdmin(_ req: Request) throws {
@@ -42,5 +57,19 @@ extension Routes {
                 ? "authorization: missing; admin endpoints need Authorization: Bearer <admin token> (--admin-token-file)"
                 : "authorization: the bearer token is not the server's admin token")
         }
+    }
+}
+
+/// The metrics listener answers every other path 404 with a JSON body naming what it serves.
+struct MetricsOnlyMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var served: Set<String> { ["/metrics", "/v2/health/live", "/v2/health/ready"] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard Self.served.contains(request.uri.path), request.method == .get || request.method == .head else {
+            return Response(
+                status: .notFound, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\(JSON.string("\(request.method) \(Untrusted.quote(request.uri.path)): this is the metrics listener (--metrics-port); it serves GET /metrics and /v2/health/* only"))}\n")))
+        }
+        return try await next(request, context)
     }
 }

@@ -79,6 +79,11 @@ package struct ServeOptions: Sendable {
     package var adminTokenFile: String?
     /// The monitor's time buckets and reported windows.
     package var monitorWindows = MonitorWindows()
+    /// A TCP listener for `GET /metrics` (and the health probes) only, so that Prometheus can
+    /// scrape a server that serves predictions on a Unix socket alone; loopback unless
+    /// `insecureNetwork` (the counters name groups, never patients; it has no other route).
+    package var metricsPort: Int?
+    package var metricsHost = "127.0.0.1"
     /// Every monitor alert (baseline, gap, drift) fires only when its p-value is below this.
     package var alertAlpha = 0.0001
 
@@ -128,6 +133,12 @@ package final class VigilServer: @unchecked Sendable {
         self.options = options
         guard !options.modelPaths.isEmpty else { throw VigilError(.usage, "--model: at least one model package or file is needed") }
         guard options.socket != nil || options.port != nil else { throw VigilError(.usage, "give --socket PATH and/or --port N") }
+        if let p = options.metricsPort {
+            guard (0...65535).contains(p) else { throw VigilError(.usage, "--metrics-port: \(p) is not a port (0...65535)") }
+            guard ServeOptions.isLoopback(options.metricsHost) || options.insecureNetwork else {
+                throw VigilError(.usage, "--metrics-host \(Untrusted.quote(options.metricsHost)): not loopback; the metrics listener has no authentication, so a network bind needs --insecure-network (or scrape through a sidecar)")
+            }
+        }
         if let p = options.port, !(0...65535).contains(p) { throw VigilError(.usage, "--port: \(p) is not a port (0...65535)") }
         guard options.maxConnections >= 1 else { throw VigilError(.usage, "--max-connections: \(options.maxConnections) must be at least 1") }
         guard options.idleTimeoutSeconds >= 1 else { throw VigilError(.usage, "--idle-timeout-seconds: \(options.idleTimeoutSeconds) must be at least 1") }
@@ -395,7 +406,7 @@ package final class VigilServer: @unchecked Sendable {
         var addresses: [BindAddress] = []
         if let s = options.socket { addresses.append(.unixDomainSocket(path: s)) }
         if let p = options.port { addresses.append(.hostname(options.host, port: p)) }
-        let bound = BoundList(count: addresses.count, onReady: onReady)
+        let bound = BoundList(count: addresses.count + (options.metricsPort == nil ? 0 : 1), onReady: onReady)
         var services: [any Service] = []
         let idle = TimeAmount.seconds(Int64(options.idleTimeoutSeconds))
         let bindLogger = logger
@@ -430,6 +441,17 @@ package final class VigilServer: @unchecked Sendable {
                 },
                 logger: logger)
             services.append(app)
+        }
+        if let metricsPort = options.metricsPort {
+            let http1 = HTTPServerBuilder.http1(configuration: .init(
+                additionalChannelHandlers: [HTTPParserErrorHandler(), RequestReadDeadlineHandler(timeout: readTimeout)], idleTimeout: idle))
+            let host = options.metricsHost
+            services.append(Application(
+                router: Routes(server: self).metricsRouter(), server: http1,
+                configuration: .init(address: .hostname(host, port: metricsPort), serverName: "vigil-metrics",
+                                     availableConnectionsDelegate: MaximumAvailableConnections(16, logger: logger)),
+                onServerRunning: { channel in bound.add("metrics:tcp:\(host):\(channel.localAddress?.port ?? -1)") },
+                logger: logger))
         }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },

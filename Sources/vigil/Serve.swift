@@ -98,6 +98,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Folder of trusted Ed25519 public keys (*.pub); signatures found are checked and shown in /v1/models.")
     var trustedKeys: String?
 
+    @Option(name: .long, help: "A TCP port serving GET /metrics and the health probes only (for Prometheus when predictions go over the Unix socket).")
+    var metricsPort: Int?
+    @Option(name: .long, help: "Address of the metrics listener (loopback unless --insecure-network).")
+    var metricsHost = "127.0.0.1"
+
     // Shadow deployment and promotion (issue 18).
     @Option(name: .long, help: "A shadow version, [NAME=]PKG: scores every request of production model NAME (the only one when one is served) off the response path; its entries and counters are marked shadow.")
     var shadow: [String] = []
@@ -155,6 +160,8 @@ struct Serve: AsyncParsableCommand {
         options.requireSigned = requireSigned
         options.trustedKeysDir = trustedKeys
         options.shadowPaths = shadow
+        options.metricsPort = metricsPort
+        options.metricsHost = metricsHost
         options.adminTokenFile = adminTokenFile
         if !ServeOptions.isLoopback(host), port != nil, insecureNetwork, tlsCert == nil {
             FileHandle.standardError.write(Data("warning: --host \(host) is not loopback and --insecure-network is given: tokens and data cross the network in plain HTTP\n".utf8))

@@ -252,4 +252,31 @@ struct MonitorWindowTests {
         let pooled = FederatedAudit.Metrics(summary.cells)
         #expect([pooled.tp, pooled.fp, pooled.tn, pooled.fn] == ["tp", "fp", "tn", "fn"].map { overall[$0] as? Int ?? -1 }, "\(overall)")
     }
+
+    /// `--metrics-port`: Prometheus can scrape a server whose predictions go over the Unix
+    /// socket only; that listener answers /metrics and the probes and nothing else.
+    @Test func aMetricsListenerServesMetricsOnlyAndStaysOnLoopback() async throws {
+        let pkg = try Self.baselinePackage()
+        defer { pkg.remove() }
+        var o = RunningServer.options(models: [pkg.path], dir: pkg.dir)
+        o.port = nil
+        o.metricsPort = 0
+        let s = try await RunningServer(options: o)
+        let metricsAddress = try #require(s.addresses.first { $0.hasPrefix("metrics:tcp:") }, "\(s.addresses)")
+        let port = try #require(Int(metricsAddress.split(separator: ":").last!))
+        #expect(try await s.unixClient().send("POST", "/v1/models/toy/score", json: toyRecord()).status == 200)
+        let c = LoopbackHTTPClient(.tcp(port: port))
+        let m = try await c.send("GET", "/metrics")
+        #expect(m.status == 200 && m.text.contains("vigil_predictions_total{model=\"toy\""), "\(m.text.prefix(500))")
+        #expect(try await c.send("GET", "/v2/health/ready").status == 200)
+        #expect(try await c.send("GET", "/v1/models").status == 404)
+        #expect(try await c.send("POST", "/v1/models/toy/score", json: toyRecord()).status == 404)
+        try await s.stop()
+        var bad = o
+        bad.metricsHost = "0.0.0.0"
+        bad.socket = nil
+        bad.port = 0
+        let e = #expect(throws: VigilError.self) { _ = try VigilServer(options: bad) }
+        #expect(e?.message.contains("--metrics-host") == true, "\(e?.message ?? "")")
+    }
 }

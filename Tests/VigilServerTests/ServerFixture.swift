@@ -54,6 +54,8 @@ final class RunningServer: @unchecked Sendable {
     let server: VigilServer
     let socketPath: String
     private(set) var port = 0
+    /// What the listeners bound (`unix:PATH`, `tcp:HOST:PORT`, `metrics:tcp:HOST:PORT`).
+    private(set) var addresses: [String] = []
     private var task: Task<Void, any Error>?
 
     init(options: ServeOptions) async throws {
@@ -62,7 +64,6 @@ final class RunningServer: @unchecked Sendable {
         let (stream, cont) = AsyncStream<[String]>.makeStream()
         let s = server
         task = Task { try await s.run(signals: false) { cont.yield($0); cont.finish() } }
-        var addresses: [String] = []
         for await a in stream { addresses = a }
         for a in addresses where a.hasPrefix("tcp:") { port = Int(a.split(separator: ":").last!)! }
     }
