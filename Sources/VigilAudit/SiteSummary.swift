@@ -218,12 +218,22 @@ package enum FederatedAudit {
         package var auroc: (estimate: Double, lower: Double, upper: Double)? {
             let p = positiveScores.reduce(0) { $0 + $1.count }, q = negativeScores.reduce(0) { $0 + $1.count }
             guard p > 0, q > 0 else { return nil }
+            // Over the grid, in one pass per side (never a pair loop, whatever the number of bins
+            // a merge brings together): negatives whose bin ends at or before g (`endsBy[g]`)
+            // and whose bin starts at or after g (`startsFrom[g]`).
+            let grid = (positiveScores + negativeScores).map(\.hi).max() ?? 0
+            var endsBy = [Double](repeating: 0, count: grid + 2), startsFrom = [Double](repeating: 0, count: grid + 2)
+            for b in negativeScores {
+                endsBy[b.hi] += Double(b.count)
+                startsFrom[b.lo] += Double(b.count)
+            }
+            for g in 1..<endsBy.count { endsBy[g] += endsBy[g - 1] }
+            for g in stride(from: startsFrom.count - 2, through: 0, by: -1) { startsFrom[g] += startsFrom[g + 1] }
             var sure = 0.0, unsure = 0.0
             for a in positiveScores {
-                for b in negativeScores {
-                    let pairs = Double(a.count) * Double(b.count)
-                    if a.lo >= b.hi { sure += pairs } else if a.hi > b.lo { unsure += pairs }
-                }
+                let below = endsBy[a.lo], above = startsFrom[a.hi]
+                sure += Double(a.count) * below
+                unsure += Double(a.count) * (Double(q) - below - above)
             }
             let pn = Double(p) * Double(q)
             return ((sure + unsure / 2) / pn, sure / pn, (sure + unsure) / pn)
