@@ -59,8 +59,20 @@ def check_model(client, name, rows):
         per.append(t)
     res32 = client.infer(name, per, outputs=[httpclient.InferRequestedOutput("risk", binary_data=False)])
     err32 = float(np.max(np.abs(res32.as_numpy("risk") - expected)))
+    # 3. The client's defaults: inputs and outputs as binary tensor data (the extension).
+    binary = [httpclient.InferInput("features", list(x.shape), "FP64")]
+    binary[0].set_data_from_numpy(x)
+    for g in groups:
+        t = httpclient.InferInput(g, [len(reader)], "BYTES")
+        t.set_data_from_numpy(np.array([r.get(g, "").encode() for r in reader], dtype=np.object_))
+        binary.append(t)
+    resb = client.infer(name, binary)
+    errb = float(np.max(np.abs(resb.as_numpy("risk") - expected)))
+    assert errb < 1e-6, f"{name}: binary: max |risk - reference_risk| = {errb}"
+    assert (resb.as_numpy("decision") == decision).all() and (resb.as_numpy("threshold") == threshold).all()
+    assert len(resb.as_numpy("prediction_id")) == len(reader)
     print(f"{name}: {len(reader)} rows, FP64 [N,F] max err {err:.2e}, FP32 per-feature max err {err32:.2e}, "
-          f"{int(decision.sum())} positive decisions")
+          f"binary (the client's defaults) max err {errb:.2e}, {int(decision.sum())} positive decisions")
 
 
 def main():

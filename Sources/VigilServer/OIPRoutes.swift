@@ -3,6 +3,7 @@ internal import Foundation
 internal import VigilEngine
 internal import VigilJSON
 internal import NIOCore
+internal import HTTPTypes
 
 /// The Open Inference Protocol (KServe v2) routes, mounted at `/v2`: health, server and model
 /// metadata, readiness, and `infer` (tensors in, risks, decisions, thresholds, prediction ids
@@ -13,7 +14,7 @@ extension Routes {
         routes.get("health/live") { _, _ in json("{\"live\":true}") }
         routes.get("health/ready") { _, _ in json("{\"ready\":\(server.isReady)}", status: server.isReady ? .ok : .serviceUnavailable) }
         routes.get("") { _, _ in
-            json("{\"name\":\"vigil\",\"version\":\(JSON.string(VigilVersion.current)),\"extensions\":[],\"models\":[\(server.modelNames.map(JSON.string).joined(separator: ","))]}")
+            json("{\"name\":\"vigil\",\"version\":\(JSON.string(VigilVersion.current)),\"extensions\":[\"binary_tensor_data\"],\"models\":[\(server.modelNames.map(JSON.string).joined(separator: ","))]}")
         }
         routes.get("models/:name") { _, ctx in json(try metadata(try model(ctx))) }
         routes.get("models/:name/ready") { _, ctx in
@@ -24,9 +25,13 @@ extension Routes {
             let start = DispatchTime.now().uptimeNanoseconds
             let m = try model(ctx)
             let body = try await readBody(req)
-            let response = try await infer(m, body)
+            let headerLength = HTTPField.Name(BinaryTensors.headerName).flatMap { req.headers[$0] }
+            let (response, jsonLength) = try await infer(m, body, headerLength: headerLength)
             server.metrics.request(route: "v2_infer", model: m.model.name, seconds: elapsed(start))
-            return json(response)
+            guard let jsonLength else { return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: response))) }
+            var headers: HTTPFields = [.contentType: "application/octet-stream"]
+            headers[HTTPField.Name(BinaryTensors.headerName)!] = String(jsonLength)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response)))
         }
         return routes
     }
@@ -61,30 +66,45 @@ extension Routes {
             + "\"group_fields\":[\(model.fieldGroups.map { JSON.string($0.field) }.joined(separator: ","))],\"id_field\":\(JSON.string(model.idField))}}"
     }
 
-    /// `POST /v2/models/{name}/infer`.
-    func infer(_ m: ServedModel, _ body: Data) async throws -> String {
-        guard case .object(let req) = try RequestParser.parseJSON(body) else {
+    /// `POST /v2/models/{name}/infer`: the response's bytes, and the length of its JSON part when
+    /// binary outputs follow it (`BinaryTensors`).
+    func infer(_ m: ServedModel, _ body: Data, headerLength: String? = nil) async throws -> (Data, Int?) {
+        var jsonPart = body, binary: Data?
+        if let headerLength { (jsonPart, binary) = try BinaryTensors.split(body, headerLength: headerLength) }
+        guard case .object(let req) = try RequestParser.parseJSON(jsonPart) else {
             throw ServerError.badRequest("body: an inference request is a JSON object with 'inputs'")
         }
         for key in req.keys where !["id", "inputs", "outputs", "parameters"].contains(key) {
             throw ServerError.badRequest("body.\(key): unknown key (id, inputs, outputs, parameters)")
         }
-        guard case .array(let inputs)? = req["inputs"] else { throw ServerError.badRequest("inputs: required, an array of tensors") }
+        guard case .array(var inputs)? = req["inputs"] else { throw ServerError.badRequest("inputs: required, an array of tensors") }
+        inputs = try BinaryTensors.inline(inputs, binary: binary ?? Data())
         var wantAttribution = false
+        var allBinary = false
         if let p = req["parameters"] {
             guard case .object(let params) = p else { throw ServerError.badRequest("parameters: must be an object") }
             for (k, v) in params {
                 switch (k, v) {
                 case ("attribution", .bool(let b)), ("explain", .bool(let b)): wantAttribution = b
                 case ("attribution", _), ("explain", _): throw ServerError.badRequest("parameters.\(k): must be true or false")
+                case ("binary_data_output", .bool(let b)): allBinary = b
+                case ("binary_data_output", _): throw ServerError.badRequest("parameters.binary_data_output: must be true or false")
                 default: break  // OIP lets clients send parameters a server does not know.
                 }
             }
         }
         var requested: Set<String>?
+        var binaryOutputs = Set<String>()
         if case .array(let outs)? = req["outputs"] {
             requested = Set(try outs.enumerated().map { i, o in
                 guard case .object(let oo) = o, case .string(let n)? = oo["name"] else { throw ServerError.badRequest("outputs[\(i)].name: must be a string") }
+                if case .object(let p)? = oo["parameters"] {
+                    switch p["binary_data"] {
+                    case nil: break
+                    case .bool(let b)?: if b { binaryOutputs.insert(n) }
+                    default: throw ServerError.badRequest("outputs[\(i)].parameters.binary_data: must be true or false")
+                    }
+                }
                 return n
             })
         }
@@ -94,40 +114,60 @@ extension Routes {
         }
         let rows = try await m.score(batch, explain: wantAttribution)
         let maxRows = server.options.maxRowsPerRequest
-        m.feedShadow(rows) { try $0.inferRows(inputs, maxRows: maxRows) }
+        let inlined = inputs
+        m.feedShadow(rows) { try $0.inferRows(inlined, maxRows: maxRows) }
         let n = rows.count, model = m.model
-        var outputs: [(String, String)] = []
+        // Each output as (name, datatype, shape, values): JSON data, or binary after the JSON.
+        var outputs: [(name: String, datatype: String, shape: [Int], values: BinaryTensors.Values)] = []
         switch model.ir.objective {
         case .binaryLogistic:
-            outputs.append(("risk", "{\"name\":\"risk\",\"datatype\":\"FP64\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.number($0.record.outputs[0]) }.joined(separator: ","))]}"))
+            outputs.append(("risk", "FP64", [n], .fp64(rows.map { $0.record.outputs[0] })))
         case .multiclassSoftmax(let k):
-            outputs.append(("risk", "{\"name\":\"risk\",\"datatype\":\"FP64\",\"shape\":[\(n),\(k)],\"data\":[\(rows.flatMap { $0.record.outputs.map(JSON.number) }.joined(separator: ","))]}"))
+            outputs.append(("risk", "FP64", [n, k], .fp64(rows.flatMap(\.record.outputs))))
         case .regression:
-            outputs.append(("prediction", "{\"name\":\"prediction\",\"datatype\":\"FP64\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.number($0.record.outputs[0]) }.joined(separator: ","))]}"))
+            outputs.append(("prediction", "FP64", [n], .fp64(rows.map { $0.record.outputs[0] })))
         }
         if model.makesDecisions {
-            outputs.append(("decision", "{\"name\":\"decision\",\"datatype\":\"BOOL\",\"shape\":[\(n)],\"data\":[\(rows.map { "\($0.record.decision ?? false)" }.joined(separator: ","))]}"))
-            outputs.append(("threshold", "{\"name\":\"threshold\",\"datatype\":\"FP64\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.number($0.record.threshold ?? .nan) }.joined(separator: ","))]}"))
+            outputs.append(("decision", "BOOL", [n], .bool(rows.map { $0.record.decision ?? false })))
+            outputs.append(("threshold", "FP64", [n], .fp64(rows.map { $0.record.threshold ?? .nan })))
         }
-        outputs.append(("prediction_id", "{\"name\":\"prediction_id\",\"datatype\":\"BYTES\",\"shape\":[\(n)],\"data\":[\(rows.map { JSON.string($0.predictionID) }.joined(separator: ","))]}"))
+        outputs.append(("prediction_id", "BYTES", [n], .bytes(rows.map(\.predictionID))))
         if wantAttribution {
             // Each row's block in pred_contrib layout: per output, contributions then the base.
             let blocks = rows.map { $0.record.attribution?.block ?? [] }
             let w = blocks.first?.count ?? model.ir.outputCount * (model.schema.count + 1)
-            outputs.append(("attribution", "{\"name\":\"attribution\",\"datatype\":\"FP64\",\"shape\":[\(n),\(w)],\"data\":[\(blocks.joined().map(JSON.number).joined(separator: ","))]}"))
+            outputs.append(("attribution", "FP64", [n, w], .fp64(Array(blocks.joined()))))
         }
         if let requested {
-            let known = Set(outputs.map(\.0))
+            let known = Set(outputs.map(\.name))
             if let bad = requested.first(where: { !known.contains($0) }) {
-                throw ServerError.badRequest("outputs: '\(bad)' is not an output of model '\(model.name)' (\(outputs.map(\.0).joined(separator: ", ")))")
+                throw ServerError.badRequest("outputs: '\(bad)' is not an output of model '\(model.name)' (\(outputs.map(\.name).joined(separator: ", ")))")
             }
-            outputs = outputs.filter { requested.contains($0.0) }
+            outputs = outputs.filter { requested.contains($0.name) }
+        }
+        var binaryTail = Data()
+        var anyBinary = false
+        let tensors = outputs.map { o -> String in
+            var t = "{\"name\":\(JSON.string(o.name)),\"datatype\":\"\(o.datatype)\",\"shape\":[\(o.shape.map(String.init).joined(separator: ","))]"
+            if allBinary || binaryOutputs.contains(o.name) {
+                let bytes = BinaryTensors.encode(o.values)
+                binaryTail.append(bytes)
+                anyBinary = true
+                return t + ",\"parameters\":{\"binary_data_size\":\(bytes.count)}}"
+            }
+            t += ",\"data\":[\(o.values.json)]}"
+            return t
         }
         var id = ""
         if case .string(let s)? = req["id"] { id = ",\"id\":\(JSON.string(s))" }
         let warnings = rows.map { "[\($0.record.warnings.map(JSON.string).joined(separator: ","))]" }
-        return "{\"model_name\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version))\(id),"
+        let text = "{\"model_name\":\(JSON.string(model.name)),\"model_version\":\(JSON.string(model.version))\(id),"
             + "\"parameters\":{\"group\":[\(rows.map { "\(JSON.string(m.monitor.groupLabel($0.record.groupLabels)))" }.joined(separator: ","))],\"warnings\":[\(warnings.joined(separator: ","))]},"
-            + "\"outputs\":[\(outputs.map(\.1).joined(separator: ","))]}"
+            + "\"outputs\":[\(tensors.joined(separator: ","))]}"
+        var data = Data(text.utf8)
+        guard anyBinary else { return (data, nil) }
+        let jsonLength = data.count
+        data.append(binaryTail)
+        return (data, jsonLength)
     }
 }
