@@ -74,14 +74,13 @@ package struct LabelledCohort: Sendable {
         var groups = [[String]](repeating: [], count: groupFields.count)
         var fallbacks: [String: Int] = [:]
         let e = reader.extraColumns.count
-        let references = model.schema.names.enumerated().compactMap { j, name in model.manifest?.featureReference[name].map { (j, name, $0.edges) } }
-        var histograms = references.map { [Int](repeating: 0, count: $0.2.count + 2) }
+        let references = model.featureReferences
+        var histograms = references.map { [Int](repeating: 0, count: $0.edges.count + 2) }
         let width = model.schema.count
         while let batch = try reader.nextBatch() {
             for r in 0..<batch.count {
                 for (h, ref) in references.enumerated() {
-                    let v = batch.features[r * width + ref.0]
-                    histograms[h][v.isNaN ? ref.2.count + 1 : ref.2.filter { $0 <= v }.count] += 1
+                    histograms[h][Stats.bucket(batch.features[r * width + ref.index], edges: ref.edges)] += 1
                 }
             }
             let records = try model.score(batch, explain: explain)
@@ -111,7 +110,7 @@ package struct LabelledCohort: Sendable {
             scoreSource: scoresColumn.map { "column \($0)" } ?? "model \(model.name) \(model.version) (sha256 \(model.sha256.prefix(12)))",
             notes: reader.notes)
         if let clusterColumn { cohort.clusters = Resampling.Clusters(keys: clusters, column: clusterColumn) }
-        cohort.featureHistograms = zip(references, histograms).map { ($0.1, $0.2, $1) }
+        cohort.featureHistograms = zip(references, histograms).map { ($0.name, $0.edges, $1) }
         if explain {
             cohort.attributionNames = model.attributionNames
             guard attributions.count == risks.count * cohort.attributionNames.count else {

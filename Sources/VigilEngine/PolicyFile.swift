@@ -58,7 +58,8 @@ extension GuardrailPolicy {
                 minGroupSize: try root.optional("min_group_size")?.int() ?? 0, groups: groups,
                 fallbackThreshold: try fallback["threshold"].double(),
                 fittedRows: try fitted?.optional("rows")?.int(), fittedSHA256: try fitted?.optional("sha256")?.string(),
-                randomizationSeed: seed, modelBinding: try root.optional("model").map(readBinding))
+                randomizationSeed: seed, modelBinding: try root.optional("model").map(readBinding),
+                fittedFile: { if case .string(let f)? = fitted?.optional("file")?.value { return f } else { return nil } }())
         }
     }
 

@@ -28,6 +28,12 @@ public final class VigilModel: Sendable {
     /// For each policy group field, its index in `groups`.
     let policyGroupIndices: [Int]
 
+    /// The features with a manifest reference histogram: their index in the schema, name and
+    /// edges (what drift and site histograms count in).
+    package var featureReferences: [(index: Int, name: String, edges: [Double])] {
+        schema.names.enumerated().compactMap { j, name in manifest?.featureReference[name].map { (j, name, $0.edges) } }
+    }
+
     /// The policy's key of a row's group labels (all manifest groups, in order): the labels of
     /// the policy's group fields joined by `|` (`Female|40-59`), as thresholds are looked up.
     package func policyKey(_ labels: [String]) -> String {

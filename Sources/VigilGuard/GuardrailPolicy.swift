@@ -117,6 +117,8 @@ public struct GuardrailPolicy: Sendable, Equatable {
     public let fallbackThreshold: Double
     package let fittedRows: Int?
     package let fittedSHA256: String?
+    /// `fitted_on.file`: the name of the file the thresholds were fitted on, as recorded.
+    package let fittedFile: String?
     /// The seed of a randomized policy; nil for a deterministic one.
     package let randomizationSeed: UInt64?
     /// The model the policy was fitted for; nil for a policy that names none (written before
@@ -126,7 +128,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
     package init(
         version: String, sha256: String, constraint: String, objective: String, rule: String,
         groupFields: [String], minGroupSize: Int, groups: [String: GroupEntry], fallbackThreshold: Double,
-        fittedRows: Int?, fittedSHA256: String?, randomizationSeed: UInt64? = nil, modelBinding: ModelBinding? = nil
+        fittedRows: Int?, fittedSHA256: String?, randomizationSeed: UInt64? = nil, modelBinding: ModelBinding? = nil, fittedFile: String? = nil
     ) throws {
         for (key, g) in groups where !(g.threshold.isFinite && g.threshold >= 0 && g.threshold <= 1) {
             throw VigilError(.package, "policy: group '\(key)' threshold \(g.threshold) must be in [0, 1]")
@@ -161,6 +163,7 @@ public struct GuardrailPolicy: Sendable, Equatable {
         self.fallbackThreshold = fallbackThreshold
         self.fittedRows = fittedRows
         self.fittedSHA256 = fittedSHA256
+        self.fittedFile = fittedFile
         self.randomizationSeed = randomizationSeed
         self.modelBinding = modelBinding
     }

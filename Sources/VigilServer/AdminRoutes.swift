@@ -51,8 +51,7 @@ extension Routes {
             throw ServerError(403, "admin endpoints are off: start vigil serve with --admin-token-file FILE to allow promotion")
         }
         let given = req.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        guard given.hasPrefix(prefix), BearerTokenMiddleware<BasicRequestContext>.constantTimeEqual(Array(given.utf8.dropFirst(prefix.utf8.count)), token) else {
+        guard BearerTokenMiddleware<BasicRequestContext>.carries(given, token) else {
             throw ServerError(401, given.isEmpty
                 ? "authorization: missing; admin endpoints need Authorization: Bearer <admin token> (--admin-token-file)"
                 : "authorization: the bearer token is not the server's admin token")

@@ -23,9 +23,7 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.exemptPaths.contains(request.uri.path) || request.uri.path.hasPrefix(Self.adminPrefix) { return try await next(request, context) }
         let given = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        let ok = given.hasPrefix(prefix) && Self.constantTimeEqual(Array(given.utf8.dropFirst(prefix.utf8.count)), token)
-        guard ok else {
+        guard Self.carries(given, token) else {
             metrics.error(route: Routes.routeLabel(request.uri.path), status: 401)
             let message = given.isEmpty
                 ? "authorization: missing; send Authorization: Bearer <token> (the server was started with --auth-token-file)"
@@ -36,6 +34,12 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
                 body: .init(byteBuffer: ByteBuffer(string: "{\"error\":\(JSON.string(message))}\n")))
         }
         return try await next(request, context)
+    }
+
+    /// Whether an `Authorization` header value is `Bearer <token>` (compared in constant time).
+    static func carries(_ authorization: String, _ token: [UInt8]) -> Bool {
+        let prefix = "Bearer "
+        return authorization.hasPrefix(prefix) && constantTimeEqual(Array(authorization.utf8.dropFirst(prefix.utf8.count)), token)
     }
 
     /// Equal bytes, in a time that depends only on the lengths.

@@ -36,15 +36,7 @@ package final class ModelMonitor: @unchecked Sendable {
         package let reference: [Double]?
 
         /// The bucket of a value: k+1 for missing, else the number of edges <= v.
-        package func bucket(_ v: Double) -> Int {
-            if v.isNaN { return edges.count + 1 }
-            var lo = 0, hi = edges.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if edges[mid] <= v { lo = mid + 1 } else { hi = mid }
-            }
-            return lo
-        }
+        package func bucket(_ v: Double) -> Int { Stats.bucket(v, edges: edges) }
 
         package var bucketCount: Int { edges.count + 2 }
     }

@@ -39,12 +39,8 @@ extension VigilServer {
             out += ",\"ledger\":{\"seq\":\(head.seq),\"hash\":\"\(head.hash)\"}"
         }
         out += ",\"score_edges\":[\(mon.scoreBinning.edges.map(JSON.number).joined(separator: ","))]"
-        out += ",\"overall\":\(countsJSON(view.overall))"
-        out += ",\"by_group\":{"
-        out += mon.groupNames.enumerated().map { i, name in
-            "\(JSON.string(name)):{\(view.byField[i].sorted { $0.key < $1.key }.map { "\(JSON.string($0.key)):\(countsJSON($0.value))" }.joined(separator: ","))}"
-        }.joined(separator: ",")
-        out += "},\"joint_groups\":{"
+        out += ",\"overall\":\(countsJSON(view.overall)),\"by_group\":\(byGroupJSON(view))"
+        out += ",\"joint_groups\":{"
         out += snap.joint.sorted { $0.key < $1.key }.map { "\(JSON.string($0.key)):\(countsJSON($0.value.counts))" }.joined(separator: ",")
         out += "},\"gaps\":{" + gaps(view, window: "since_start", minN: minN, alpha: alpha, alerts: &alerts) + "}"
         out += ",\"baseline\":" + baseline(view, model: model, window: "since_start", minN: minN, alpha: alpha, alerts: &alerts)
@@ -58,9 +54,7 @@ extension VigilServer {
             let wv = MonitorView(mon, ws.joint, ws.features)
             let start = Date(timeIntervalSince1970: Double(from) * Double(mon.windows.bucketSeconds))
             var s = "{\"window\":\(JSON.string(w.label)),\"from\":\(JSON.string(ISO8601DateFormatter().string(from: start))),\"overall\":\(countsJSON(wv.overall))"
-            s += ",\"by_group\":{" + mon.groupNames.enumerated().map { i, name in
-                "\(JSON.string(name)):{\(wv.byField[i].sorted { $0.key < $1.key }.map { "\(JSON.string($0.key)):\(countsJSON($0.value))" }.joined(separator: ","))}"
-            }.joined(separator: ",") + "}"
+            s += ",\"by_group\":\(byGroupJSON(wv))"
             s += ",\"gaps\":{" + gaps(wv, window: w.label, minN: minN, alpha: alpha, alerts: &alerts) + "}"
             s += ",\"baseline\":" + baseline(wv, model: model, window: w.label, minN: minN, alpha: alpha, alerts: &alerts)
             s += ",\"drift\":" + drift(wv, mon: mon, window: w.label, minN: minN, alpha: alpha, alerts: &alerts)
@@ -209,6 +203,13 @@ extension VigilServer {
     }
 
     private func fmt(_ v: Double) -> String { String(format: "%.3f", v) }
+
+    /// `{"sex": {"Female": counts, ...}, ...}`: each group field's groups, sorted.
+    private func byGroupJSON(_ view: MonitorView) -> String {
+        "{" + view.groupNames.enumerated().map { i, name in
+            "\(JSON.string(name)):{\(view.byField[i].sorted { $0.key < $1.key }.map { "\(JSON.string($0.key)):\(countsJSON($0.value))" }.joined(separator: ","))}"
+        }.joined(separator: ",") + "}"
+    }
 
     private func countsJSON(_ c: ModelMonitor.Counts) -> String {
         var s = "{\"predictions\":\(c.predictions),\"positive_decisions\":\(c.positives),\"tp\":\(c.tp),\"fp\":\(c.fp),\"tn\":\(c.tn),\"fn\":\(c.fn)"

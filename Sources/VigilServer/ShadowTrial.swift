@@ -27,38 +27,14 @@ package struct ShadowTrial: Sendable {
     package var count: Int { ids.count }
 
     package static func read(entries: [[String: JSONValue]], file: String, baseline: VigilModel, candidate: VigilModel) throws -> ShadowTrial {
-        struct Scored { var risk: Double; var threshold: Double; var decision: Bool; var groups: [String] }
-        var production: [String: Scored] = [:]
-        var order: [String] = []
-        var shadowOf: [String: Scored] = [:]
-        var outcomes: [String: Bool] = [:]
-        for (i, e) in entries.enumerated() {
-            let f = LedgerEntry.Fields(e, place: "\(file): entry \(i + 1)")
-            let kind = try LedgerEntry.Header(f).kind
-            guard kind == .prediction || kind == .outcome else { continue }
-            let ref = try LedgerEntry.ModelRef(f)
-            let isBaseline = ref.role == .production && ref.model == baseline.name && ref.modelSHA256 == baseline.sha256
-            let isCandidate = ref.role == .shadow && ref.model == candidate.name && ref.modelSHA256 == candidate.sha256
-            guard isBaseline || isCandidate else { continue }
-            if kind == .outcome {
-                if isBaseline { outcomes[ref.predictionID] = try LedgerEntry.Outcome(f).label }
-                continue
-            }
-            let p = try LedgerEntry.Prediction(f)
-            guard let risk = p.outputs.first, let threshold = p.threshold, let decision = p.decision else {
-                throw f.fail("decision", "is absent: compare needs the decisions of a binary model with a policy")
-            }
-            let scored = Scored(risk: risk, threshold: threshold, decision: decision, groups: p.labels)
-            if isBaseline {
-                guard p.labels.count == baseline.groups.count else {
-                    throw f.fail("group", "holds \(p.labels.count) labels; model '\(baseline.name)' has \(baseline.groups.count) group fields")
-                }
-                if production[ref.predictionID] == nil { order.append(ref.predictionID) }
-                production[ref.predictionID] = scored
-            } else if let of = ref.shadowOf {
-                shadowOf[of] = scored
-            }
-        }
+        let scans = try LedgerScan.read(entries: entries, file: file, versions: [(.production, baseline), (.shadow, candidate)],
+                                        needsThreshold: true, purpose: "compare needs the decisions of a binary model with a policy")
+        let (base, shadow) = (scans[0], scans[1])
+        var shadowOf: [String: LedgerScan.Served] = [:]
+        for s in shadow.predictions.values { if let of = s.shadowOf { shadowOf[of] = s } }
+        let order = base.order
+        let production = base.predictions
+        let outcomes = base.outcomes
         var t = ShadowTrial()
         for id in order {
             let a = production[id]!
@@ -67,8 +43,8 @@ package struct ShadowTrial: Sendable {
             t.ids.append(id)
             t.baselineRisks.append(a.risk)
             t.candidateRisks.append(b.risk)
-            t.baselineThresholds.append(a.threshold)
-            t.candidateThresholds.append(b.threshold)
+            t.baselineThresholds.append(a.threshold!)
+            t.candidateThresholds.append(b.threshold!)
             t.baselineDecisions.append(a.decision)
             t.candidateDecisions.append(b.decision)
             t.groups.append(a.groups)
@@ -96,32 +72,12 @@ package struct LedgerOutcomes: Sendable {
     package var count: Int { risks.count }
 
     package static func read(entries: [[String: JSONValue]], file: String, model: VigilModel) throws -> LedgerOutcomes {
-        var predictions: [String: (risk: Double, decision: Bool, groups: [String], buckets: [Int])] = [:]
-        var order: [String] = []
-        var outcomes: [String: Bool] = [:]
-        for (i, e) in entries.enumerated() {
-            let f = LedgerEntry.Fields(e, place: "\(file): entry \(i + 1)")
-            let kind = try LedgerEntry.Header(f).kind
-            guard kind == .prediction || kind == .outcome else { continue }
-            let ref = try LedgerEntry.ModelRef(f)
-            guard ref.role == .production, ref.model == model.name, ref.modelSHA256 == model.sha256 else { continue }
-            if kind == .outcome {
-                outcomes[ref.predictionID] = try LedgerEntry.Outcome(f).label
-                continue
-            }
-            let p = try LedgerEntry.Prediction(f)
-            guard let risk = p.outputs.first, let decision = p.decision else {
-                throw f.fail("decision", "is absent: a site summary needs the decisions of a binary model with a policy")
-            }
-            guard p.labels.count == model.groups.count else {
-                throw f.fail("group", "holds \(p.labels.count) labels; model '\(model.name)' has \(model.groups.count) group fields")
-            }
-            if predictions[ref.predictionID] == nil { order.append(ref.predictionID) }
-            predictions[ref.predictionID] = (risk, decision, p.labels, p.buckets)
-        }
+        let scan = try LedgerScan.read(entries: entries, file: file, versions: [(.production, model)], needsThreshold: false,
+                                       purpose: "a site summary needs the decisions of a binary model with a policy")[0]
+        let (order, predictions, outcomes) = (scan.order, scan.predictions, scan.outcomes)
         var out = LedgerOutcomes()
-        let references = model.schema.names.enumerated().compactMap { j, name in model.manifest?.featureReference[name].map { (j, name, $0.edges) } }
-        var histograms = references.map { [Int](repeating: 0, count: $0.2.count + 2) }
+        let references = model.featureReferences
+        var histograms = references.map { [Int](repeating: 0, count: $0.edges.count + 2) }
         for id in order {
             let p = predictions[id]!
             guard let label = outcomes[id] else { out.withoutOutcome += 1; continue }
@@ -129,12 +85,59 @@ package struct LedgerOutcomes: Sendable {
             out.decisions.append(p.decision)
             out.labels.append(label)
             out.groups.append(p.groups)
-            for (h, ref) in references.enumerated() where ref.0 < p.buckets.count {
-                let b = p.buckets[ref.0]
+            for (h, ref) in references.enumerated() where ref.index < p.buckets.count {
+                let b = p.buckets[ref.index]
                 if b >= 0, b < histograms[h].count { histograms[h][b] += 1 }
             }
         }
-        out.featureHistograms = zip(references, histograms).map { ($0.1, $0.2, $1) }
+        out.featureHistograms = zip(references, histograms).map { ($0.name, $0.edges, $1) }
         return out
+    }
+}
+
+/// The prediction and outcome entries of given versions (role, name and SHA-256), read checked
+/// in one pass over the ledger: what `ShadowTrial` and `LedgerOutcomes` pair up. A prediction
+/// without a decision (or, with `needsThreshold`, a threshold), or with another number of group
+/// labels than the model's group fields, is an error naming its entry and field.
+struct LedgerScan {
+    struct Served {
+        var risk: Double
+        var threshold: Double?
+        var decision: Bool
+        var groups: [String]
+        var buckets: [Int]
+        var shadowOf: String?
+    }
+
+    /// Prediction ids in ledger order, their predictions, and the outcomes recorded for them.
+    var order: [String] = []
+    var predictions: [String: Served] = [:]
+    var outcomes: [String: Bool] = [:]
+
+    static func read(entries: [[String: JSONValue]], file: String, versions: [(role: LedgerEntry.Role, model: VigilModel)],
+                     needsThreshold: Bool, purpose: String) throws -> [LedgerScan] {
+        var scans = versions.map { _ in LedgerScan() }
+        for (i, e) in entries.enumerated() {
+            let f = LedgerEntry.Fields(e, place: "\(file): entry \(i + 1)")
+            let kind = try LedgerEntry.Header(f).kind
+            guard kind == .prediction || kind == .outcome else { continue }
+            let ref = try LedgerEntry.ModelRef(f)
+            guard let v = versions.firstIndex(where: { $0.role == ref.role && $0.model.name == ref.model && $0.model.sha256 == ref.modelSHA256 }) else { continue }
+            if kind == .outcome {
+                scans[v].outcomes[ref.predictionID] = try LedgerEntry.Outcome(f).label
+                continue
+            }
+            let model = versions[v].model
+            let p = try LedgerEntry.Prediction(f)
+            guard let risk = p.outputs.first, let decision = p.decision, !needsThreshold || p.threshold != nil else {
+                throw f.fail("decision", "is absent: \(purpose)")
+            }
+            guard p.labels.count == model.groups.count else {
+                throw f.fail("group", "holds \(p.labels.count) labels; model '\(model.name)' has \(model.groups.count) group fields")
+            }
+            if scans[v].predictions[ref.predictionID] == nil { scans[v].order.append(ref.predictionID) }
+            scans[v].predictions[ref.predictionID] = Served(risk: risk, threshold: p.threshold, decision: decision, groups: p.labels, buckets: p.buckets, shadowOf: ref.shadowOf)
+        }
+        return scans
     }
 }

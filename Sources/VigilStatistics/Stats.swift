@@ -4,6 +4,19 @@ internal import Foundation
 /// the Wilson score interval of a proportion, the population stability index and the
 /// Jensen-Shannon divergence between a histogram and its reference.
 package enum Stats {
+    /// The bucket of `v` in a histogram with these (increasing) edges: the number of edges <= v,
+    /// so k edges give buckets 0...k; a missing value (NaN) is bucket k + 1. The one rule the
+    /// monitor, the ledger's `buckets` and the cohort and site histograms share.
+    package static func bucket(_ v: Double, edges: [Double]) -> Int {
+        if v.isNaN { return edges.count + 1 }
+        var lo = 0, hi = edges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if edges[mid] <= v { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
     /// Wilson score interval for `k` successes in `n` trials at 95% (z = 1.959964); nil for n = 0.
     package static func wilson(_ k: Int, _ n: Int, z: Double = 1.959963984540054) -> (rate: Double, low: Double, high: Double)? {
         guard n > 0 else { return nil }

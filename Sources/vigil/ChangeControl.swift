@@ -202,13 +202,9 @@ struct ChangeControlFiling {
 
     /// The policy's `fitted_on` data hash (the rows its thresholds were fitted on), if it records one.
     static func policyData(_ m: VigilModel) -> JSONOutput {
-        guard m.packageDigest != nil,
-              let data = FileManager.default.contents(atPath: m.modelURL.deletingLastPathComponent().appendingPathComponent(PackageDigest.policyFile).path),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let fitted = root["fitted_on"] as? [String: Any], let sha = fitted["sha256"] as? String, Untrusted.isLowercaseHex(sha, count: 64)
-        else { return .null }
-        return .object([("file", (fitted["file"] as? String).map { .string(String($0.prefix(512))) } ?? .null), ("sha256", .string(sha)),
-                        ("rows", (fitted["rows"] as? Int).map { .int($0) } ?? .null)])
+        guard m.packageDigest != nil, let sha = m.policy.fittedSHA256, Untrusted.isLowercaseHex(sha, count: 64) else { return .null }
+        return .object([("file", m.policy.fittedFile.map { .string(String($0.prefix(512))) } ?? .null), ("sha256", .string(sha)),
+                        ("rows", m.policy.fittedRows.map { .int($0) } ?? .null)])
     }
 
     func json() -> JSONOutput {
