@@ -33,6 +33,8 @@ package struct Manifest: Sendable {
     package let imageInput: ImageInputSpec?
     /// Whether the manifest declares an image input (CNN models).
     package var hasImageInput: Bool { imageInput != nil }
+    /// How the features derive from raw, time-stamped observations (`pipeline`), if declared.
+    package let pipeline: FeaturePipeline?
 
     package static let fileName = "manifest.json"
 
@@ -41,7 +43,7 @@ package struct Manifest: Sendable {
     }
 
     private init(root: JSONNode) throws {
-        try root.requireKeys(in: ["schema", "name", "version", "outcome", "task", "model", "id_field", "features", "groups", "reference", "input", "description"])
+        try root.requireKeys(in: ["schema", "name", "version", "outcome", "task", "model", "id_field", "features", "groups", "reference", "input", "description", "pipeline"])
         let schema = try root["schema"].string()
         guard schema == "vigil.manifest/1" else { throw try root["schema"].fail("'\(Untrusted.quote(schema))' is not a supported manifest schema (vigil.manifest/1 is)") }
         name = try root["name"].string()
@@ -156,6 +158,9 @@ package struct Manifest: Sendable {
         self.scoreReference = scoreReference
         self.referenceRows = referenceRows
         imageInput = try root.optional("input").map(Self.imageInput)
+        let featureSchema = features
+        pipeline = try root.optional("pipeline").map { try FeaturePipeline($0, schema: featureSchema) }
+        if pipeline != nil, imageInput != nil { throw try root["pipeline"].fail("an image model takes images, not a feature pipeline") }
     }
 
     /// `input`: {kind: image, shape [C, H, W], channel_order RGB|BGR|L, scale, mean, std,

@@ -30,6 +30,9 @@ public final class VigilModel: Sendable {
 
     /// The features with a manifest reference histogram: their index in the schema, name and
     /// edges (what drift and site histograms count in).
+    /// The manifest's feature pipeline (raw observations -> features), if it declares one.
+    package var pipeline: FeaturePipeline? { manifest?.pipeline }
+
     package var featureReferences: [(index: Int, name: String, edges: [Double])] {
         schema.names.enumerated().compactMap { j, name in manifest?.featureReference[name].map { (j, name, $0.edges) } }
     }

@@ -94,6 +94,9 @@ struct Score: ParsableCommand {
     @Option(name: .long, help: "Bare model files: a file with the input's names for the model's features, in model order, one per line.")
     var featureNamesFile: String?
 
+    @Flag(name: .long, help: "The input is a raw event table (CSV: one row per entity and time, the pipeline's entity, time and input columns) for a model whose manifest declares a feature pipeline; each row is scored with the features derived as the pipeline declares (docs/FORMATS.md, Feature pipelines).")
+    var events = false
+
     @Flag(name: .long, help: "CSV input: the first F columns besides the id column are the model's F features, in order, whatever the header calls them.")
     var positional = false
 
@@ -139,6 +142,10 @@ struct Score: ParsableCommand {
             }
             if explainMode != nil {
                 for w in try model.explainer.get().warnings { log.line("warning: \(w)") }
+            }
+            if events {
+                try scoreEvents(model, explain: explainMode, log: log)
+                return
             }
             if let names = try featureNameList() {
                 guard !positional else { throw VigilError(.usage, "give --feature-names (or --feature-names-file) or --positional, not both") }
@@ -189,6 +196,35 @@ struct Score: ParsableCommand {
 }
 
 extension Score {
+    /// `--events`: a raw event table through the model's feature pipeline (`EventTableReader`).
+    func scoreEvents(_ model: VigilModel, explain explainMode: ExplainMode?, log: StandardError) throws {
+        guard shard == nil, shardCount == nil else {
+            throw VigilError(.usage, "--events cannot be sharded: a row's features depend on its entity's earlier rows (split the table by entity instead)")
+        }
+        guard featureNames == nil, featureNamesFile == nil, !positional else {
+            throw VigilError(.usage, "--events reads the pipeline's input columns by name; --feature-names and --positional do not apply")
+        }
+        guard inputFormat == nil || inputFormat == .csv else { throw VigilError(.usage, "--events reads a CSV event table") }
+        let reader = try EventTableReader(url: URL(fileURLWithPath: input), model: model,
+                                          limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
+        for note in reader.notes { log.line("warning: \(note)") }
+        let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
+        let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
+        let progress = Progress(total: reader.totalBytes, log: log)
+        var tally = ScoreTally()
+        var summary = ScoreSummary(model: model)
+        while let batch = try reader.nextBatch(maxRows: batchSize) {
+            let records = try model.score(batch, threads: threads, explain: explainMode != nil)
+            try writer.write(records)
+            tally.add(records)
+            summary.add(records)
+            progress.update(rows: tally.rows, bytes: reader.bytesRead)
+        }
+        progress.finish(rows: tally.rows)
+        log.line(tally.summary(model, unit: "rows", format: model.format.displayName) + " (from events)")
+        try writeSummary(&summary, shard: nil, rows: nil, total: nil, batch: batchSize, inputHash: { try SHA256Digest.hex(ofFileAt: URL(fileURLWithPath: input)) })
+    }
+
     /// The names given by --feature-names or --feature-names-file, nil when neither is.
     func featureNameList() throws -> [String]? {
         switch (featureNames, featureNamesFile) {

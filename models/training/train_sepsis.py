@@ -25,6 +25,7 @@ import pandas as pd
 sys.dont_write_bytecode = True   # keep models/training free of __pycache__
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as C  # noqa: E402
+import sepsis_pipeline  # noqa: E402
 
 NAME = "sepsis"
 VERSION = "1.0.0"
@@ -272,6 +273,7 @@ def main() -> None:
                      "SepsisLabel == 1 for this ICU hour (Sepsis-3 onset within the next 6 hours, "
                      "or later)", model_path, "lightgbm", "row_id", feats, GROUPS,
                      {n: X.loc[tr, n].to_numpy() for n in FEATURE_NAMES}, p_all[tr])
+    man["pipeline"] = sepsis_pipeline.pipeline()   # after `reference`, as sepsis_pipeline.py writes it
     C.write_json(OUT / "manifest.json", man)
 
     # committed sample: all hours of COHORT_STAYS random test stays
