@@ -156,6 +156,26 @@ package final class ModelMonitor: @unchecked Sendable {
     }
 
     /// Counts an outcome of a prediction made in time bucket `bucket`.
+    /// CDS Hooks feedback on this model's cards, per joint group: accepted and overridden.
+    private var feedback: [String: (accepted: Int, overridden: Int)] = [:]
+
+    /// Records a clinician's feedback on a card (CDS Hooks `/feedback`): accepted or overridden.
+    package func recordFeedback(labels: [String], accepted: Bool) {
+        let key = groupLabel(labels)
+        lock.lock()
+        defer { lock.unlock() }
+        var e = feedback[key] ?? (0, 0)
+        if accepted { e.accepted += 1 } else { e.overridden += 1 }
+        feedback[key] = e
+    }
+
+    /// The feedback counters by joint group.
+    package func feedbackSnapshot() -> [String: (accepted: Int, overridden: Int)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return feedback
+    }
+
     package func recordOutcome(labels: [String], decision: Bool, label: Bool, bucket: Int) {
         let key = groupLabel(labels)
         lock.lock()

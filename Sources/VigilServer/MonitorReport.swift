@@ -24,6 +24,18 @@ extension VigilServer {
     /// The PSI below which no drift alert fires, whatever the p-value.
     static let driftMinimumPSI = 0.02
 
+    /// CDS Hooks feedback since start: accepted, overridden and the override rate, overall and
+    /// per joint group.
+    static func feedbackJSON(_ f: [String: (accepted: Int, overridden: Int)]) -> String {
+        func one(_ a: Int, _ o: Int) -> String {
+            "{\"accepted\":\(a),\"overridden\":\(o),\"override_rate\":\(a + o == 0 ? "null" : JSON.number(Double(o) / Double(a + o)))}"
+        }
+        let a = f.values.reduce(0) { $0 + $1.accepted }, o = f.values.reduce(0) { $0 + $1.overridden }
+        var s = one(a, o)
+        s.removeLast()
+        return s + ",\"by_group\":{" + f.sorted { $0.key < $1.key }.map { "\(JSON.string($0.key)):\(one($0.value.accepted, $0.value.overridden))" }.joined(separator: ",") + "}}"
+    }
+
     package func monitorReport(_ m: ServedModel, now: Date = Date()) -> String {
         let model = m.model
         let mon = m.monitor
@@ -45,6 +57,7 @@ extension VigilServer {
         out += "},\"gaps\":{" + gaps(view, window: "since_start", minN: minN, alpha: alpha, alerts: &alerts) + "}"
         out += ",\"baseline\":" + baseline(view, model: model, window: "since_start", minN: minN, alpha: alpha, alerts: &alerts)
         out += ",\"drift\":" + drift(view, mon: mon, window: "since_start", minN: minN, alpha: alpha, alerts: &alerts)
+        out += ",\"cds_feedback\":" + Self.feedbackJSON(mon.feedbackSnapshot())
         // Windows: the same, on the predictions made in the last W (bucket-aligned).
         let current = mon.windows.bucket(of: now)
         out += ",\"windows\":{\"bucket_seconds\":\(mon.windows.bucketSeconds),\"views\":["

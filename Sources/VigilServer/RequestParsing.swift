@@ -30,6 +30,8 @@ package struct RequestParser: Sendable {
 
     /// `{"id": ..., "<feature>": value, "<group field>": "..."}` or an array of such objects.
     package func nativeRows(_ body: JSONValue, maxRows: Int) throws -> RowBatch {
+        // A model with a feature pipeline also takes observation histories (HistoryRequest.swift).
+        if carriesHistory(body) { return try historyRows(body, maxRows: maxRows) }
         let objects: [[String: JSONValue]]
         switch body {
         case .object(let o): objects = [o]

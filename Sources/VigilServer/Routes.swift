@@ -80,6 +80,9 @@ struct Routes: Sendable {
         (["v1", "models", "{name}", "outcomes"], "POST"), (["v1", "models", "{name}", "monitor"], "GET, HEAD"),
         (["v1", "ledger", "head"], "GET, HEAD"), (["metrics"], "GET, HEAD"),
         (["v1", "admin", "models", "{name}", "promote"], "POST"),
+        (["fhir", "{name}", "$score"], "POST"),
+        (["cds-services"], "GET, HEAD"), (["cds-services", "{name}"], "POST"), (["cds-services", "{name}", "feedback"], "POST"),
+        (["v1", "models", "{name}", "card"], "GET, HEAD"), (["openapi.json"], "GET, HEAD"),
     ]
 
     /// The route template `path` matches, with the methods it answers.
@@ -103,6 +106,8 @@ struct Routes: Sendable {
         router.addRoutes(oipRoutes(), atPath: "/v2")
         router.addRoutes(nativeRoutes(), atPath: "/v1")
         router.addRoutes(adminRoutes(), atPath: "/")
+        router.addRoutes(fhirRoutes(), atPath: "/")
+        router.addRoutes(cdsRoutes(), atPath: "/")
         return router
     }
 

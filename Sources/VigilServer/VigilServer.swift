@@ -86,6 +86,9 @@ package struct ServeOptions: Sendable {
     package var metricsHost = "127.0.0.1"
     /// Every monitor alert (baseline, gap, drift) fires only when its p-value is below this.
     package var alertAlpha = 0.0001
+    /// CDS Hooks: a card is `critical` when the risk is at least this (and the decision positive);
+    /// nil = positive decisions are `warning`, negative ones `info`.
+    package var cdsCriticalRisk: Double?
 
     package init() {}
 

@@ -54,6 +54,8 @@ struct Serve: AsyncParsableCommand {
     var alertMinGroupSize = 50
     @Option(name: .long, help: "Alerts fire when a test's p-value is below this (baseline drops, drift).")
     var alertAlpha = 0.0001
+    @Option(name: .long, help: "CDS Hooks: a positive card is 'critical' when the risk is at least this (0-1); without it positive cards are 'warning', negative ones 'info'.")
+    var cdsCriticalRisk: Double?
     @Option(name: .long, help: "Seconds per monitor counter bucket (the windows' resolution).")
     var monitorBucketSeconds = 3600
     @Option(name: .long, help: "Windows the monitor reports beside the totals, comma-separated durations (s, m, h, d).")
@@ -132,6 +134,13 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         options.alertAlpha = alertAlpha
+        if let c = cdsCriticalRisk {
+            guard c > 0, c <= 1 else {
+                FileHandle.standardError.write(Data("error: --cds-critical-risk: \(c) must be in (0, 1]\n".utf8))
+                throw ExitCode(2)
+            }
+            options.cdsCriticalRisk = c
+        }
         guard (1...MonitorWindows.maxSeconds).contains(monitorBucketSeconds) else {
             FileHandle.standardError.write(Data("error: --monitor-bucket-seconds: \(monitorBucketSeconds) must be in 1...\(MonitorWindows.maxSeconds)\n".utf8))
             throw ExitCode(2)
