@@ -71,7 +71,7 @@ struct FHIRTests {
         var entries: [String] = []
         let last = raw.last!
         let age = Int(Double(last["Age"]!)!)
-        entries.append(#"{"fullUrl": "urn:uuid:0b9e7d36-0000-4000-8000-000000000001", "resource": {"resourceType": "Patient", "id": "pt1", "gender": "\#(last["Gender"] == "1" ? "male" : "female")", "birthDate": "\#(2026 - age - 1)-12-31"}}"#)
+        entries.append(#"{"fullUrl": "urn:uuid:0b9e7d36-0000-4000-8000-000000000001", "resource": {"resourceType": "Patient", "id": "pt1", "gender": "\#(Double(last["Gender"]!) == 1 ? "male" : "female")", "birthDate": "\#(2026 - age - 1)-12-31"}}"#)
         if encounter {
             entries.append(#"{"resource": {"resourceType": "Encounter", "id": "enc1", "status": "in-progress", "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ACUTE"}, "period": {"start": "2026-12-01T00:00:00Z"}, "extension": [{"url": "http://vigil.dev/fhir/StructureDefinition/hospital-admission-offset", "valueDecimal": \#(last["HospAdmTime"]!)}]}}"#)
         }
