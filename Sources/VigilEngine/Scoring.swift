@@ -15,6 +15,11 @@ public struct RowBatch: Sendable {
     /// `count x extraColumns.count`, row-major: the raw text of columns the reader was asked to
     /// keep (a label, a score column); nil = missing.
     public var extra: [String?]
+    /// Image models (served): per row, what preprocessing changed (the record's warnings), and
+    /// the SHA-256 of the bytes the image came in (the ledger's input hash); `features` then holds
+    /// each image's input tensor (`imageInput.count` values a row) instead of feature values.
+    public var notes: [[String]] = []
+    public var inputDigests: [String] = []
 
     public init(count: Int, ids: [String], features: [Double], groupRaw: [String?], origins: [String], extra: [String?] = []) {
         self.count = count
@@ -23,6 +28,12 @@ public struct RowBatch: Sendable {
         self.groupRaw = groupRaw
         self.origins = origins
         self.extra = extra
+    }
+
+    /// The batch as preprocessed images (`features` holding each image's tensor).
+    public var images: ImageBatch {
+        ImageBatch(count: count, ids: ids, tensors: features.map { Float($0) }, groupRaw: groupRaw, origins: origins,
+                   notes: notes.count == count ? notes : Array(repeating: [], count: count))
     }
 }
 

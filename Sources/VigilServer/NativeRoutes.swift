@@ -27,6 +27,8 @@ extension Routes {
                 guard case .success = m.model.explainer else {
                     throw ServerError(501, "query explain: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage))")
                 }
+                // Integrated gradients cost a few hundred gradients an image: a few per request.
+                if m.model.imageInput != nil { try ImageRequest(m.model).checkCount(batch.count, explain: true) }
             }
             let rows = try await m.score(batch, explain: mode != nil)
             let maxRows = server.options.maxRowsPerRequest

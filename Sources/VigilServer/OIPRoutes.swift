@@ -41,6 +41,11 @@ extension Routes {
     func metadata(_ m: ServedModel) -> String {
         let model = m.model
         var inputs = model.schema.names.map { "{\"name\":\(JSON.string($0)),\"datatype\":\"FP64\",\"shape\":[-1]}" }
+        if let spec = model.imageInput {
+            // The preprocessed tensor, as Triton and KServe take the ONNX input (PNG/JPEG files
+            // as a BYTES tensor 'image' [N] are accepted too: parameters.image_files).
+            inputs = ["{\"name\":\"image\",\"datatype\":\"FP32\",\"shape\":[-1,\(spec.channels),\(spec.height),\(spec.width)]}"]
+        }
         inputs += model.fieldGroups.map { "{\"name\":\(JSON.string($0.field)),\"datatype\":\"BYTES\",\"shape\":[-1]}" }
         var outputs = [String]()
         switch model.ir.objective {
@@ -62,7 +67,9 @@ extension Routes {
         return "{\"name\":\(JSON.string(model.name)),\"versions\":[\(JSON.string(model.version))],\"platform\":\"vigil-\(model.format.rawValue)\","
             + "\"inputs\":[\(inputs.joined(separator: ","))],\"outputs\":[\(outputs.joined(separator: ","))],"
             + "\"parameters\":{\(identity)"
-            + "\"matrix_input\":{\"datatype\":\"FP64\",\"shape\":[-1,\(f)],\"feature_order\":[\(model.schema.names.map(JSON.string).joined(separator: ","))]},"
+            + (model.imageInput != nil
+                ? "\"image_files\":{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[-1],\"formats\":\"PNG, JPEG\"},"
+                : "\"matrix_input\":{\"datatype\":\"FP64\",\"shape\":[-1,\(f)],\"feature_order\":[\(model.schema.names.map(JSON.string).joined(separator: ","))]},")
             + "\"group_fields\":[\(model.fieldGroups.map { JSON.string($0.field) }.joined(separator: ","))],\"id_field\":\(JSON.string(model.idField))}}"
     }
 
@@ -78,7 +85,9 @@ extension Routes {
             throw ServerError.badRequest("body.\(key): unknown key (id, inputs, outputs, parameters)")
         }
         guard case .array(var inputs)? = req["inputs"] else { throw ServerError.badRequest("inputs: required, an array of tensors") }
-        inputs = try BinaryTensors.inline(inputs, binary: binary ?? Data())
+        // An image model reads its tensors itself (BYTES image files are not text).
+        let rawInputs = inputs, rawBinary = binary ?? Data()
+        if m.model.imageInput == nil { inputs = try BinaryTensors.inline(inputs, binary: rawBinary) }
         var wantAttribution = false
         var allBinary = false
         if let p = req["parameters"] {
@@ -108,14 +117,19 @@ extension Routes {
                 return n
             })
         }
-        let batch = try m.parser.inferRows(inputs, maxRows: server.options.maxRowsPerRequest)
+        let isImage = m.model.imageInput != nil
+        let batch = isImage
+            ? try ImageRequest(m.model).infer(rawInputs, binary: rawBinary, explain: wantAttribution)
+            : try m.parser.inferRows(inputs, maxRows: server.options.maxRowsPerRequest)
         if wantAttribution, case .failure = m.model.explainer {
             throw ServerError(501, "parameters.attribution: model '\(m.model.name)' cannot be explained (\(m.model.explainer.failureMessage)); send the request without it")
         }
         let rows = try await m.score(batch, explain: wantAttribution)
         let maxRows = server.options.maxRowsPerRequest
         let inlined = inputs
-        m.feedShadow(rows) { try $0.inferRows(inlined, maxRows: maxRows) }
+        m.feedShadow(rows) { p in
+            p.model.imageInput != nil ? try ImageRequest(p.model).infer(rawInputs, binary: rawBinary, explain: false) : try p.inferRows(inlined, maxRows: maxRows)
+        }
         let n = rows.count, model = m.model
         // Each output as (name, datatype, shape, values): JSON data, or binary after the JSON.
         var outputs: [(name: String, datatype: String, shape: [Int], values: BinaryTensors.Values)] = []

@@ -32,6 +32,8 @@ package struct RequestParser: Sendable {
     package func nativeRows(_ body: JSONValue, maxRows: Int) throws -> RowBatch {
         // A model with a feature pipeline also takes observation histories (HistoryRequest.swift).
         if carriesHistory(body) { return try historyRows(body, maxRows: maxRows) }
+        // An image model takes images (ImageRequest.swift).
+        if model.imageInput != nil { return try ImageRequest(model).native(body, explain: false) }
         let objects: [[String: JSONValue]]
         switch body {
         case .object(let o): objects = [o]

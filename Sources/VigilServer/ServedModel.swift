@@ -239,8 +239,9 @@ package final class ServedModel: @unchecked Sendable {
             if case .success(let records) = r {
                 let f = model.schema.count
                 for (i, rec) in records.enumerated() {
-                    let slice = jobs[j].batch.features[(i * f)..<((i + 1) * f)]
-                    rows.append((j, i, rec, monitor.featureBuckets(slice)))
+                    // An image row holds its tensor, not features: no feature histograms.
+                    let buckets = model.imageInput != nil ? [] : monitor.featureBuckets(jobs[j].batch.features[(i * f)..<((i + 1) * f)])
+                    rows.append((j, i, rec, buckets))
                 }
             }
         }
@@ -283,16 +284,21 @@ package final class ServedModel: @unchecked Sendable {
     /// Scores batches with one engine call, or one call each when that call refuses a row.
     private func scoreTogether(_ batches: [RowBatch], explain: Bool) -> [Result<[PredictionRecord], any Error>] {
         if batches.count <= 1 {
-            return batches.map { b in Result { try model.score(b, threads: 1, explain: explain) } }
+            return batches.map { b in Result { try engine(b, explain: explain) } }
         }
-        if let records = try? model.score(Self.merge(batches), threads: 1, explain: explain) {
+        if let records = try? engine(Self.merge(batches), explain: explain) {
             var off = 0
             return batches.map { b in
                 defer { off += b.count }
                 return .success(Array(records[off..<(off + b.count)]))
             }
         }
-        return batches.map { b in Result { try model.score(b, threads: 1, explain: explain) } }
+        return batches.map { b in Result { try engine(b, explain: explain) } }
+    }
+
+    /// One engine call on the scoring thread: tabular rows, or images (their tensors).
+    private func engine(_ b: RowBatch, explain: Bool) throws -> [PredictionRecord] {
+        model.imageInput != nil ? try model.score(b.images, threads: 1, explain: explain) : try model.score(b, threads: 1, explain: explain)
     }
 
     /// Counts a prediction (served now, or replayed from the ledger).
@@ -319,6 +325,8 @@ package final class ServedModel: @unchecked Sendable {
             m.features += b.features
             m.groupRaw += b.groupRaw
             m.origins += b.origins
+            m.notes += b.notes.count == b.count ? b.notes : Array(repeating: [], count: b.count)
+            m.inputDigests += b.inputDigests
         }
         return m
     }
@@ -328,6 +336,13 @@ package final class ServedModel: @unchecked Sendable {
     func inputHash(_ b: RowBatch, row: Int) -> String {
         let f = model.schema.count, g = model.fieldGroups.count
         var s = ""
+        // An image: the SHA-256 of the bytes it came in (file or tensor), then groups and id.
+        if b.inputDigests.count == b.count {
+            s = b.inputDigests[row]
+            for k in 0..<g { s += "|"; s += b.groupRaw[row * g + k] ?? "" }
+            s += "|"; s += b.ids[row]
+            return AuditLedger.sha256Hex(s.utf8)
+        }
         s.reserveCapacity(f * 8)
         for j in 0..<f {
             if j > 0 { s += "," }

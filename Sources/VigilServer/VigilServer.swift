@@ -246,12 +246,9 @@ package final class VigilServer: @unchecked Sendable {
     }
 
     /// Loads a package for `flag` (`--model`, `--shadow`, a promotion) and checks what every
-    /// served package must pass: a tabular model, and its signatures (`--require-signed`).
+    /// served package must pass: its signatures (`--require-signed`).
     static func admit(path: String, flag: String, trustedKeys: TrustedKeys?, required: Bool, notes: inout [String]) throws -> (VigilModel, SignatureAdmission) {
         let m = try VigilModel.load(path: path)
-        guard m.imageInput == nil else {
-            throw VigilError(.usage, "\(flag) \(path): '\(m.name)' is an image (CNN) model; the server scores tabular rows. Score images with `vigil score --model \(path) --input <folder>`")
-        }
         notes += m.loadWarnings.map { "\(m.name): \($0)" }
         let signatures: SignatureAdmission
         do { signatures = try PackageSignatures.admit(model: m, trustedKeys: trustedKeys, required: required) } catch let e as VigilError {
