@@ -38,6 +38,9 @@ package struct FeaturePipeline: Sendable {
         /// An extension on the Patient or the Encounter: `valueDecimal`, `valueInteger`,
         /// `valueQuantity` (converted) or `valueBoolean` (1/0).
         case `extension`(resource: String, url: String)
+        /// 1 when the Bundle holds a Condition with this coding that is not refuted, entered in
+        /// error, inactive or resolved; else 0.
+        case condition(system: String, code: String)
 
         package static func == (a: FHIRSource, b: FHIRSource) -> Bool {
             switch (a, b) {
@@ -45,9 +48,21 @@ package struct FeaturePipeline: Sendable {
             case let (.patientGender(m1), .patientGender(m2)): return m1 == m2
             case let (.patientAge(x), .patientAge(y)): return x?.at == y?.at && x?.value == y?.value
             case let (.extension(r1, u1), .extension(r2, u2)): return r1 == r2 && u1 == u2
+            case let (.condition(s1, c1), .condition(s2, c2)): return s1 == s2 && c1 == c2
             default: return false
             }
         }
+    }
+
+    /// Where a `field`-sourced group's raw value comes from in FHIR: Patient.gender, or an
+    /// extension (a code, string or Coding, or a US Core race/ethnicity-style extension whose
+    /// `ombCategory` Coding or `text` gives it), through `map` (FHIR code -> the raw text the
+    /// manifest's group map reads) when given.
+    package struct FHIRGroupSource: Sendable, Equatable {
+        package enum Element: Sendable, Equatable { case patientGender, `extension`(resource: String, url: String) }
+        package let field: String
+        package let element: Element
+        package let map: [String: String]?
     }
 
     package struct Input: Sendable {
@@ -92,6 +107,8 @@ package struct FeaturePipeline: Sendable {
     package let inputs: [Input]
     /// One per model feature, in the model's feature order.
     package let operations: [Operation]
+    /// FHIR sources of the manifest's `field`-sourced groups (by field).
+    package let groupSources: [FHIRGroupSource]
 
     package func input(named name: String) -> Int? { inputs.firstIndex { $0.name == name } }
 
@@ -104,8 +121,8 @@ package struct FeaturePipeline: Sendable {
 
     /// Reads `pipeline` for a model whose features are `schema`, strictly: every model feature
     /// derived exactly once, every input named once and used, windows positive and finite.
-    package init(_ node: JSONNode, schema: FeatureSchema) throws {
-        try node.requireKeys(in: ["entity", "time", "record_id", "inputs", "features", "description"])
+    package init(_ node: JSONNode, schema: FeatureSchema, groupFields: [String] = []) throws {
+        try node.requireKeys(in: ["entity", "time", "record_id", "inputs", "features", "description", "groups"])
         entityField = try node["entity"].string()
         let time = try node["time"]
         try time.requireKeys(in: ["field", "unit", "origin_value", "step"])
@@ -140,8 +157,14 @@ package struct FeaturePipeline: Sendable {
             if let unit, UCUMUnit(unit) == nil {
                 throw try n["unit"].fail("'\(Untrusted.quote(unit))' is not a UCUM unit Vigil converts (\(UCUMUnit.known))")
             }
-            inputs.append(Input(name: name, kind: kind, unit: unit, fhir: try n.optional("fhir").map { try Self.fhirSource($0, unit: unit) },
-                                description: try n.optional("description")?.string()))
+            let fhir = try n.optional("fhir").map { try Self.fhirSource($0, unit: unit) }
+            if let fhir {
+                let isObservation: Bool = { if case .observation = fhir { return true } else { return false } }()
+                guard isObservation == (kind == .observation) else {
+                    throw try n["fhir"].fail(kind == .observation ? "an observation input reads a FHIR Observation" : "a static input reads the Patient, the Encounter or a Condition, not an Observation")
+                }
+            }
+            inputs.append(Input(name: name, kind: kind, unit: unit, fhir: fhir, description: try n.optional("description")?.string()))
         }
         guard !inputs.isEmpty else { throw try node["inputs"].fail("a pipeline needs at least one input") }
         self.inputs = inputs
@@ -160,6 +183,29 @@ package struct FeaturePipeline: Sendable {
         for (i, input) in inputs.enumerated() where !ops.contains(where: { $0.input == i }) {
             throw try node["inputs"].fail("input '\(Untrusted.quote(input.name))' is not used by any feature")
         }
+        var sources: [FHIRGroupSource] = []
+        for g in try node.optional("groups")?.array() ?? [] {
+            try g.requireKeys(in: ["field", "fhir"])
+            let field = try g["field"].string()
+            guard groupFields.contains(field) else {
+                throw try g["field"].fail("'\(Untrusted.quote(field))' is not the field of a manifest group with source 'field' (\(groupFields.joined(separator: ", ")))")
+            }
+            guard !sources.contains(where: { $0.field == field }) else { throw try g["field"].fail("'\(Untrusted.quote(field))' appears twice") }
+            let f = try g["fhir"]
+            try f.requireKeys(in: ["patient", "extension", "resource", "map"])
+            let element: FHIRGroupSource.Element
+            if let p = f.optional("patient") {
+                guard try p.string() == "gender", f.optional("extension") == nil else { throw p.fail("a group reads patient 'gender' or an extension") }
+                element = .patientGender
+            } else {
+                let resource = try f.optional("resource")?.string() ?? "Patient"
+                guard ["Patient", "Encounter"].contains(resource) else { throw try f["resource"].fail("must be Patient or Encounter") }
+                element = .extension(resource: resource, url: try f["extension"].string())
+            }
+            let map = try f.optional("map").map { m in try Dictionary(uniqueKeysWithValues: m.keys.map { ($0, try m[$0].string()) }) }
+            sources.append(FHIRGroupSource(field: field, element: element, map: map))
+        }
+        groupSources = sources
     }
 
     private static func operation(_ d: JSONNode, inputs: [Input]) throws -> Operation {
@@ -209,9 +255,15 @@ package struct FeaturePipeline: Sendable {
     }
 
     private static func fhirSource(_ n: JSONNode, unit: String?) throws -> FHIRSource {
-        try n.requireKeys(in: ["observation", "patient", "extension", "resource", "map", "cap"])
-        let given = ["observation", "patient", "extension"].filter { n.optional($0) != nil }
-        guard given.count == 1 else { throw n.fail("give exactly one of observation, patient, extension") }
+        try n.requireKeys(in: ["observation", "patient", "extension", "condition", "resource", "map", "cap"])
+        let given = ["observation", "patient", "extension", "condition"].filter { n.optional($0) != nil }
+        guard given.count == 1 else { throw n.fail("give exactly one of observation, patient, extension, condition") }
+        if let c = n.optional("condition") {
+            try c.requireKeys(in: ["system", "code"])
+            let system = try c["system"].string(), code = try c["code"].string()
+            guard !system.isEmpty, !code.isEmpty else { throw c.fail("system and code must be non-empty") }
+            return .condition(system: system, code: code)
+        }
         if let o = n.optional("observation") {
             try o.requireKeys(in: ["system", "code"])
             let system = try o["system"].string(), code = try o["code"].string()

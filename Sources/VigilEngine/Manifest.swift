@@ -159,7 +159,8 @@ package struct Manifest: Sendable {
         self.referenceRows = referenceRows
         imageInput = try root.optional("input").map(Self.imageInput)
         let featureSchema = features
-        pipeline = try root.optional("pipeline").map { try FeaturePipeline($0, schema: featureSchema) }
+        let groupFields = groups.filter { $0.source == .field }.map(\.field)
+        pipeline = try root.optional("pipeline").map { try FeaturePipeline($0, schema: featureSchema, groupFields: groupFields) }
         if pipeline != nil, imageInput != nil { throw try root["pipeline"].fail("an image model takes images, not a feature pipeline") }
     }
 

@@ -45,6 +45,7 @@ package struct FHIRInput: Sendable {
     package var patient: Resource?
     package var encounter: Resource?
     package var observations: [Resource] = []
+    package var conditions: [Resource] = []
     /// Resources of other types, not read.
     package var others = 0
     var issues: [FHIRFailure.Issue] = []
@@ -95,6 +96,7 @@ package struct FHIRInput: Sendable {
             if encounter != nil { issues.append(.init(code: "invalid", diagnostics: "a second Encounter: send the one encounter (ICU stay) the score is for", expression: path)) }
             encounter = res
         case "Observation": observations.append(res)
+        case "Condition": conditions.append(res)
         default: others += 1
         }
     }
@@ -239,8 +241,35 @@ package struct FHIRMapping: Sendable {
                         }
                     }
                 }
+            case .condition(let system, let code):
+                let present = input.conditions.contains { c in
+                    guard Self.codings(c.json).contains("\(system)|\(code)") else { return false }
+                    for (key, excluded) in [("clinicalStatus", ["inactive", "resolved", "remission"]), ("verificationStatus", ["refuted", "entered-in-error"])] {
+                        if case .object(let cc)? = c.json[key], case .array(let list)? = cc["coding"] {
+                            for case .object(let k) in list { if case .string(let v)? = k["code"], excluded.contains(v) { return false } }
+                        }
+                    }
+                    return true
+                }
+                h.statics[i] = present ? 1 : 0
             case .observation: break
             }
+        }
+        // Group fields from FHIR (Patient.gender, an extension such as US Core race).
+        var groupRaw = Array(repeating: String?.none, count: model.fieldGroups.count)
+        for src in p.groupSources {
+            guard let slot = model.fieldGroups.firstIndex(where: { $0.field == src.field }) else { continue }
+            var raw: String?
+            switch src.element {
+            case .patientGender:
+                if case .string(let g)? = input.patient?.json["gender"] { raw = g }
+            case .extension(let resource, let url):
+                let r = resource == "Patient" ? input.patient : input.encounter
+                if let r, case .array(let exts)? = r.json["extension"] {
+                    for case .object(let x) in exts { if case .string(url)? = x["url"] { raw = Self.groupValue(x) } }
+                }
+            }
+            groupRaw[slot] = raw.map { src.map?[$0] ?? $0 }
         }
         // A static the model needs (its feature refuses missing values) must be there.
         for (j, op) in p.operations.enumerated() {
@@ -261,13 +290,27 @@ package struct FHIRMapping: Sendable {
         h.start = p.originValue
         let t = origin == nil ? p.originValue : max(p.originValue, axis(instant))
         h.saw(t)
-        history = ObservationHistory(history: h, at: t, id: nil, groupRaw: [])
+        history = ObservationHistory(history: h, at: t, id: nil, groupRaw: groupRaw)
         self.instant = instant
         self.notes = notes
         var seen = Set<String>()
         basis = ([input.patient?.reference, input.encounter?.reference] + used.map(\.1)).compactMap { $0 }.filter { seen.insert($0).inserted }
         subject = input.patient?.reference
         encounterReference = input.encounter?.reference
+    }
+
+    /// An extension's group value: valueCode, valueString, valueCoding's code, or (US Core
+    /// race/ethnicity) the first `ombCategory` Coding's code, else its `text`.
+    static func groupValue(_ x: [String: JSONValue]) -> String? {
+        if case .string(let s)? = x["valueCode"] ?? x["valueString"] { return s }
+        if case .object(let c)? = x["valueCoding"], case .string(let code)? = c["code"] { return code }
+        guard case .array(let subs)? = x["extension"] else { return nil }
+        var text: String?
+        for case .object(let sub) in subs {
+            if case .string("ombCategory")? = sub["url"], case .object(let c)? = sub["valueCoding"], case .string(let code)? = c["code"] { return code }
+            if case .string("text")? = sub["url"], case .string(let t)? = sub["valueString"] { text = t }
+        }
+        return text
     }
 
     /// `system|code` of each coding in `code.coding`.

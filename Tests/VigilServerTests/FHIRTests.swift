@@ -305,4 +305,68 @@ struct FHIRTests {
         let ncard = try #require((try Self.json(nr.body)["cards"] as? [[String: Any]])?.first)
         #expect((ncard["summary"] as? String)?.contains("not computed") == true && (ncard["detail"] as? String)?.contains("no Encounter") == true)
     }
+
+    /// A toy package whose pipeline reads a Condition (diabetes, SNOMED CT) as 0/1, a lactate
+    /// Observation and the age, and takes its groups from FHIR: race from the US Core race
+    /// extension (ombCategory code, mapped), sex from Patient.gender.
+    static func toyFHIRPackage() throws -> TemporaryDirectory {
+        let dir = try TemporaryDirectory("vigil-fhir-toy")
+        let modelURL = try dir.write("model.linear.json", #"{"format": "vigil-linear", "version": 1, "link": "logistic", "features": ["age", "lactate", "diabetes"], "coefficients": [0.05, 1.0, 0.5], "intercept": -5.0}"#)
+        let sha = try SHA256Digest.hex(ofFileAt: modelURL)
+        try dir.write("manifest.json", #"""
+            {"schema": "vigil.manifest/1", "name": "toyfhir", "version": "1.0.0", "task": "binary", "outcome": "toy outcome",
+             "model": {"file": "model.linear.json", "format": "linear-json", "sha256": "\#(sha)"},
+             "features": [{"name": "age", "type": "numeric", "missing_allowed": false}, {"name": "lactate", "type": "numeric"}, {"name": "diabetes", "type": "binary"}],
+             "groups": [{"name": "race", "source": "field", "field": "race", "map": {"White": "White", "Black": "Black"}, "other": "Other", "missing": "Unknown"},
+                        {"name": "sex", "source": "field", "field": "gender", "map": {"female": "Female", "male": "Male"}, "other": "Unknown", "missing": "Unknown"}],
+             "pipeline": {"entity": "stay", "time": {"field": "hour", "unit": "h", "origin_value": 0},
+               "inputs": [{"name": "lactate", "kind": "observation", "unit": "mmol/L", "fhir": {"observation": {"system": "http://loinc.org", "code": "2524-7"}}},
+                          {"name": "age", "kind": "static", "unit": "a", "fhir": {"patient": "age"}},
+                          {"name": "diabetes", "kind": "static", "fhir": {"condition": {"system": "http://snomed.info/sct", "code": "44054006"}}}],
+               "features": {"age": {"op": "static", "input": "age"}, "lactate": {"op": "last", "input": "lactate"}, "diabetes": {"op": "static", "input": "diabetes"}},
+               "groups": [{"field": "race", "fhir": {"extension": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "map": {"2106-3": "White", "2054-5": "Black"}}},
+                          {"field": "gender", "fhir": {"patient": "gender"}}]}}
+            """#)
+        return dir
+    }
+
+    @Test func conditionsAndUSCoreRaceMapThroughTheDeclaration() async throws {
+        let pkg = try Self.toyFHIRPackage()
+        defer { pkg.remove() }
+        let dir = try TemporaryDirectory("vigil-fhir")
+        defer { dir.remove() }
+        let s = try await RunningServer(options: RunningServer.options(models: [pkg.url.path], dir: dir))
+        let c = s.unixClient()
+        @Sendable func bundle(condition: String) -> String {
+            #"""
+            {"resourceType": "Bundle", "type": "collection", "entry": [
+              {"resource": {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1966-06-01",
+                "extension": [{"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "extension": [
+                  {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2054-5", "display": "Black or African American"}},
+                  {"url": "text", "valueString": "Black or African American"}]}]}},
+              {"resource": {"resourceType": "Encounter", "id": "e", "status": "in-progress", "class": {"code": "IMP"}, "period": {"start": "2026-12-01T00:00:00Z"}}},
+              {"resource": {"resourceType": "Condition", "id": "c", \#(condition) "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}, "subject": {"reference": "Patient/p"}}},
+              {"resource": {"resourceType": "Observation", "id": "o", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "2524-7"}]},
+                "effectiveDateTime": "2026-12-01T02:00:00Z", "valueQuantity": {"value": 18, "code": "mg/dL"}}}]}
+            """#
+        }
+        // Lactate 18 mg/dL is a mass concentration: refused, not guessed into mmol/L.
+        let refused = try await offPool { try c.request("POST", "/fhir/toyfhir/$score", body: Data(bundle(condition: "").utf8), headers: [:]) }
+        #expect(refused.status == 422 && refused.text.contains("'mg/dL' cannot be converted to 'mmol/L'"), "\(refused.text)")
+        for (condition, diabetes) in [("", 1.0), (#""clinicalStatus": {"coding": [{"code": "resolved"}]},"#, 0.0)] {
+            let body = bundle(condition: condition).replacingOccurrences(of: #""value": 18, "code": "mg/dL""#, with: #""value": 2, "code": "mmol/L""#)
+            let r = try await offPool { try c.request("POST", "/fhir/toyfhir/$score", body: Data(body.utf8), headers: [:]) }
+            #expect(r.status == 200, "\(r.text)")
+            let ra = try Self.json(r.body)
+            let p = try #require((ra["prediction"] as? [[String: Any]])?.first?["probabilityDecimal"] as? Double)
+            let want = 1 / (1 + exp(-(0.05 * 60 + 2 + 0.5 * diabetes - 5)))
+            #expect(abs(p - want) < 1e-12, "diabetes \(diabetes): \(p) vs \(want)")
+        }
+        // Both FHIR predictions were counted under the groups read from FHIR.
+        let mon = try await offPool { try c.request("GET", "/v1/models/toyfhir/monitor") }
+        let joint = try #require(try Self.json(mon.body)["joint_groups"] as? [String: Any])
+        #expect(joint.keys.count == 1 && joint.keys.first?.contains("Black") == true && joint.keys.first?.contains("Female") == true, "\(joint.keys)")
+        let rec = try await offPool { try c.request("POST", "/v1/models/toyfhir/score", body: Data(#"{"history": {"entity": "s", "at": 1, "static": {"age": 60, "diabetes": 1}, "observations": [{"input": "lactate", "time": 0, "value": 2}]}, "race": "White", "gender": "male"}"#.utf8), headers: [:]) }
+        #expect(rec.status == 200 && rec.text.contains(#""race":"White""#) && rec.text.contains(#""sex":"Male""#), "\(rec.text)")
+    }
 }
