@@ -21,7 +21,10 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     static var adminPrefix: String { "/v1/admin/" }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.exemptPaths.contains(request.uri.path) || request.uri.path.hasPrefix(Self.adminPrefix) { return try await next(request, context) }
+        // Only the admin routes themselves take the admin token instead: any other path under
+        // the prefix needs the client token like the rest (no unauthenticated probing).
+        let admin = request.uri.path.hasPrefix(Self.adminPrefix) && Routes.template(request.uri.path) != nil
+        if Self.exemptPaths.contains(request.uri.path) || admin { return try await next(request, context) }
         let given = request.headers[.authorization] ?? ""
         guard Self.carries(given, token) else {
             metrics.error(route: Routes.routeLabel(request.uri.path), status: 401)

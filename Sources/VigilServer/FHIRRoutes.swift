@@ -43,7 +43,9 @@ extension Routes {
                 return fhir(f.operationOutcome, status: f.status)
             } catch let e as ServerError {
                 server.metrics.error(route: "fhir/{name}/$score", status: e.status)
-                return fhir(FHIRFailure(e.status, code: e.status == 413 ? "too-costly" : e.status >= 500 ? "transient" : "invalid", e.message).operationOutcome, status: e.status)
+                var r = fhir(FHIRFailure(e.status, code: e.status == 413 ? "too-costly" : e.status >= 500 ? "transient" : "invalid", e.message).operationOutcome, status: e.status)
+                if let retry = e.retryAfter { r.headers[.retryAfter] = String(retry) }
+                return r
             } catch let e as VigilError where e.kind == .input {
                 return fhir(FHIRFailure(422, code: "processing", e.message).operationOutcome, status: 422)
             }

@@ -82,6 +82,7 @@ package struct ImageRequest {
             let place = "inputs[\(i)] '\(Untrusted.quote(name))'"
             // The binary part of this input, when it has one (BinaryTensors' rules).
             var raw: Data?
+            if let p = o["parameters"] { guard case .object = p else { throw ServerError.badRequest("\(place).parameters: must be an object") } }
             if case .object(let params)? = o["parameters"], let sizeValue = params["binary_data_size"] {
                 guard case .number(let d) = sizeValue, let size = Untrusted.integer(d, in: 0...Int(Int32.max)) else {
                     throw ServerError.badRequest("\(place).parameters.binary_data_size: must be a byte count")

@@ -90,8 +90,12 @@ extension Routes {
         if m.model.imageInput == nil { inputs = try BinaryTensors.inline(inputs, binary: rawBinary) }
         var wantAttribution = false
         var allBinary = false
+        if let id = req["id"] { guard case .string = id else { throw ServerError.badRequest("id: must be a string (the request id, echoed in the response)") } }
         if let p = req["parameters"] {
             guard case .object(let params) = p else { throw ServerError.badRequest("parameters: must be an object") }
+            if let a = params["attribution"], let e = params["explain"], a != e {
+                throw ServerError.badRequest("parameters: 'attribution' and 'explain' disagree; give one of them (they mean the same)")
+            }
             for (k, v) in params {
                 switch (k, v) {
                 case ("attribution", .bool(let b)), ("explain", .bool(let b)): wantAttribution = b
@@ -104,9 +108,16 @@ extension Routes {
         }
         var requested: Set<String>?
         var binaryOutputs = Set<String>()
+        if let o = req["outputs"], o != .null {
+            guard case .array = o else { throw ServerError.badRequest("outputs: must be an array of {name, parameters?}") }
+        }
         if case .array(let outs)? = req["outputs"] {
             requested = Set(try outs.enumerated().map { i, o in
                 guard case .object(let oo) = o, case .string(let n)? = oo["name"] else { throw ServerError.badRequest("outputs[\(i)].name: must be a string") }
+                for key in oo.keys where key != "name" && key != "parameters" {
+                    throw ServerError.badRequest("outputs[\(i)].\(Untrusted.quote(key)): unknown key (name, parameters)")
+                }
+                if let p = oo["parameters"], p != .null { guard case .object = p else { throw ServerError.badRequest("outputs[\(i)].parameters: must be an object") } }
                 if case .object(let p)? = oo["parameters"] {
                     switch p["binary_data"] {
                     case nil: break

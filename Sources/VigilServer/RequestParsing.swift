@@ -173,6 +173,7 @@ package struct RequestParser: Sendable {
                 throw ServerError(413, "inputs[\(i)] '\(shown)'.shape: \(shape) holds more than the limit of \(maxElements) elements (\(max(maxRows, 1)) rows per request x \(max(f, 1)) features); send fewer rows per request")
             }
             guard case .string(let dt)? = o["datatype"] else { throw ServerError.badRequest("inputs[\(i)] '\(shown)'.datatype: must be a string") }
+            if let p = o["parameters"] { guard case .object = p else { throw ServerError.badRequest("inputs[\(i)] '\(shown)'.parameters: must be an object") } }
             guard case .array(let nested)? = o["data"] else { throw ServerError.badRequest("inputs[\(i)] '\(shown)'.data: must be an array") }
             let flat = try Self.flatten(nested, shape: shape, count: expected, tensor: "inputs[\(i)] '\(shown)'")
             tensors.append(Tensor(name: name, shape: shape, datatype: dt, data: flat, index: i))
@@ -238,6 +239,7 @@ package struct RequestParser: Sendable {
         }
         var ids = (0..<n).map { String($0) }
         if let t = idTensor {
+            guard t.datatype == "BYTES" else { throw ServerError.badRequest("inputs '\(Untrusted.quote(t.name))'.datatype: \(Untrusted.quote(t.datatype)) but the id tensor is BYTES") }
             guard t.shape == [n] || t.shape == [n, 1] else { throw ServerError.badRequest("inputs '\(Untrusted.quote(t.name))'.shape: \(t.shape) but the id tensor is [N] or [N, 1] with N = \(n)") }
             for r in 0..<n { ids[r] = try Self.text(t.data[r], place: "inputs '\(Untrusted.quote(t.name))'[\(r)]", field: t.name) ?? ids[r] }
         }

@@ -29,6 +29,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             metrics.error(route: Routes.routeLabel(request.uri.path), status: status)
             var headers: HTTPFields = [.contentType: "application/json"]
             if let retry { headers[.retryAfter] = String(retry) }
+            // A 401 names its scheme (RFC 9110): the admin routes' refusals come through here.
+            if status == 401 { headers[.wwwAuthenticate] = "Bearer realm=\"vigil-admin\"" }
             if let allow { headers[.allow] = allow }
             // A body that failed to parse leaves the connection's framing unknown: close it.
             if Self.isFramingError(error) { headers[.connection] = "close" }
@@ -66,8 +68,14 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// The HTTP routes: Open Inference Protocol (KServe v2) under /v2, native records, outcomes
 /// and monitoring under /v1, Prometheus at /metrics.
-struct Routes: Sendable {
+package struct Routes: Sendable {
     let server: VigilServer
+
+    /// Every route the server answers, as `(path template, methods)`: what the OpenAPI document
+    /// must describe (OpenAPIContractTests).
+    package static var table: [(path: String, methods: [String])] {
+        routeTemplates.map { ("/" + $0.path.joined(separator: "/"), $0.allow.components(separatedBy: ", ")) }
+    }
 
     /// The route templates a metric label may name; any other path is `unmatched`. A label never
     /// carries request text (a raw path, an unknown model name): each distinct value is a new

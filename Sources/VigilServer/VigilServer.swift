@@ -321,7 +321,9 @@ package final class VigilServer: @unchecked Sendable {
         let items: [JSONValue]
         switch body {
         case .object: items = [body]
-        case .array(let a) where !a.isEmpty: items = a
+        case .array(let a) where !a.isEmpty:
+            guard a.count <= options.maxRowsPerRequest else { throw ServerError(413, "body: \(a.count) outcomes, more than the limit of \(options.maxRowsPerRequest) per request") }
+            items = a
         default: throw ServerError.badRequest("body: an outcome object {\"prediction_id\": ..., \"label\": 0 or 1} or a non-empty array of them")
         }
         guard m.model.makesDecisions else {
