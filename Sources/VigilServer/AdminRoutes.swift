@@ -21,6 +21,7 @@ extension Routes {
             let head = ledger.head
             return json("{\"path\":\(JSON.string(ledger.path)),\"seq\":\(head.seq),\"hash\":\"\(head.hash)\",\"replica\":\(JSON.string(server.replicaID))}")
         }
+        routes.get("openapi.json") { _, _ in json(OpenAPIDocument.json) }
         routes.get("metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
