@@ -7,6 +7,8 @@
 #   scripts/load.sh                 # release build, 20000 requests per run
 #   REQUESTS=5000 BATCH_WAIT_US=0 scripts/load.sh
 #   EXPLAIN=5 scripts/load.sh       # attribution on (?explain=5) for the native requests
+#   IMAGES=1 scripts/load.sh        # also the retinopathy CNN: one base64 PNG natively, and its
+#                                   # preprocessed FP32 tensor [1,3,28,28] over OIP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-20000}
@@ -15,6 +17,7 @@ MAX_BATCH_ROWS=${MAX_BATCH_ROWS:-64}   # 1 = no micro-batching (to measure its g
 CONCURRENCY=${CONCURRENCY:-1 16 64}
 LEDGER=${LEDGER:-1}
 EXPLAIN=${EXPLAIN:-}                  # e.g. EXPLAIN=5: native requests ask for the top-5 attribution
+IMAGES=${IMAGES:-0}
 BIN=${BIN:-.build/release/vigil}
 [ -x "$BIN" ] || nice -n 10 swift build -c release --product vigil
 WORK=$(mktemp -d /tmp/vigil-load.XXXXXX)
@@ -40,11 +43,34 @@ for name in ("readmission", "sepsis"):
     for f in fields:
         oip["inputs"].append({"name": f, "shape": [1], "datatype": "BYTES", "data": [rec[f]]})
     open(f"{work}/{name}.oip.json", "w").write(json.dumps(oip).replace("NaN", "null"))
+# One fundus image: the file as base64 (native), and the same file through vigil's own
+# preprocessing as an FP32 tensor (OIP) is written below by `vigil score --explain all`.
+import base64
+png = open("models/retinopathy/test_images/1.png", "rb").read()
+json.dump({"id": "1.png", "site": "A", "image": base64.b64encode(png).decode()}, open(f"{work}/retinopathy.json", "w"))
 PY
+if [ "$IMAGES" = 1 ]; then
+  # The preprocessed tensor: integrated-gradient records carry the input values in order.
+  mkdir -p "$WORK/one" && cp models/retinopathy/test_images/1.png "$WORK/one/"
+  "$BIN" score --model models/retinopathy --input "$WORK/one" --explain all --output "$WORK/one.jsonl" --quiet
+  python3 - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+rec = json.loads(open(f"{work}/one.jsonl").readline())
+values = [c["value"] for c in rec["attribution"]["contributions"]] if isinstance(rec["attribution"].get("contributions"), list) else None
+if values is None:
+    raise SystemExit("no input values in the attribution record")
+oip = {"inputs": [{"name": "input", "shape": [1, 3, 28, 28], "datatype": "FP32", "data": values},
+                  {"name": "site", "shape": [1], "datatype": "BYTES", "data": ["A"]}]}
+json.dump(oip, open(f"{work}/retinopathy.oip.json", "w"))
+PY
+fi
 
 LEDGER_ARGS=()
 if [ "$LEDGER" = 1 ]; then LEDGER_ARGS=(--ledger "$WORK/ledger.jsonl"); fi
-"$BIN" serve --model models/readmission --model models/sepsis --socket "$WORK/vigil.sock" --port 0 \
+MODELS=(--model models/readmission --model models/sepsis)
+if [ "$IMAGES" = 1 ]; then MODELS+=(--model models/retinopathy); fi
+"$BIN" serve "${MODELS[@]}" --socket "$WORK/vigil.sock" --port 0 \
     --batch-wait-us "$BATCH_WAIT_US" --max-batch-rows "$MAX_BATCH_ROWS" "${LEDGER_ARGS[@]}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!
 for _ in $(seq 1 100); do grep -q "ready on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
@@ -53,7 +79,9 @@ PORT=$(grep -o 'tcp:127.0.0.1:[0-9]*' "$WORK/serve.out" | cut -d: -f3)
 QUERY=""
 if [ -n "$EXPLAIN" ]; then QUERY="?explain=$EXPLAIN"; fi
 echo "explain=${EXPLAIN:-off} ledger=$LEDGER batch_wait_us=$BATCH_WAIT_US max_batch_rows=$MAX_BATCH_ROWS requests_per_run=$REQUESTS $(nproc) cores"
-for model in readmission sepsis; do
+LOADED="readmission sepsis"
+if [ "$IMAGES" = 1 ]; then LOADED="$LOADED retinopathy"; fi
+for model in $LOADED; do
   for c in $CONCURRENCY; do
     "$BIN" load --socket "$WORK/vigil.sock" --path "/v1/models/$model/score$QUERY" --body "$WORK/$model.json" \
         --concurrency "$c" --requests "$REQUESTS"
