@@ -30,7 +30,17 @@ extension Routes {
                 // Integrated gradients cost a few hundred gradients an image: a few per request.
                 if m.model.imageInput != nil { try ImageRequest(m.model).checkCount(batch.count, explain: true) }
             }
-            let rows = try await m.score(batch, explain: mode != nil)
+            // Images explain off the scoring thread, within a time limit (ImageExplanation).
+            let imageExplain = mode != nil && m.model.imageInput != nil
+            var rows = try await m.score(batch, explain: mode != nil && !imageExplain)
+            if imageExplain {
+                let timeout = server.options.imageExplainTimeoutMillis
+                if let attributions = await ImageExplanation.run(m.model, batch, timeoutMillis: timeout) {
+                    for i in rows.indices where i < attributions.count { rows[i].record.attribution = attributions[i] }
+                } else {
+                    for i in rows.indices { rows[i].record.warnings.append("attribution: integrated gradients took longer than \(timeout) ms (--image-explain-timeout-ms); left out") }
+                }
+            }
             let maxRows = server.options.maxRowsPerRequest
             m.feedShadow(rows) { try $0.nativeRows(value, maxRows: maxRows) }
             let encoder = mode == nil ? m.recordJSON : RecordJSON(model: m.model, explain: mode)

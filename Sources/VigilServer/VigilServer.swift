@@ -33,6 +33,9 @@ package struct ServeOptions: Sendable {
     package var checkpointEvery = 1000
     package var maxBodyBytes = 4 << 20
     package var maxRowsPerRequest = 10_000
+    /// Image models: `?explain=` (integrated gradients) runs off the scoring thread and is left
+    /// out of the records, with a warning, when it takes longer than this.
+    package var imageExplainTimeoutMillis = 5000
     package var batching = BatchingOptions()
     /// Alerts consider a group only with at least this many in the rate's denominator (rows for
     /// the selection rate, positives for TPR, negatives for FPR); independent of the policy's

@@ -54,6 +54,8 @@ struct Serve: AsyncParsableCommand {
     var alertMinGroupSize = 50
     @Option(name: .long, help: "Alerts fire when a test's p-value is below this (baseline drops, drift).")
     var alertAlpha = 0.0001
+    @Option(name: .long, help: "Image models: ?explain= (integrated gradients) runs off the scoring thread; records leave the attribution out, with a warning, when it takes longer than this (ms).")
+    var imageExplainTimeoutMs = 5000
     @Option(name: .long, help: "CDS Hooks: a positive card is 'critical' when the risk is at least this (0-1); without it positive cards are 'warning', negative ones 'info'.")
     var cdsCriticalRisk: Double?
     @Option(name: .long, help: "Seconds per monitor counter bucket (the windows' resolution).")
@@ -134,6 +136,11 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         options.alertAlpha = alertAlpha
+        guard (1...600_000).contains(imageExplainTimeoutMs) else {
+            FileHandle.standardError.write(Data("error: --image-explain-timeout-ms: \(imageExplainTimeoutMs) must be in 1...600000\n".utf8))
+            throw ExitCode(2)
+        }
+        options.imageExplainTimeoutMillis = imageExplainTimeoutMs
         if let c = cdsCriticalRisk {
             guard c > 0, c <= 1 else {
                 FileHandle.standardError.write(Data("error: --cds-critical-risk: \(c) must be in (0, 1]\n".utf8))

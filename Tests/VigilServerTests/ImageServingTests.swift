@@ -127,4 +127,30 @@ struct ImageServingTests {
             #expect((400..<500).contains(r.status) && r.text.contains(rule), "\(rule): \(r.status) \(r.text.prefix(300))")
         }
     }
+
+    /// `?explain=K` on images: integrated gradients off the scoring thread, in the records when
+    /// they finish within --image-explain-timeout-ms, else left out with a warning.
+    @Test func imageExplanationsRunWithinATimeLimit() async throws {
+        let ref = try Self.reference()
+        let records = zip(ref.names.prefix(2), ref.files.prefix(2)).map { #"{"id": "\#($0)", "image": "\#($1.base64EncodedString())"}"# }
+        let body = Data("[\(records.joined(separator: ","))]".utf8)
+        for timeout in [60_000, 1] {
+            let dir = try TemporaryDirectory("vigil-img")
+            defer { dir.remove() }
+            var o = RunningServer.options(models: [Self.package], dir: dir)
+            o.imageExplainTimeoutMillis = timeout
+            let s = try await RunningServer(options: o)
+            let c = s.unixClient()
+            let r = try await offPool { try c.request("POST", "/v1/models/retinopathy/score?explain=3", body: body, headers: [:]) }
+            #expect(r.status == 200, "\(r.text.prefix(300))")
+            let out = try #require(try Self.json(r.body) as? [[String: Any]])
+            #expect(try Self.risks(r.body) == Array(ref.risks.prefix(2)) || timeout == 1)
+            if timeout > 1 {
+                let a = try #require(out.first?["attribution"] as? [String: Any])
+                #expect(a["method"] as? String == "integrated-gradients" && (a["top"] as? [Any])?.count == 3, "\(a.keys)")
+            } else {
+                #expect(out.allSatisfy { ($0["warnings"] as? [String])?.contains { $0.contains("took longer than 1 ms") } == true }, "\(r.text.prefix(400))")
+            }
+        }
+    }
 }
