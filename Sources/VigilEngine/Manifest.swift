@@ -29,6 +29,8 @@ package struct Manifest: Sendable {
     package let referenceRows: Int?
     package let featureReference: [String: Histogram]
     package let scoreReference: Histogram?
+    /// The out-of-distribution reference (`reference.ood`), if the package carries one.
+    package let ood: OODReference?
     /// The image preprocessing contract (`input`, CNN models).
     package let imageInput: ImageInputSpec?
     /// Whether the manifest declares an image input (CNN models).
@@ -144,7 +146,7 @@ package struct Manifest: Sendable {
         var scoreReference: Histogram?
         var referenceRows: Int?
         if let ref = root.optional("reference") {
-            try ref.requireKeys(in: ["rows", "features", "score"])
+            try ref.requireKeys(in: ["rows", "features", "score", "ood"])
             referenceRows = try ref.optional("rows")?.int()
             if let fr = ref.optional("features") {
                 for key in fr.keys {
@@ -154,6 +156,15 @@ package struct Manifest: Sendable {
             }
             if let s = ref.optional("score") { scoreReference = try Self.histogram(s) }
         }
+        var ood: OODReference?
+        if let o = root.optional("reference")?.optional("ood") {
+            let reference = try OODReference(o)
+            for name in reference.features where features.index(of: name) == nil {
+                throw try o["features"].fail("'\(Untrusted.quote(name))' is not in features")
+            }
+            ood = reference
+        }
+        self.ood = ood
         self.featureReference = featureReference
         self.scoreReference = scoreReference
         self.referenceRows = referenceRows

@@ -104,6 +104,8 @@ extension VigilModel {
             contributions = Self.contributions(e, batch.features, rows: n, threads: threads)
             attributor = e
         }
+        // Out-of-distribution scores (Mahalanobis, OutOfDistribution.swift) when the package has a reference.
+        let oodScores = oodGuard?.scores(batch.features, rows: n, featureCount: f)
         var records: [PredictionRecord] = []
         records.reserveCapacity(n)
         let fieldGroupSlots = groups.indices.map { i in groups[i].source == .field ? groups[..<i].filter { $0.source == .field }.count : -1 }
@@ -121,6 +123,7 @@ extension VigilModel {
                     warnings.append("\(spec.name)=\(MissingValues.canonicalText(v)) is outside the valid range [\(MissingValues.canonicalText(range.lowerBound)), \(MissingValues.canonicalText(range.upperBound))]")
                 }
             }
+            if let oodScores, let w = oodGuard?.warning(oodScores[r]) { warnings.append(w) }
             let labels = groups.indices.map { i -> String in
                 let g = groups[i]
                 if g.source == .feature {

@@ -30,6 +30,10 @@ public final class VigilModel: Sendable {
 
     /// The features with a manifest reference histogram: their index in the schema, name and
     /// edges (what drift and site histograms count in).
+    /// The out-of-distribution guard of the manifest's `reference.ood`, if it has one.
+    package var oodGuard: OODGuard? { oodGuardStorage }
+    let oodGuardStorage: OODGuard?
+
     /// The manifest's feature pipeline (raw observations -> features), if it declares one.
     package var pipeline: FeaturePipeline? { manifest?.pipeline }
 
@@ -69,6 +73,7 @@ public final class VigilModel: Sendable {
         self.manifest = manifest
         self.loadWarnings = loadWarnings
         self.idField = idField
+        oodGuardStorage = try manifest?.ood.map { try OODGuard($0, schema: schema) }
         do {
             explainer = .success(try Explainer(model: ir, means: schema.features.map(\.mean), imageInput: imageInput))
         } catch {

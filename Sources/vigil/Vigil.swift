@@ -12,5 +12,5 @@ struct Vigil: AsyncParsableCommand {
             model package folder (manifest.json + model file + policy.json) or a bare model file.
             """,
         version: VigilVersion.current,
-        subcommands: [Score.self, Inspect.self, Bench.self, FitThresholds.self, Audit.self, Validate.self, Compare.self, ChangeControlCommand.self, Sign.self, VerifySignature.self, Serve.self, Monitor.self, Ledger.self, Load.self, MergeSummaries.self])
+        subcommands: [Score.self, Inspect.self, Bench.self, FitThresholds.self, Audit.self, Validate.self, Compare.self, ChangeControlCommand.self, Sign.self, VerifySignature.self, Serve.self, Monitor.self, Ledger.self, Load.self, MergeSummaries.self, Reference.self])
 }
