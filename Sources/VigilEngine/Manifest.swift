@@ -159,7 +159,8 @@ package struct Manifest: Sendable {
         var ood: OODReference?
         if let o = root.optional("reference")?.optional("ood") {
             let reference = try OODReference(o)
-            for name in reference.features where features.index(of: name) == nil {
+            // An image model's reference measures its penultimate activations (a0, a1, ...).
+            for name in reference.features where root.optional("input") == nil && features.index(of: name) == nil {
                 throw try o["features"].fail("'\(Untrusted.quote(name))' is not in features")
             }
             ood = reference

@@ -141,22 +141,37 @@ package struct OODReference: Sendable, Equatable {
     // MARK: - Scores
 
     /// The score of one row (model feature order, NaN missing): d² / |o|, nil when no kept
-    /// feature is observed. `guardCache` holds the factors of the patterns seen.
-    func score(_ row: UnsafePointer<Double>, kept: [Int], cache: OODGuard.FactorCache) -> Double? {
+    /// feature is observed. `z` and `idx` are the caller's scratch buffers (no allocation per
+    /// row); `cache` holds the factors of the patterns seen.
+    func score(_ row: UnsafePointer<Double>, kept: [Int], cache: OODGuard.FactorCache, z: inout [Double], idx: inout [Int]) -> Double? {
         let k = features.count
-        var z = [Double](), idx = [Int]()
-        z.reserveCapacity(k)
-        idx.reserveCapacity(k)
+        z.removeAll(keepingCapacity: true)
+        idx.removeAll(keepingCapacity: true)
+        var mask: UInt64 = 0
         for (c, j) in kept.enumerated() {
             let v = row[j]
-            if !v.isNaN { z.append((v - mean[c]) / scale[c]); idx.append(c) }
+            if !v.isNaN {
+                z.append((v - mean[c]) / scale[c])
+                idx.append(c)
+                if c < 64 { mask |= 1 << UInt64(c) }
+            }
         }
         guard !z.isEmpty else { return nil }
-        let factor = idx.count == k ? cholesky : cache.factor(idx, of: self)
-        z.withUnsafeMutableBufferPointer { zp in factor.withUnsafeBufferPointer { LAPACK.solveLower($0.baseAddress!, n: idx.count, zp.baseAddress!) } }
+        let m = idx.count
+        if m == k {
+            z.withUnsafeMutableBufferPointer { zp in cholesky.withUnsafeBufferPointer { LAPACK.solveLower($0.baseAddress!, n: k, zp.baseAddress!) } }
+        } else {
+            let factor = k <= 64 ? cache.factor(mask: mask, idx, of: self) : cache.factor(idx, of: self)
+            z.withUnsafeMutableBufferPointer { zp in factor.withUnsafeBufferPointer { LAPACK.solveLower($0.baseAddress!, n: m, zp.baseAddress!) } }
+        }
         var d2 = 0.0
         for v in z { d2 += v * v }
-        return d2 / Double(z.count)
+        return d2 / Double(m)
+    }
+
+    func score(_ row: UnsafePointer<Double>, kept: [Int], cache: OODGuard.FactorCache) -> Double? {
+        var z: [Double] = [], idx: [Int] = []
+        return score(row, kept: kept, cache: cache, z: &z, idx: &idx)
     }
 
     /// The lower Cholesky factor of Σ restricted to the coordinates `idx` (Σ = L Lᵀ rebuilt).
@@ -193,11 +208,45 @@ package final class OODGuard: Sendable {
         }
     }
 
-    /// Each row's score (d² per observed feature; nil when nothing is observed).
-    package func scores(_ features: [Double], rows: Int, featureCount f: Int) -> [Double?] {
+    /// Each row's score (d² per observed feature; nil when nothing is observed), over `threads`
+    /// partitions of the rows.
+    package func scores(_ features: [Double], rows: Int, featureCount f: Int, threads: Int = 1) -> [Double?] {
+        var out = [Double?](repeating: nil, count: rows)
         features.withUnsafeBufferPointer { fp in
-            (0..<rows).map { r in reference.score(fp.baseAddress! + r * f, kept: kept, cache: cache) }
+            out.withUnsafeMutableBufferPointer { op in
+                let ctx = UncheckedSendable((fp.baseAddress!, op.baseAddress!))
+                Parallel.forEachChunk(count: rows, minChunk: 2048, threads: threads) { range in
+                    let (x, o) = ctx.value
+                    let k = reference.count
+                    var z = [Double](), idx = [Int]()
+                    z.reserveCapacity(k)
+                    idx.reserveCapacity(k)
+                    // Complete rows: standardised into one block, one batched forward
+                    // substitution (dtrsm); rows with missing values one by one.
+                    var block = [Double](), complete = [Int]()
+                    block.reserveCapacity(range.count * k)
+                    for r in range {
+                        let row = x + r * f
+                        if kept.allSatisfy({ !row[$0].isNaN }) {
+                            for (c, j) in kept.enumerated() { block.append((row[j] - reference.mean[c]) / reference.scale[c]) }
+                            complete.append(r)
+                        } else {
+                            o[r] = reference.score(row, kept: kept, cache: cache, z: &z, idx: &idx)
+                        }
+                    }
+                    guard !complete.isEmpty else { return }
+                    block.withUnsafeMutableBufferPointer { b in
+                        reference.cholesky.withUnsafeBufferPointer { LAPACK.solveLowerRows($0.baseAddress!, n: k, rows: complete.count, b.baseAddress!) }
+                        for (i, r) in complete.enumerated() {
+                            var d2 = 0.0
+                            for c in 0..<k { let v = b[i * k + c]; d2 += v * v }
+                            o[r] = d2 / Double(k)
+                        }
+                    }
+                }
+            }
         }
+        return out
     }
 
     /// The warning for a score above the threshold, nil otherwise.
@@ -213,6 +262,20 @@ package final class OODGuard: Sendable {
         private let lock = NSLock()
         private var factors: [[Int]: [Double]] = [:]
         private var order: [[Int]] = []
+        private var byMask: [UInt64: [Double]] = [:]
+
+        /// For up to 64 features: the pattern as a bit mask (no allocation per lookup).
+        func factor(mask: UInt64, _ idx: [Int], of ref: OODReference) -> [Double] {
+            lock.lock()
+            if let f = byMask[mask] { lock.unlock(); return f }
+            lock.unlock()
+            let f = ref.subFactor(idx)
+            lock.lock()
+            defer { lock.unlock() }
+            if byMask.count >= 4096 { byMask.removeAll(keepingCapacity: true) }
+            byMask[mask] = f
+            return f
+        }
 
         func factor(_ idx: [Int], of ref: OODReference) -> [Double] {
             lock.lock()
@@ -238,18 +301,20 @@ extension OODReference {
     /// Fits the reference from a model's training rows, streamed three times by `batches` (each
     /// call starts the rows over): moments, deviations and Gram matrices, then the scores'
     /// quantile.
-    package static func fit(names: [String], quantile: Double, batches: () throws -> AnyIterator<(features: [Double], rows: Int)>) throws -> OODReference {
+    package static func fit(names: [String], quantile: Double, batches: () throws -> () throws -> (features: [Double], rows: Int)?) throws -> OODReference {
+        func each(_ body: ((features: [Double], rows: Int)) throws -> Void) throws {
+            let next = try batches()
+            while let b = try next() { try body(b) }
+        }
         guard quantile > 0, quantile < 1 else { throw VigilError(.usage, "--quantile must be in (0, 1), got \(quantile)") }
         var fitter = Fitter(names: names)
-        for b in try batches() { fitter.addMoments(b.features, rows: b.rows) }
+        try each { fitter.addMoments($0.features, rows: $0.rows) }
         guard fitter.n >= 2 else { throw VigilError(.input, "the training input has \(fitter.n) rows; a reference needs at least 2") }
-        for b in try batches() { fitter.addDeviations(b.features, rows: b.rows) }
+        try each { fitter.addDeviations($0.features, rows: $0.rows) }
         let (kept, mean, scale) = fitter.moments()
         guard !kept.isEmpty else { throw VigilError(.input, "no feature has two or more observed values with spread: nothing to measure distances on") }
         var gram = Gram(k: kept.count)
-        for b in try batches() {
-            gram.add(standardise(b.features, rows: b.rows, p: names.count, kept: kept, mean: mean, scale: scale), rows: b.rows)
-        }
+        try each { b in gram.add(standardise(b.features, rows: b.rows, p: names.count, kept: kept, mean: mean, scale: scale), rows: b.rows) }
         var (sigma, shrinkage) = gram.shrunk()
         let k = kept.count
         let ok = sigma.withUnsafeMutableBufferPointer { LAPACK.choleskyLower($0.baseAddress!, n: k) }
@@ -258,9 +323,10 @@ extension OODReference {
                                quantile: quantile, threshold: .infinity, rows: fitter.n)
         let cache = OODGuard.FactorCache()
         var scores: [Double] = []
-        for b in try batches() {
+        try each { b in
             b.features.withUnsafeBufferPointer { fp in
-                for r in 0..<b.rows { if let s = ref.score(fp.baseAddress! + r * names.count, kept: kept, cache: cache) { scores.append(s) } }
+                var z = [Double](), idx = [Int]()
+                for r in 0..<b.rows { if let s = ref.score(fp.baseAddress! + r * names.count, kept: kept, cache: cache, z: &z, idx: &idx) { scores.append(s) } }
             }
         }
         ref.threshold = Self.quantile(scores, quantile)

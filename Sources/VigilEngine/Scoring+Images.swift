@@ -60,6 +60,12 @@ extension VigilModel {
             integrator = ig
             explained = batch.tensors.withUnsafeBufferPointer { ig.explain($0.baseAddress!, rows: batch.count, threads: threads) }
         }
+        // Out of distribution: the penultimate activations against the training images'.
+        var oodScores: [Double?]?
+        if let g = oodGuard, let net = activationNet {
+            let acts = batch.tensors.withUnsafeBufferPointer { activations($0.baseAddress!, count: batch.count, threads: threads ?? Parallel.cores) }
+            oodScores = g.scores(acts, rows: batch.count, featureCount: net.outputCount, threads: threads ?? Parallel.cores)
+        }
         let fieldGroupCount = fieldGroups.count
         let slots = groups.indices.map { i in groups[i].source == .field ? groups[..<i].filter { $0.source == .field }.count : -1 }
         var records: [PredictionRecord] = []
@@ -72,7 +78,7 @@ extension VigilModel {
             let o = Array(outputs[(r * k)..<(r * k + k)])
             var record = PredictionRecord(
                 id: batch.ids[r], outputs: o, groupLabels: labels, groupKey: "", threshold: nil, thresholdSource: nil,
-                decision: nil, warnings: batch.notes[r])
+                decision: nil, warnings: batch.notes[r] + (oodScores.flatMap { oodGuard?.warning($0[r]) }.map { [$0] } ?? []))
             if let explained, let integrator {
                 let result = explained[r]
                 let values = batch.tensors[(r * image.count)..<((r + 1) * image.count)].map(Double.init)

@@ -30,9 +30,24 @@ public final class VigilModel: Sendable {
 
     /// The features with a manifest reference histogram: their index in the schema, name and
     /// edges (what drift and site histograms count in).
-    /// The out-of-distribution guard of the manifest's `reference.ood`, if it has one.
+    /// The out-of-distribution guard of the manifest's `reference.ood`, if it has one: on the
+    /// features (tabular models) or on the penultimate layer's activations (image models).
     package var oodGuard: OODGuard? { oodGuardStorage }
     let oodGuardStorage: OODGuard?
+    /// Image models: the net up to its classifier head (`ConvNet.penultimate`), whose outputs the
+    /// guard measures; nil for tabular models and nets without a Gemm/MatMul head.
+    package let activationNet: ConvNet?
+
+    /// The names of the penultimate activations (`a0`, `a1`, ...), as `reference.ood` lists them.
+    package static func activationNames(_ count: Int) -> [String] { (0..<count).map { "a\($0)" } }
+
+    /// The penultimate activations of `count` preprocessed images (`count x k`), in Double.
+    package func activations(_ tensors: UnsafePointer<Float>, count: Int, threads: Int = 1) -> [Double] {
+        guard let net = activationNet else { return [] }
+        var out = [Float](repeating: 0, count: count * net.outputCount)
+        out.withUnsafeMutableBufferPointer { net.predict(tensors, samples: count, into: $0.baseAddress!, threads: threads) }
+        return out.map(Double.init)
+    }
 
     /// The manifest's feature pipeline (raw observations -> features), if it declares one.
     package var pipeline: FeaturePipeline? { manifest?.pipeline }
@@ -73,7 +88,14 @@ public final class VigilModel: Sendable {
         self.manifest = manifest
         self.loadWarnings = loadWarnings
         self.idField = idField
-        oodGuardStorage = try manifest?.ood.map { try OODGuard($0, schema: schema) }
+        if imageInput != nil, case .convNet(let net, _) = ir, let pen = net.penultimate() {
+            activationNet = pen
+            let names = try FeatureSchema(Self.activationNames(pen.outputCount).map { FeatureSpec(name: $0) })
+            oodGuardStorage = try manifest?.ood.map { try OODGuard($0, schema: names) }
+        } else {
+            activationNet = nil
+            oodGuardStorage = imageInput != nil ? nil : try manifest?.ood.map { try OODGuard($0, schema: schema) }
+        }
         do {
             explainer = .success(try Explainer(model: ir, means: schema.features.map(\.mean), imageInput: imageInput))
         } catch {

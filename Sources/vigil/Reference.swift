@@ -31,15 +31,29 @@ struct Reference: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let model = try VigilModel.load(path: self.model)
-            guard model.imageInput == nil else { throw VigilError(.usage, "\(model.name) is an image model; its reference is fitted on activations (not built yet)") }
             let url = URL(fileURLWithPath: input)
-            let f = model.schema.count
-            let ref = try OODReference.fit(names: model.schema.names, quantile: quantile) {
-                let reader = try CohortReader(url: url, model: model)
-                return AnyIterator {
-                    guard let b = try? reader.nextBatch(maxRows: 8192) else { return nil }
-                    precondition(b.features.count == b.count * f)
-                    return (b.features, b.count)
+            let ref: OODReference
+            let f: Int
+            if model.imageInput != nil {
+                // Image models: the penultimate layer's activations of the training images.
+                guard let net = model.activationNet else { throw VigilError(.usage, "\(model.name): the net has no Gemm/MatMul head whose input could be measured") }
+                f = net.outputCount
+                ref = try OODReference.fit(names: VigilModel.activationNames(f), quantile: quantile) {
+                    let reader = try ImageCohortReader(url: url, model: model)
+                    return {
+                        guard let b = try reader.nextBatch(maxImages: 256) else { return nil }
+                        let acts = b.tensors.withUnsafeBufferPointer { model.activations($0.baseAddress!, count: b.count, threads: 1) }
+                        return (acts, b.count)
+                    }
+                }
+            } else {
+                f = model.schema.count
+                ref = try OODReference.fit(names: model.schema.names, quantile: quantile) {
+                    let reader = try CohortReader(url: url, model: model)
+                    return {
+                        guard let b = try reader.nextBatch(maxRows: 8192) else { return nil }
+                        return (b.features, b.count)
+                    }
                 }
             }
             let text = ref.json + "\n"

@@ -27,7 +27,7 @@ struct OODGuardTests {
         let train = try matrix("train.csv")
         return try OODReference.fit(names: names, quantile: 0.995) {
             var done = false
-            return AnyIterator { defer { done = true }; return done ? nil : (train.values, train.rows) }
+            return { defer { done = true }; return done ? nil : (train.values, train.rows) }
         }
     }
 
@@ -134,5 +134,45 @@ struct OODGuardTests {
         #expect(Double(flagged) <= 0.01 * Double(rows), "\(name): \(flagged) of \(rows) held-out rows flagged")
         let farRecord = try model.score(try #require(far))
         #expect(farRecord[0].warnings.contains { $0.hasPrefix("ood: ") }, "\(farRecord[0].warnings)")
+    }
+
+    /// The retinopathy CNN's guard measures its penultimate layer's 64 activations: it flags
+    /// every random-noise image and at least 95% of grayscale copies of the test images, and at
+    /// most 5% of the committed test images themselves (3.25% of all 400 in the npz, measured).
+    @Test func imageModelsFlagNoiseAndGrayscaleImages() throws {
+        let model = try VigilModel.load(path: Fixtures.repositoryRoot.appendingPathComponent("models/retinopathy").path)
+        let spec = try #require(model.imageInput)
+        let guardian = try #require(model.oodGuard)
+        #expect(guardian.reference.count == 64 && model.activationNet?.outputCount == 64)
+        let folder = Fixtures.repositoryRoot.appendingPathComponent("models/retinopathy/test_images")
+        let reader = try ImageCohortReader(url: folder, model: model)
+        var test: [PredictionRecord] = []
+        while let b = try reader.nextBatch(maxImages: 50) { test += try model.score(b, threads: 1) }
+        func flagged(_ r: [PredictionRecord]) -> Int { r.filter { $0.warnings.contains { $0.hasPrefix("ood: ") } }.count }
+        #expect(test.count == 100 && flagged(test) <= 5, "\(flagged(test)) of \(test.count) test images flagged")
+        // Images built from pixels with the manifest's preprocessing: (p * scale - mean[c]) / std[c].
+        func tensor(_ pixel: (Int, Int, Int) -> UInt8) -> [Float] {
+            var t: [Float] = []
+            for c in 0..<3 { for y in 0..<spec.height { for x in 0..<spec.width { t.append((Float(pixel(c, y, x)) * spec.scale - spec.mean[c]) / spec.std[c]) } } }
+            return t
+        }
+        var rng = SplitMix64(seed: 7)
+        let noise = (0..<100).flatMap { _ in tensor { _, _, _ in UInt8(truncatingIfNeeded: rng.next()) } }
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".png") }.sorted()
+        var gray: [Float] = []
+        for f in files {
+            let image = try ImageDecoder.decode(try Data(contentsOf: folder.appendingPathComponent(f)), name: f)
+            try #require(image.channels == 3 && image.width == spec.width && image.height == spec.height)
+            gray += tensor { _, y, x in
+                let i = (y * image.width + x) * 3
+                let l = 0.299 * Double(image.pixels[i]) + 0.587 * Double(image.pixels[i + 1]) + 0.114 * Double(image.pixels[i + 2])
+                return UInt8(min(255, max(0, l.rounded())))
+            }
+        }
+        for (name, tensors, want) in [("noise", noise, 100), ("grayscale", gray, 95)] {
+            let n = tensors.count / spec.count
+            let records = try model.score(ImageBatch(count: n, ids: (0..<n).map(String.init), tensors: tensors, groupRaw: Array(repeating: nil, count: n * model.fieldGroups.count), origins: (0..<n).map(String.init), notes: Array(repeating: [], count: n)), threads: 1)
+            #expect(flagged(records) >= want, "\(name): \(flagged(records)) of \(n) flagged")
+        }
     }
 }

@@ -49,6 +49,7 @@ struct PackageLoadingTests {
             var histograms = reference["features"] as! [String: Any]
             histograms[last] = nil
             reference["features"] = histograms
+            reference["ood"] = nil  // it names every feature; this test is about the model file
             obj["reference"] = reference
         }
         let error = #expect(throws: VigilError.self) { _ = try VigilModel.load(path: dir.url.path) }
