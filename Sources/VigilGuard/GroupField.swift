@@ -63,8 +63,25 @@ public struct GroupField: Sendable, Equatable {
             guard let v = Double(raw), !v.isNaN else { return other ?? missingLabel }
             return bins.label(v)
         }
-        if let map { return map[raw] ?? other ?? raw }
+        if let map { return map[raw] ?? numericLabel(raw, map) ?? other ?? raw }
         return raw
+    }
+
+    /// The label of the `map` key that is the same number as `raw` (`1.0` finds `1`: sites write
+    /// one code both ways), nil when `raw` is not a number or no key equals it (keys in sorted
+    /// order, so two keys of one number resolve the same way every time).
+    func numericLabel(_ raw: String, _ map: [String: String]) -> String? {
+        guard let key = Self.numberKey(raw) else { return nil }
+        return map.keys.sorted().first { Self.numberKey($0) == key }.flatMap { map[$0] }
+    }
+
+    /// The canonical text of a raw value that is a plain decimal number (`1.0` -> `1`,
+    /// `0.50` -> `0.5`), nil for anything else (codes with letters, `inf`, hexadecimal).
+    static func numberKey(_ s: String) -> String? {
+        let t = s
+        guard !t.isEmpty, t.utf8.count <= 40, t.unicodeScalars.allSatisfy({ "0123456789.-+eE".unicodeScalars.contains($0) }),
+              let v = Double(t), v.isFinite else { return nil }
+        return MissingValues.canonicalText(v)
     }
 
     /// The label for a numeric feature value (NaN = missing).

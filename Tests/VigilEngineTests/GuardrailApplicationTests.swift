@@ -103,3 +103,18 @@ struct RowBatchShapeTests {
         #expect(error?.message.contains("needs 26 feature values") == true)
     }
 }
+
+/// A group map keyed by numbers reads numbers as numbers: `1.0`, `1` and `1e0` are one code
+/// (Cleveland writes sex as 1.0 where the other heart-disease sites write 1); other text is
+/// matched as written.
+struct NumericGroupValueTests {
+    @Test func numericRawValuesFindTheirMappedLabel() {
+        let g = GroupField(name: "sex", source: .field, field: "sex", map: ["1": "Male", "0": "Female", "07": "Site seven"], other: "Other")
+        #expect(g.label(raw: "1.0") == "Male" && g.label(raw: "1") == "Male" && g.label(raw: "1e0") == "Male")
+        #expect(g.label(raw: "0.0") == "Female" && g.label(raw: "-0") == "Female")
+        #expect(g.label(raw: "07") == "Site seven" && g.label(raw: "7") == "Site seven")
+        #expect(g.label(raw: "2") == "Other" && g.label(raw: "inf") == "Other" && g.label(raw: "0x1") == "Other")
+        let unmapped = GroupField(name: "site", source: .field, field: "site")
+        #expect(unmapped.label(raw: "1.0") == "1.0", "without a map the raw text is the label, as before")
+    }
+}
