@@ -86,6 +86,9 @@ struct Audit: ParsableCommand {
     @Flag(name: .long, help: "No summary on standard error.")
     var quiet = false
 
+    @Option(name: .long, help: "Counterfactual flip test: rescore every row with this group's attribute (a group name or its field) set to each other value; flips per group, for the model and the threshold apart (needs --model).")
+    var counterfactual: String?
+
     func run() throws {
         try runReportingErrors {
             let log = StandardError(quiet: quiet)
@@ -145,9 +148,20 @@ struct Audit: ParsableCommand {
             let data = try FairnessAudit.Data(risks: cohort.risks, labels: cohort.labels, decisions: decisions, fields: group, groupLabels: cohort.groupLabels)
             options.tradeoffGrid = AuditReport.grid(maxRisk: cohort.risks.max() ?? 1)
             let result = try FairnessAudit.run(data, options: options)
-            let report = AuditReport(
+            var report = AuditReport(
                 result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map(Self.describe),
                 decisionRule: rule, thresholds: thresholds, labelColumn: label)
+            if let field = counterfactual {
+                guard let m else { throw VigilError(.usage, "--counterfactual needs --model (the rows are rescored)") }
+                guard threshold == nil else { throw VigilError(.usage, "--counterfactual compares the policy's thresholds; leave out --threshold") }
+                let cf = try Counterfactual(model: m, field: field, url: url, format: inputFormat, limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes))
+                report.counterfactual = cf
+                for from in cf.cells.keys.sorted() {
+                    for (to, c) in cf.cells[from]!.sorted(by: { $0.key < $1.key }) {
+                        log.line("  counterfactual \(cf.group) \(from) -> \(to): \(c.flips) of \(c.n) decisions flip (model \(c.modelFlips), threshold \(c.thresholdFlips)); mean |risk change| \(String(format: "%.4g", c.sumAbsDeltaRisk / Double(max(c.n, 1))))")
+                    }
+                }
+            }
             if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
             if let html { try writeReport(report.html(), to: html) }
             if threshold == nil {
