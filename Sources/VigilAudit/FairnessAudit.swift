@@ -181,7 +181,14 @@ package enum FairnessAudit {
                 }
                 reference = i
             } else {
-                reference = eligible.firstIndex(of: true)  // partition is ordered by size
+                // The largest eligible group with positive labels (the partition is ordered by
+                // size): against a group without positives every equal-opportunity comparison is
+                // undefined. Without one, the largest eligible group.
+                let withPositives = keys.indices.first { eligible[$0] && (metrics[$0][.positives]!.value ?? 0) > 0 }
+                reference = withPositives ?? eligible.firstIndex(of: true)
+                if let r = reference, let largest = eligible.firstIndex(of: true), r != largest {
+                    warnings.append("reference group of '\(name)': '\(keys[r])', the largest with positive labels ('\(keys[largest])' has none); give --reference \(name)=GROUP to choose")
+                }
             }
         }
         let summary = Summary(groups: metrics, keys: keys, eligible: eligible, overall: overall, reference: reference)

@@ -176,22 +176,38 @@ struct Score: ParsableCommand {
             let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
             let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
             if let shard, shard.index > 0 { writer.omitHeader() }
-            let progress = Progress(total: reader.totalBytes, log: log)
-            var tally = ScoreTally()
-            var summary = ScoreSummary(model: model)
             var remaining = rows?.count ?? .max
-            while remaining > 0, let batch = try reader.nextBatch(maxRows: min(batchSize, remaining)) {
+            var summary = try scoreAll(model, writer: writer, explain: explainMode, log: log, totalBytes: reader.totalBytes, bytesRead: { reader.bytesRead },
+                                       suffix: shard.map { " (shard \($0))" } ?? "") {
+                guard remaining > 0, let batch = try reader.nextBatch(maxRows: min(batchSize, remaining)) else { return nil }
                 remaining -= batch.count
-                let records = try model.score(batch, threads: threads, explain: explainMode != nil)
-                try writer.write(records)
-                tally.add(records)
-                summary.add(records)
-                progress.update(rows: tally.rows, bytes: reader.bytesRead)
+                return batch
             }
-            progress.finish(rows: tally.rows)
-            log.line(tally.summary(model, unit: "rows", format: model.format.displayName) + (shard.map { " (shard \($0))" } ?? ""))
             try writeSummary(&summary, shard: shard, rows: rows, total: total, batch: batchSize, inputHash: { try SHA256Digest.hex(ofFileAt: URL(fileURLWithPath: input)) })
         }
+    }
+}
+
+extension Score {
+    /// Scores every batch `next` gives and writes its records: the one loop of `--input` and
+    /// `--events` (progress, tally, summary).
+    func scoreAll(
+        _ model: VigilModel, writer: RecordWriter, explain explainMode: ExplainMode?, log: StandardError, totalBytes: Int,
+        bytesRead: () -> Int, suffix: String, next: () throws -> RowBatch?
+    ) throws -> ScoreSummary {
+        let progress = Progress(total: totalBytes, log: log)
+        var tally = ScoreTally()
+        var summary = ScoreSummary(model: model)
+        while let batch = try next() {
+            let records = try model.score(batch, threads: threads, explain: explainMode != nil)
+            try writer.write(records)
+            tally.add(records)
+            summary.add(records)
+            progress.update(rows: tally.rows, bytes: bytesRead())
+        }
+        progress.finish(rows: tally.rows)
+        log.line(tally.summary(model, unit: "rows", format: model.format.displayName) + suffix)
+        return summary
     }
 }
 
@@ -210,18 +226,8 @@ extension Score {
         for note in reader.notes { log.line("warning: \(note)") }
         let outFormat = outputFormat ?? output.map { CohortFormat.guess(path: $0) } ?? .csv
         let writer = try RecordWriter(model: model, output: output.map { URL(fileURLWithPath: $0) }, format: outFormat, explain: explainMode)
-        let progress = Progress(total: reader.totalBytes, log: log)
-        var tally = ScoreTally()
-        var summary = ScoreSummary(model: model)
-        while let batch = try reader.nextBatch(maxRows: batchSize) {
-            let records = try model.score(batch, threads: threads, explain: explainMode != nil)
-            try writer.write(records)
-            tally.add(records)
-            summary.add(records)
-            progress.update(rows: tally.rows, bytes: reader.bytesRead)
-        }
-        progress.finish(rows: tally.rows)
-        log.line(tally.summary(model, unit: "rows", format: model.format.displayName) + " (from events)")
+        var summary = try scoreAll(model, writer: writer, explain: explainMode, log: log, totalBytes: reader.totalBytes, bytesRead: { reader.bytesRead },
+                                   suffix: " (from events)") { try reader.nextBatch(maxRows: batchSize) }
         try writeSummary(&summary, shard: nil, rows: nil, total: nil, batch: batchSize, inputHash: { try SHA256Digest.hex(ofFileAt: URL(fileURLWithPath: input)) })
     }
 

@@ -113,6 +113,26 @@ struct FairnessBoundaryTests {
         #expect(result.views[0].disparities[.fpr]?.differenceBetweenGroups.value == 0)
     }
 
+    /// The default reference group is the largest with positive labels: the largest group here
+    /// has none, so every comparison against it would be undefined; a warning says which was taken.
+    @Test func theDefaultReferenceIsTheLargestGroupWithPositives() throws {
+        var risks: [Double] = [], labels: [Bool] = [], groups: [String] = []
+        for i in 0..<60 { risks.append(Double(i % 10) / 10); labels.append(false); groups.append("big") }
+        for i in 0..<40 { risks.append(Double(i % 10) / 10); labels.append(i % 3 == 0); groups.append("small") }
+        var options = FairnessAudit.Options()
+        options.replicates = 10
+        options.minGroupSize = 10
+        let result = try FairnessAudit.run(try FairnessAudit.Data(
+            risks: risks, labels: labels, decisions: risks.map { $0 >= 0.5 }, fields: ["g"], groupLabels: [groups]), options: options)
+        let view = try #require(result.views.first)
+        #expect(view.reference == "small", "\(view.reference ?? "nil")")
+        #expect(view.warnings.contains { $0.contains("the largest with positive labels") })
+        options.references["g"] = "big"
+        let chosen = try FairnessAudit.run(try FairnessAudit.Data(
+            risks: risks, labels: labels, decisions: risks.map { $0 >= 0.5 }, fields: ["g"], groupLabels: [groups]), options: options)
+        #expect(chosen.views.first?.reference == "big")
+    }
+
     @Test func badOptionsAreRefusedNamingTheRule() {
         #expect(throws: VigilError.self) { _ = try FairnessConstraint(name: "min_sensitivity", target: nil) }
         #expect(throws: VigilError.self) { _ = try FairnessConstraint(name: "min_sensitivity", target: 1.5) }
