@@ -105,7 +105,7 @@ extension VigilModel {
             attributor = e
         }
         // Out-of-distribution scores (Mahalanobis, OutOfDistribution.swift) when the package has a reference.
-        let oodScores = oodGuard?.scores(batch.features, rows: n, featureCount: f)
+        let oodScores = oodGuard?.scores(batch.features, rows: n, featureCount: f, threads: threads ?? Parallel.cores)
         var records: [PredictionRecord] = []
         records.reserveCapacity(n)
         let fieldGroupSlots = groups.indices.map { i in groups[i].source == .field ? groups[..<i].filter { $0.source == .field }.count : -1 }
