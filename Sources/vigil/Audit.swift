@@ -86,6 +86,9 @@ struct Audit: ParsableCommand {
     @Flag(name: .long, help: "No summary on standard error.")
     var quiet = false
 
+    @Flag(name: .long, help: "Attribution by group: each group's mean contribution and mean |contribution| per feature (the model's explainer), and differences in mean |contribution| from the reference group with bootstrap intervals (at most 200 replicates; needs --model).")
+    var attribution = false
+
     @Option(name: .long, help: "Counterfactual flip test: rescore every row with this group's attribute (a group name or its field) set to each other value; flips per group, for the model and the threshold apart (needs --model).")
     var counterfactual: String?
 
@@ -151,6 +154,13 @@ struct Audit: ParsableCommand {
             var report = AuditReport(
                 result: result, cohort: cohort, showFallbacks: threshold == nil, modelDescription: m.map(Self.describe),
                 decisionRule: rule, thresholds: thresholds, labelColumn: label)
+            if attribution {
+                guard let m else { throw VigilError(.usage, "--attribution needs --model (the rows are explained)") }
+                report.attribution = try AttributionByGroup(
+                    model: m, fields: group.filter { f in m.groups.contains { $0.name == f } }, references: options.references, url: url,
+                    format: inputFormat, limits: .init(maxFieldBytes: maxFieldBytes, maxRecordBytes: maxRecordBytes),
+                    replicates: min(bootstrap, 200), seed: seed)
+            }
             if let field = counterfactual {
                 guard let m else { throw VigilError(.usage, "--counterfactual needs --model (the rows are rescored)") }
                 guard threshold == nil else { throw VigilError(.usage, "--counterfactual compares the policy's thresholds; leave out --threshold") }

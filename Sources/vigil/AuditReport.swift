@@ -14,6 +14,8 @@ struct AuditReport {
     let labelColumn: String
     /// The counterfactual flip test, when asked (`--counterfactual`).
     var counterfactual: Counterfactual? = nil
+    /// Attribution by group, when asked (`--attribution`).
+    var attribution: AttributionByGroup? = nil
 
     /// Trade-off thresholds: 101 points from 0 to the largest risk rounded up to 0.05.
     static func grid(maxRisk: Double) -> [Double] {
@@ -89,6 +91,7 @@ struct AuditReport {
             return .object(vo)
         })))
         if let counterfactual { doc.append(("counterfactual", counterfactual.json)) }
+        if let attribution { doc.append(("attribution_by_group", attribution.json)) }
         return .object(doc)
     }
 
@@ -203,6 +206,27 @@ struct AuditReport {
                 h += tradeoffPlot(g, color: Self.palette[i % Self.palette.count], marks: used)
             }
             h += "</div>\n"
+        }
+        if let at = attribution {
+            h += "<h2>Attribution by group</h2>\n<p class=\"note\">Mean |contribution| per feature and group (\(Self.esc(at.space)); the model's explainer on every row), the ten features with the largest overall mean; in brackets each group's difference from the reference group with its \(at.replicates)-replicate bootstrap 95% interval.</p>\n"
+            for v in at.views {
+                let total = v.groups.values.reduce(0) { $0 + $1.n }
+                let overall = at.features.indices.map { j in v.groups.values.reduce(0.0) { $0 + $1.sumAbs[j] } / Double(max(total, 1)) }
+                let top = at.features.indices.sorted { overall[$0] > overall[$1] }.prefix(10)
+                let labels = v.groups.keys.sorted()
+                h += "<h3>\(Self.esc(v.field)) (reference \(Self.esc(v.reference ?? "none")))</h3>\n<div class=\"scroll\"><table><tr><th>feature</th>" + labels.map { "<th>\(Self.esc($0)) (n \(v.groups[$0]!.n))</th>" }.joined() + "</tr>\n"
+                for j in top {
+                    h += "<tr><td>\(Self.esc(at.features[j]))</td>"
+                    for l in labels {
+                        let g = v.groups[l]!
+                        var cell = String(format: "%.4f", g.meanAbs(j))
+                        if let d = v.differences[l]?[j] { cell += String(format: "<br><span class=\"ci\">%+.4f [%+.4f, %+.4f]</span>", d.value, d.lower, d.upper) }
+                        h += "<td>\(cell)</td>"
+                    }
+                    h += "</tr>\n"
+                }
+                h += "</table></div>\n"
+            }
         }
         if let cf = counterfactual {
             h += "<h2>Counterfactual: \(Self.esc(cf.group)) set to each other value</h2>\n"
