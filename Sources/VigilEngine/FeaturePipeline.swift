@@ -319,17 +319,31 @@ package struct EntityHistory: Sendable {
         statics = Array(repeating: .nan, count: pipeline.inputs.count)
     }
 
+    /// Whether an observation arrived earlier in time than one before it (`settle()` sorts).
+    package private(set) var unsorted = false
+
     /// Records `value` of observation input `input` at `time` (a NaN value is no observation, but
-    /// its time still counts as one of the entity's times).
+    /// its time still counts as one of the entity's times). Observations may arrive in any order:
+    /// call `settle()` once they are all in (appending and one sort, never an insertion per
+    /// observation, so a request in reverse time order costs n log n, not n²).
     package mutating func observe(_ input: Int, time: Double, value: Double) {
         earliest = min(earliest, time)
         guard !value.isNaN else { return }
-        var k = times[input].count
-        if let last = times[input].last, time < last {
-            k = Self.upperBound(times[input], time)
+        if let last = times[input].last, time < last { unsorted = true }
+        times[input].append(time)
+        values[input].append(value)
+    }
+
+    /// Puts each input's observations in time order, equal times in arrival order (the later
+    /// one is the latest).
+    package mutating func settle() {
+        guard unsorted else { return }
+        for i in times.indices where times[i].count > 1 {
+            let order = times[i].indices.sorted { (times[i][$0], $0) < (times[i][$1], $1) }
+            times[i] = order.map { times[i][$0] }
+            values[i] = order.map { values[i][$0] }
         }
-        times[input].insert(time, at: k)
-        values[input].insert(value, at: k)
+        unsorted = false
     }
 
     /// Notes a time the entity was seen at (a row with nothing measured).
@@ -361,7 +375,9 @@ package struct EntityHistory: Sendable {
 
 extension FeaturePipeline {
     /// The model's features for `history` scored at time `t`, written to `out` (model order).
-    package func features(_ h: EntityHistory, at t: Double, into out: UnsafeMutablePointer<Double>) {
+    package func features(_ history: EntityHistory, at t: Double, into out: UnsafeMutablePointer<Double>) {
+        var h = history
+        if h.unsorted { h.settle() }  // callers settle once; this keeps a forgotten one correct
         let start = h.start ?? h.earliest
         for (j, op) in operations.enumerated() {
             let v: Double

@@ -287,6 +287,7 @@ package struct FHIRMapping: Sendable {
         if ignored > 0 { notes.append("\(ignored) Observation\(ignored == 1 ? "" : "s") not used (codes the model does not read, not final, or after the scoring time)") }
         if early > 0 { notes.append("\(early) Observation\(early == 1 ? "" : "s") before the Encounter's start not used (the model was trained on values from the admission on)") }
         if unusable > 0 { notes.append("\(unusable) Observation\(unusable == 1 ? "" : "s") without a quantity (data absent) taken as not measured") }
+        h.settle()
         h.start = p.originValue
         let t = origin == nil ? p.originValue : max(p.originValue, axis(instant))
         h.saw(t)

@@ -134,6 +134,7 @@ extension RequestParser {
                 latest = max(latest, t)
             }
         }
+        h.settle()
         h.start = try time(o["start"], "\(place).start")
         if let start = h.start { h.saw(start) }
         guard let at = try time(o["at"], "\(place).at") ?? (latest.isFinite ? latest : h.start) else {

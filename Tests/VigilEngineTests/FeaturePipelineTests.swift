@@ -61,6 +61,7 @@ struct FeaturePipelineTests {
         h.observe(0, time: 5, value: 4)
         h.observe(0, time: 4, value: 7)  // arrives late: kept in time order
         h.statics[1] = 61
+        h.settle()
         func at(_ t: Double) -> [Double] { p.features(h, at: t) }
         let nan = Double.nan
         func same(_ a: [Double], _ b: [Double]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) } }

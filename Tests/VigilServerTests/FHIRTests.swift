@@ -217,6 +217,15 @@ struct FHIRTests {
             let r = try await offPool { try c.request("POST", "/v1/models/sepsis/score", body: Data(body.utf8), headers: ["Content-Type": "application/json"]) }
             #expect(r.status == 400 && r.text.contains(rule), "\(rule): \(r.status) \(r.text)")
         }
+        // Observations in any order: 50,000 heart rates in reverse time order score as in order
+        // (appended, then sorted once: never an insertion per observation).
+        let hr = (0..<50_000).map { k in #"{"input": "HR", "time": \#(Double(k) / 1000), "value": \#(60 + k % 50)}"# }
+        @Sendable func rec(_ obs: [String]) -> String { #"{"history": {"entity": "p", "start": 0, "at": 50, "static": {"Age": 50, "Gender": 1, "HospAdmTime": 0}, "observations": [\#(obs.joined(separator: ","))]}}"# }
+        let forward = Data(rec(hr).utf8), backward = Data(rec(hr.reversed()).utf8)
+        let inOrder = try await offPool { try c.request("POST", "/v1/models/sepsis/score", body: forward, headers: [:]) }
+        let reversed = try await offPool { try c.request("POST", "/v1/models/sepsis/score", body: backward, headers: [:]) }
+        #expect(inOrder.status == 200 && reversed.status == 200, "\(reversed.text.prefix(200))")
+        #expect(try Self.json(inOrder.body)["risk"] as? Double == Self.json(reversed.body)["risk"] as? Double)
         // Units convert on the way in: 98.6 degF is 37 Cel.
         let f = #"{"history": {"entity": "p", "at": 2, "static": {"Age": 50, "Gender": 0, "HospAdmTime": 0}, "observations": [{"input": "Temp", "time": 1, "value": 98.6, "unit": "[degF]"}]}}"#
         let cel = #"{"history": {"entity": "p", "at": 2, "static": {"Age": 50, "Gender": 0, "HospAdmTime": 0}, "observations": [{"input": "Temp", "time": 1, "value": 37}]}}"#
