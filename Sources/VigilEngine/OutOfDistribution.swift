@@ -225,13 +225,43 @@ package final class OODGuard: Sendable {
                     // substitution (dtrsm); rows with missing values one by one.
                     var block = [Double](), complete = [Int]()
                     block.reserveCapacity(range.count * k)
+                    // Rows with missing values, by pattern (up to 64 features: a bit mask), each
+                    // pattern's rows solved together with its factor.
+                    var byPattern: [UInt64: [Int]] = [:]
                     for r in range {
                         let row = x + r * f
-                        if kept.allSatisfy({ !row[$0].isNaN }) {
+                        var mask: UInt64 = 0, observed = 0
+                        for (c, j) in kept.enumerated() where !row[j].isNaN {
+                            observed += 1
+                            if c < 64 { mask |= 1 << UInt64(c) }
+                        }
+                        if observed == k {
                             for (c, j) in kept.enumerated() { block.append((row[j] - reference.mean[c]) / reference.scale[c]) }
                             complete.append(r)
+                        } else if observed == 0 {
+                            o[r] = nil
+                        } else if k <= 64 {
+                            byPattern[mask, default: []].append(r)
                         } else {
                             o[r] = reference.score(row, kept: kept, cache: cache, z: &z, idx: &idx)
+                        }
+                    }
+                    for (mask, rows) in byPattern {
+                        let cols = (0..<k).filter { mask & (1 << UInt64($0)) != 0 }
+                        let m = cols.count
+                        let factor = cache.factor(mask: mask, cols, of: reference)
+                        var zb = [Double](repeating: 0, count: rows.count * m)
+                        for (i, r) in rows.enumerated() {
+                            let row = x + r * f
+                            for (t, c) in cols.enumerated() { zb[i * m + t] = (row[kept[c]] - reference.mean[c]) / reference.scale[c] }
+                        }
+                        zb.withUnsafeMutableBufferPointer { b in
+                            factor.withUnsafeBufferPointer { LAPACK.solveLowerRows($0.baseAddress!, n: m, rows: rows.count, b.baseAddress!) }
+                            for (i, r) in rows.enumerated() {
+                                var d2 = 0.0
+                                for t in 0..<m { let v = b[i * m + t]; d2 += v * v }
+                                o[r] = d2 / Double(m)
+                            }
                         }
                     }
                     guard !complete.isEmpty else { return }
