@@ -41,16 +41,8 @@ enum BinaryTensors {
                 continue
             }
             let place = "inputs[\(i)]"
-            guard case .number(let d) = sizeValue, let size = Untrusted.integer(d, in: 0...Int(Int32.max)) else {
-                throw ServerError.badRequest("\(place).parameters.binary_data_size: must be a byte count")
-            }
-            guard o["data"] == nil else { throw ServerError.badRequest("\(place): both data and binary_data_size; send the tensor one way") }
-            guard binary.endIndex - offset >= size else {
-                throw ServerError.badRequest("\(place).parameters.binary_data_size: \(size) bytes, but only \(binary.endIndex - offset) binary bytes are left in the body")
-            }
+            let bytes = try take(sizeValue, of: o, place: place, binary: binary, offset: &offset)
             guard case .string(let datatype)? = o["datatype"] else { throw ServerError.badRequest("\(place).datatype: must be a string") }
-            let bytes = binary[offset..<(offset + size)]
-            offset += size
             o["data"] = .array(try decode(bytes, datatype: datatype, place: place))
             var p = params
             p.removeValue(forKey: "binary_data_size")
@@ -63,6 +55,20 @@ enum BinaryTensors {
         return out
     }
 
+    /// An input's binary part: `binary_data_size` bytes from `offset` (advanced past them), the
+    /// size checked as a byte count, against the bytes left, and against a `data` given as well.
+    static func take(_ sizeValue: JSONValue, of o: [String: JSONValue], place: String, binary: Data, offset: inout Data.Index) throws -> Data {
+        guard case .number(let d) = sizeValue, let size = Untrusted.integer(d, in: 0...Int(Int32.max)) else {
+            throw ServerError.badRequest("\(place).parameters.binary_data_size: must be a byte count")
+        }
+        guard o["data"] == nil else { throw ServerError.badRequest("\(place): both data and binary_data_size; send the tensor one way") }
+        guard binary.endIndex - offset >= size else {
+            throw ServerError.badRequest("\(place).parameters.binary_data_size: \(size) bytes, but only \(binary.endIndex - offset) binary bytes are left in the body")
+        }
+        defer { offset += size }
+        return binary[offset..<(offset + size)]
+    }
+
     static func width(_ datatype: String) -> Int? {
         switch datatype {
         case "BOOL", "INT8", "UINT8": return 1
@@ -73,22 +79,31 @@ enum BinaryTensors {
         }
     }
 
-    static func decode(_ bytes: Data, datatype: String, place: String) throws -> [JSONValue] {
+    /// The elements of a binary BYTES tensor: each a 4-byte little-endian length, then that many
+    /// bytes; every length checked against the bytes left.
+    static func elements(_ bytes: Data, place: String) throws -> [Data] {
         let b = [UInt8](bytes)
-        if datatype == "BYTES" {
-            var out: [JSONValue] = []
-            var i = 0
-            while i < b.count {
-                guard b.count - i >= 4 else { throw ServerError.badRequest("\(place): a BYTES element's 4-byte length is cut off at byte \(i)") }
-                let n = Int(UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
-                i += 4
-                guard b.count - i >= n else { throw ServerError.badRequest("\(place): a BYTES element of \(n) bytes at byte \(i), but \(b.count - i) are left") }
-                guard let s = String(bytes: b[i..<(i + n)], encoding: .utf8) else { throw ServerError.badRequest("\(place): a BYTES element is not UTF-8 text") }
-                out.append(.string(s))
-                i += n
-            }
-            return out
+        var out: [Data] = []
+        var i = 0
+        while i < b.count {
+            guard b.count - i >= 4 else { throw ServerError.badRequest("\(place): a BYTES element's 4-byte length is cut off at byte \(i)") }
+            let n = Int(UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+            i += 4
+            guard b.count - i >= n else { throw ServerError.badRequest("\(place): a BYTES element of \(n) bytes at byte \(i), but \(b.count - i) are left") }
+            out.append(Data(b[i..<(i + n)]))
+            i += n
         }
+        return out
+    }
+
+    static func decode(_ bytes: Data, datatype: String, place: String) throws -> [JSONValue] {
+        if datatype == "BYTES" {
+            return try elements(bytes, place: place).map { e in
+                guard let s = String(data: e, encoding: .utf8) else { throw ServerError.badRequest("\(place): a BYTES element is not UTF-8 text") }
+                return .string(s)
+            }
+        }
+        let b = [UInt8](bytes)
         guard let w = width(datatype) else { throw ServerError.badRequest("\(place).datatype: '\(Untrusted.quote(datatype))' is not an OIP datatype") }
         guard datatype != "FP16" else { throw ServerError.badRequest("\(place).datatype: FP16 is not accepted; send FP32 or FP64") }
         guard b.count % w == 0 else { throw ServerError.badRequest("\(place).parameters.binary_data_size: \(b.count) bytes is not a whole number of \(datatype) elements (\(w) bytes each)") }

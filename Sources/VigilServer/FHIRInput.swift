@@ -172,30 +172,30 @@ package struct FHIRMapping: Sendable {
                     issues.append(.init(code: "required", diagnostics: "an Observation for input '\(p.inputs[i].name)' has no effectiveDateTime, effectiveInstant, effectivePeriod.start or issued with time of day and zone", expression: "\(o.path).effective[x]"))
                     continue
                 }
-                guard case .object(let q)? = part.json["valueQuantity"] else {
-                    if case .number(let v)? = part.json["valueInteger"], p.inputs[i].unit == nil {
-                        if origin != nil, t >= origin! { h.observe(i, time: axis(t), value: v); used.append((t, o.reference)) } else { early += 1 }
-                    } else {
-                        unusable += 1  // no value (dataAbsentReason, a coded value): not a measurement
-                    }
-                    continue
-                }
-                guard case .number(var v)? = q["value"], v.isFinite else {
-                    issues.append(.init(code: "value", diagnostics: "valueQuantity.value must be a number", expression: "\(part.path).valueQuantity.value"))
-                    continue
-                }
-                var unit: String?
-                if case .string(let c)? = q["code"] { unit = c } else if case .string(let u)? = q["unit"] { unit = u }
-                if let target = p.inputs[i].unit {
-                    guard let unit else {
-                        issues.append(.init(code: "required", diagnostics: "valueQuantity for input '\(p.inputs[i].name)' has no unit (code or unit); its unit is \(target)", expression: "\(part.path).valueQuantity"))
+                // The value: a quantity converted to the input's unit, or an integer for a unitless input.
+                var v: Double
+                if case .object(let q)? = part.json["valueQuantity"] {
+                    guard case .number(let value)? = q["value"], value.isFinite else {
+                        issues.append(.init(code: "value", diagnostics: "valueQuantity.value must be a number", expression: "\(part.path).valueQuantity.value"))
                         continue
                     }
-                    guard let c = UCUMUnit.convert(v, from: unit, to: target) else {
-                        issues.append(.init(code: "value", diagnostics: "unit '\(Untrusted.quote(unit, limit: 40))' cannot be converted to '\(target)' for input '\(p.inputs[i].name)' (UCUM units of one dimension convert)", expression: "\(part.path).valueQuantity.code"))
-                        continue
+                    v = value
+                    if let target = p.inputs[i].unit {
+                        guard let unit = Self.unit(of: q) else {
+                            issues.append(.init(code: "required", diagnostics: "valueQuantity for input '\(p.inputs[i].name)' has no unit (code or unit); its unit is \(target)", expression: "\(part.path).valueQuantity"))
+                            continue
+                        }
+                        guard let c = UCUMUnit.convert(v, from: unit, to: target) else {
+                            issues.append(.init(code: "value", diagnostics: "unit '\(Untrusted.quote(unit, limit: 40))' cannot be converted to '\(target)' for input '\(p.inputs[i].name)' (UCUM units of one dimension convert)", expression: "\(part.path).valueQuantity.code"))
+                            continue
+                        }
+                        v = c
                     }
-                    v = c
+                } else if case .number(let value)? = part.json["valueInteger"], p.inputs[i].unit == nil {
+                    v = value
+                } else {
+                    unusable += 1  // no value (dataAbsentReason, a coded value): not a measurement
+                    continue
                 }
                 guard let origin, t >= origin else { early += 1; continue }
                 if let at, t > at { ignored += 1; continue }
@@ -232,8 +232,7 @@ package struct FHIRMapping: Sendable {
                         if case .number(let v)? = x["valueDecimal"] ?? x["valueInteger"] { h.statics[i] = v }
                         if case .bool(let b)? = x["valueBoolean"] { h.statics[i] = b ? 1 : 0 }
                         if case .object(let q)? = x["valueQuantity"], case .number(let v)? = q["value"] {
-                            let unit: String? = { if case .string(let c)? = q["code"] { return c }; if case .string(let u)? = q["unit"] { return u }; return nil }()
-                            if let target = inp.unit, let unit {
+                            if let target = inp.unit, let unit = Self.unit(of: q) {
                                 if let c = UCUMUnit.convert(v, from: unit, to: target) { h.statics[i] = c } else {
                                     issues.append(.init(code: "value", diagnostics: "unit '\(Untrusted.quote(unit, limit: 40))' cannot be converted to '\(target)' for \(inp.name)", expression: "\(r.path).extension('\(url)')"))
                                 }
@@ -312,6 +311,13 @@ package struct FHIRMapping: Sendable {
             if case .string("text")? = sub["url"], case .string(let t)? = sub["valueString"] { text = t }
         }
         return text
+    }
+
+    /// A Quantity's unit: its UCUM `code`, else its `unit` text.
+    static func unit(of q: [String: JSONValue]) -> String? {
+        if case .string(let c)? = q["code"] { return c }
+        if case .string(let u)? = q["unit"] { return u }
+        return nil
     }
 
     /// `system|code` of each coding in `code.coding`.

@@ -84,15 +84,7 @@ package struct ImageRequest {
             var raw: Data?
             if let p = o["parameters"] { guard case .object = p else { throw ServerError.badRequest("\(place).parameters: must be an object") } }
             if case .object(let params)? = o["parameters"], let sizeValue = params["binary_data_size"] {
-                guard case .number(let d) = sizeValue, let size = Untrusted.integer(d, in: 0...Int(Int32.max)) else {
-                    throw ServerError.badRequest("\(place).parameters.binary_data_size: must be a byte count")
-                }
-                guard o["data"] == nil else { throw ServerError.badRequest("\(place): both data and binary_data_size; send the tensor one way") }
-                guard binary.endIndex - offset >= size else {
-                    throw ServerError.badRequest("\(place).parameters.binary_data_size: \(size) bytes, but only \(binary.endIndex - offset) binary bytes are left in the body")
-                }
-                raw = binary[offset..<(offset + size)]
-                offset += size
+                raw = try BinaryTensors.take(sizeValue, of: o, place: place, binary: binary, offset: &offset)
             }
             if datatype == "FP32" || datatype == "FP64" {
                 guard imageTensor == nil, files == nil else { throw ServerError.badRequest("\(place): a second image input; send the images as one tensor") }
@@ -132,15 +124,7 @@ package struct ImageRequest {
                 let n = shape[0]
                 var elements: [Data] = []
                 if let raw {
-                    var k = raw.startIndex
-                    while k < raw.endIndex {
-                        guard raw.endIndex - k >= 4 else { throw ServerError.badRequest("\(place): a BYTES element's 4-byte length is cut off") }
-                        let len = Int(UInt32(raw[k]) | UInt32(raw[k + 1]) << 8 | UInt32(raw[k + 2]) << 16 | UInt32(raw[k + 3]) << 24)
-                        k += 4
-                        guard raw.endIndex - k >= len else { throw ServerError.badRequest("\(place): a BYTES element of \(len) bytes, but \(raw.endIndex - k) are left") }
-                        elements.append(raw[k..<(k + len)])
-                        k += len
-                    }
+                    elements = try BinaryTensors.elements(raw, place: place)
                 } else {
                     guard case .array(let data)? = o["data"] else { throw ServerError.badRequest("\(place).data: required (or parameters.binary_data_size)") }
                     let flat = data.flatMap { v -> [JSONValue] in if case .array(let a) = v { return a } else { return [v] } }
